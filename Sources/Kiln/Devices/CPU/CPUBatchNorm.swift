@@ -1,0 +1,63 @@
+/// Batch norm on the CPU: one contiguous row of N·H·W per channel, channels split across threads.
+extension CPUDevice {
+    public func batchNormTrainingForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
+                                         runningVar: Tensor, savedMean: Tensor, savedInvStd: Tensor,
+                                         output: Tensor, momentum: Float, epsilon: Float) throws {
+        let row = input.rowLength
+        let (x, y, g, b) = (floats(input), floats(output), floats(gamma), floats(beta))
+        let (rm, rv, sm, si) = (floats(runningMean), floats(runningVar), floats(savedMean), floats(savedInvStd))
+        Parallel.chunks(input.channels) { channels in
+            for c in channels {
+                let xc = x + c * row, yc = y + c * row
+                // Two passes (mean, then squared deviations): stable where E[x²]−E[x]² is not.
+                let mean = Reduce.sum(xc, row) / Float(row)
+                let variance = Reduce.squaredDeviations(xc, row, mean: mean) / Float(row)
+                let invStd = 1 / (variance + epsilon).squareRoot()
+                let scale = g[c] * invStd, shift = b[c] - mean * scale
+                for i in 0..<row { yc[i] = xc[i] * scale + shift }
+                sm[c] = mean
+                si[c] = invStd
+                let unbiased = row > 1 ? variance * Float(row) / Float(row - 1) : variance
+                rm[c] = (1 - momentum) * rm[c] + momentum * mean
+                rv[c] = (1 - momentum) * rv[c] + momentum * unbiased
+            }
+        }
+    }
+
+    public func batchNormInferenceForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
+                                          runningVar: Tensor, output: Tensor, epsilon: Float) throws {
+        let row = input.rowLength
+        let (x, y, g, b, rm, rv) = (floats(input), floats(output), floats(gamma), floats(beta),
+                                    floats(runningMean), floats(runningVar))
+        Parallel.chunks(input.channels) { channels in
+            for c in channels {
+                let scale = g[c] / (rv[c] + epsilon).squareRoot(), shift = b[c] - rm[c] * scale
+                let xc = x + c * row, yc = y + c * row
+                for i in 0..<row { yc[i] = xc[i] * scale + shift }
+            }
+        }
+    }
+
+    public func batchNormBackward(input: Tensor, gradOutput: Tensor, gamma: Tensor, savedMean: Tensor,
+                                  savedInvStd: Tensor, gradInput: Tensor, gradGamma: Tensor, gradBeta: Tensor) throws {
+        let row = input.rowLength
+        let (x, dy, dx, g) = (floats(input), floats(gradOutput), floats(gradInput), floats(gamma))
+        let (sm, si, dg, db) = (floats(savedMean), floats(savedInvStd), floats(gradGamma), floats(gradBeta))
+        Parallel.chunks(input.channels) { channels in
+            for c in channels {
+                let xc = x + c * row, dyc = dy + c * row, dxc = dx + c * row
+                let mean = sm[c], invStd = si[c]
+                let sumDy = Reduce.sum(dyc, row)
+                let sumDyXhat = Reduce.dotCentered(dyc, xc, row, mean: mean) * invStd
+                db[c] = sumDy
+                dg[c] = sumDyXhat
+                // dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy·x̂))
+                let k = g[c] * invStd, meanDy = sumDy / Float(row), meanDyXhat = sumDyXhat / Float(row)
+                for i in 0..<row {
+                    let xhat = (xc[i] - mean) * invStd
+                    dxc[i] = k * (dyc[i] - meanDy - xhat * meanDyXhat)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import CBLAS
+
+/// Host memory, 64-byte aligned for SIMD loads.
+final class CPUStorage: DeviceStorage {
+    let raw: UnsafeMutableRawPointer
+    let byteCapacity: Int
+
+    init(bytes: Int) {
+        byteCapacity = bytes
+        raw = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+    }
+
+    deinit { raw.deallocate() }
+}
+
+/// The CPU device: convolutions as im2col + OpenBLAS sgemm, everything else as loops over raw
+/// buffers, split over `Parallel.threads` cores. OpenBLAS runs single-threaded: Kiln splits each GEMM
+/// itself, so BLAS threads never spin against Kiln's own.
+///
+/// The primitives live in the files beside this one, one op family each (`CPUConvolution.swift`, …).
+public final class CPUDevice: Device {
+    /// Scratch areas (im2col columns, per-thread partial sums); each grows to the largest layer, then stays.
+    private var workspaces = [CPUStorage(bytes: 0), CPUStorage(bytes: 0)]
+    static let columnScratch = 0, partialScratch = 1
+
+    public init() {
+        openblas_set_num_threads(1)
+    }
+
+    public var summary: String { "cpu (OpenBLAS sgemm, \(Parallel.threads) thread\(Parallel.threads == 1 ? "" : "s"))" }
+
+    func floats(_ t: Tensor) -> UnsafeMutablePointer<Float> {
+        (t.storage as! CPUStorage).raw.assumingMemoryBound(to: Float.self)
+    }
+
+    func ints(_ t: Tensor) -> UnsafeMutablePointer<Int32> {
+        (t.storage as! CPUStorage).raw.assumingMemoryBound(to: Int32.self)
+    }
+
+    /// Scratch area `index` with at least `count` floats (contents undefined).
+    func scratch(_ index: Int, _ count: Int) -> UnsafeMutablePointer<Float> {
+        if workspaces[index].byteCapacity < count * 4 { workspaces[index] = CPUStorage(bytes: count * 4) }
+        return workspaces[index].raw.assumingMemoryBound(to: Float.self)
+    }
+
+    public func allocate(_ shape: [Int], _ dtype: DType) throws -> Tensor {
+        let count = shape.reduce(1, *)
+        return Tensor(shape: shape, dtype: dtype, storage: CPUStorage(bytes: count * dtype.byteSize))
+    }
+
+    public func write(_ values: [Float], to tensor: Tensor) throws {
+        try checkCount(values.count, tensor, .float32)
+        values.withUnsafeBufferPointer { floats(tensor).update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    public func write(_ values: [Int32], to tensor: Tensor) throws {
+        try checkCount(values.count, tensor, .int32)
+        values.withUnsafeBufferPointer { ints(tensor).update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    public func readFloats(_ tensor: Tensor) throws -> [Float] {
+        Array(UnsafeBufferPointer(start: floats(tensor), count: tensor.count))
+    }
+
+    public func readInts(_ tensor: Tensor) throws -> [Int32] {
+        Array(UnsafeBufferPointer(start: ints(tensor), count: tensor.count))
+    }
+
+    public func fill(_ tensor: Tensor, with value: Float) throws {
+        floats(tensor).update(repeating: value, count: tensor.count)
+    }
+
+    public func copy(_ source: Tensor, to destination: Tensor) throws {
+        try checkCount(source.count, destination, source.dtype)
+        (destination.storage as! CPUStorage).raw.copyMemory(
+            from: (source.storage as! CPUStorage).raw, byteCount: source.count * source.dtype.byteSize)
+    }
+
+    private func checkCount(_ count: Int, _ tensor: Tensor, _ dtype: DType) throws {
+        guard count == tensor.count, dtype == tensor.dtype else {
+            throw KilnError("cannot copy \(count) \(dtype) values into a \(tensor.dtype) tensor of shape \(tensor.shape)")
+        }
+    }
+}

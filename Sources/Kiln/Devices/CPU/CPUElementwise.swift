@@ -1,0 +1,69 @@
+/// ReLU, dropout, products and the flatten permutation on the CPU.
+extension CPUDevice {
+    public func reluForward(input: Tensor, output: Tensor) throws {
+        let (x, y) = (floats(input), floats(output))
+        Parallel.chunks(input.count, grain: 1 << 15) { r in
+            for i in r { y[i] = max(x[i], 0) }
+        }
+    }
+
+    public func reluBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor) throws {
+        let (y, dy, dx) = (floats(output), floats(gradOutput), floats(gradInput))
+        Parallel.chunks(output.count, grain: 1 << 15) { r in
+            for i in r { dx[i] = y[i] > 0 ? dy[i] : 0 }
+        }
+    }
+
+    public func dropoutForward(input: Tensor, output: Tensor, mask: Tensor, probability: Float,
+                               channelwise: Bool, generator: Philox, step: UInt64) throws {
+        let (x, y, m) = (floats(input), floats(output), floats(mask))
+        let keepScale = probability < 1 ? 1 / (1 - probability) : 0
+        // One decision per element, or per (c, n) plane for Dropout2d.
+        let decisions = channelwise ? input.channels * input.batch : input.count
+        let spread = channelwise ? input.height * input.width : 1
+        Parallel.chunks((decisions + 3) / 4, grain: 256) { blocks in
+            for block in blocks {
+                let words = generator.block(UInt32(block), step: step)
+                for lane in 0..<4 where block * 4 + lane < decisions {
+                    let value: Float = Philox.unit(words[lane]) >= probability ? keepScale : 0
+                    let start = (block * 4 + lane) * spread
+                    for i in start..<start + spread {
+                        m[i] = value
+                        y[i] = x[i] * value
+                    }
+                }
+            }
+        }
+    }
+
+    public func multiply(_ a: Tensor, _ b: Tensor, into c: Tensor) throws {
+        let (x, y, z) = (floats(a), floats(b), floats(c))
+        Parallel.chunks(a.count, grain: 1 << 15) { r in
+            for i in r { z[i] = x[i] * y[i] }
+        }
+    }
+
+    public func flattenForward(input: Tensor, output: Tensor) throws {
+        permuteFeatures(floats(input), floats(output), input.shape, toFeatures: true)
+    }
+
+    public func flattenBackward(gradOutput: Tensor, gradInput: Tensor) throws {
+        permuteFeatures(floats(gradOutput), floats(gradInput), gradInput.shape, toFeatures: false)
+    }
+
+    /// Between [C, N, H·W] and [C·H·W, N]: element (c, n, p) ↔ feature (c·H·W + p, n).
+    private func permuteFeatures(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+                                 _ shape: [Int], toFeatures: Bool) {
+        let (c, n, plane) = (shape[0], shape[1], shape[2] * shape[3])
+        Parallel.chunks(c) { channels in
+            for ch in channels {
+                for image in 0..<n {
+                    for p in 0..<plane {
+                        let spatial = (ch * n + image) * plane + p, feature = (ch * plane + p) * n + image
+                        if toFeatures { dst[feature] = src[spatial] } else { dst[spatial] = src[feature] }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Log-softmax and NLL over class scores laid out [K, N] (class-major, like every activation).
+extension CPUDevice {
+    public func logSoftmaxForward(input: Tensor, output: Tensor) throws {
+        let (k, n) = (input.channels, input.rowLength)
+        let (x, y) = (floats(input), floats(output))
+        for j in 0..<n {
+            var top = -Float.infinity
+            for c in 0..<k { top = max(top, x[c * n + j]) }
+            var total: Float = 0
+            for c in 0..<k { total += expf(x[c * n + j] - top) }
+            let shift = top + logf(total)
+            for c in 0..<k { y[c * n + j] = x[c * n + j] - shift }
+        }
+    }
+
+    public func logSoftmaxBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor) throws {
+        let (k, n) = (output.channels, output.rowLength)
+        let (y, dy, dx) = (floats(output), floats(gradOutput), floats(gradInput))
+        for j in 0..<n {
+            var total: Float = 0
+            for c in 0..<k { total += dy[c * n + j] }
+            for c in 0..<k { dx[c * n + j] = dy[c * n + j] - expf(y[c * n + j]) * total }
+        }
+    }
+
+    public func nllLoss(logProbs: Tensor, labels: Tensor, totals: Tensor, gradient: Tensor?) throws {
+        let (k, n) = (logProbs.channels, logProbs.rowLength)
+        let (p, label, out) = (floats(logProbs), ints(labels), floats(totals))
+        var loss: Float = 0, correct: Float = 0
+        for j in 0..<n {
+            let target = Int(label[j])
+            loss -= p[target * n + j]
+            var best = 0
+            for c in 1..<k where p[c * n + j] > p[best * n + j] { best = c }
+            if best == target { correct += 1 }
+        }
+        out[0] += loss
+        out[1] += correct
+        if let gradient {
+            let g = floats(gradient)
+            g.update(repeating: 0, count: k * n)
+            for j in 0..<n { g[Int(label[j]) * n + j] = -1 / Float(n) }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+/// Max and average pooling on the CPU, one (c, n) plane at a time, planes split across threads.
+extension CPUDevice {
+    public func maxPoolForward(input: Tensor, output: Tensor, argmax: Tensor, geometry: WindowGeometry) throws {
+        let (h, w, oh, ow) = (input.height, input.width, output.height, output.width)
+        let (k, s, pad) = (geometry.kernel, geometry.stride, geometry.padding)
+        let (x, y, idx) = (floats(input), floats(output), ints(argmax))
+        Parallel.chunks(input.channels * input.batch) { planes in
+            for plane in planes {
+                let xp = x + plane * h * w, yp = y + plane * oh * ow, ip = idx + plane * oh * ow
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var best = -Float.infinity, at = -1
+                        for ky in max(0, pad - oy * s)..<min(k, h + pad - oy * s) {
+                            let iy = oy * s - pad + ky
+                            for kx in max(0, pad - ox * s)..<min(k, w + pad - ox * s) {
+                                let ix = ox * s - pad + kx
+                                let v = xp[iy * w + ix]
+                                // `!(v <= best)` lets a NaN win, as PyTorch propagates NaN.
+                                if at < 0 || !(v <= best) { best = v; at = iy * w + ix }
+                            }
+                        }
+                        yp[oy * ow + ox] = best
+                        ip[oy * ow + ox] = Int32(at)
+                    }
+                }
+            }
+        }
+    }
+
+    public func maxPoolBackward(gradOutput: Tensor, argmax: Tensor, gradInput: Tensor) throws {
+        let planeIn = gradInput.height * gradInput.width, planeOut = gradOutput.height * gradOutput.width
+        let (dy, idx, dx) = (floats(gradOutput), ints(argmax), floats(gradInput))
+        Parallel.chunks(gradInput.channels * gradInput.batch) { planes in
+            for plane in planes {
+                let dxp = dx + plane * planeIn, dyp = dy + plane * planeOut, ip = idx + plane * planeOut
+                dxp.update(repeating: 0, count: planeIn)
+                for o in 0..<planeOut { dxp[Int(ip[o])] += dyp[o] }
+            }
+        }
+    }
+
+    public func avgPoolForward(input: Tensor, output: Tensor, geometry: WindowGeometry) throws {
+        let (h, w, oh, ow) = (input.height, input.width, output.height, output.width)
+        let (k, s, pad) = (geometry.kernel, geometry.stride, geometry.padding)
+        let (x, y) = (floats(input), floats(output))
+        let inverseArea = 1 / Float(k * k)
+        Parallel.chunks(input.channels * input.batch) { planes in
+            for plane in planes {
+                let xp = x + plane * h * w, yp = y + plane * oh * ow
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var total: Float = 0
+                        for iy in max(0, oy * s - pad)..<min(h, oy * s - pad + k) {
+                            for ix in max(0, ox * s - pad)..<min(w, ox * s - pad + k) { total += xp[iy * w + ix] }
+                        }
+                        yp[oy * ow + ox] = total * inverseArea
+                    }
+                }
+            }
+        }
+    }
+
+    public func avgPoolBackward(gradOutput: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws {
+        let (h, w, oh, ow) = (gradInput.height, gradInput.width, gradOutput.height, gradOutput.width)
+        let (k, s, pad) = (geometry.kernel, geometry.stride, geometry.padding)
+        let (dy, dx) = (floats(gradOutput), floats(gradInput))
+        let inverseArea = 1 / Float(k * k)
+        Parallel.chunks(gradInput.channels * gradInput.batch) { planes in
+            for plane in planes {
+                let dxp = dx + plane * h * w, dyp = dy + plane * oh * ow
+                dxp.update(repeating: 0, count: h * w)
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        let g = dyp[oy * ow + ox] * inverseArea
+                        for iy in max(0, oy * s - pad)..<min(h, oy * s - pad + k) {
+                            for ix in max(0, ox * s - pad)..<min(w, ox * s - pad + k) { dxp[iy * w + ix] += g }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import Dispatch
+
+/// Splits loops over the CPU's cores. Chunks are contiguous and fixed for a given thread count, and
+/// every reduction is combined in chunk order, so results repeat bit for bit.
+public enum Parallel {
+    /// Worker threads; set once at start-up (`kiln --threads`), before any work runs.
+    nonisolated(unsafe) public static var threads: Int = max(1, System.coreCount)
+
+    /// Calls `body` on `threads` contiguous sub-ranges of 0..<count (fewer when each would get less
+    /// than `grain` items), in parallel.
+    @inline(__always)
+    public static func chunks(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+        let parts = min(threads, max(1, count / max(grain, 1)))
+        if parts <= 1 {
+            body(0..<count)
+            return
+        }
+        // Callers hand each chunk disjoint memory; the box only tells the compiler so.
+        withoutActuallyEscaping(body) { body in
+            let work = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                work.value(count * part / parts ..< count * (part + 1) / parts)
+            }
+        }
+    }
+}
+
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+public enum System {
+    public static var coreCount: Int {
+        #if canImport(Glibc)
+        return Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        #else
+        return 1
+        #endif
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

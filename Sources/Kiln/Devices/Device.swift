@@ -1,0 +1,125 @@
+/// Where tensors live and primitives run: the CPU or an OpenCL device. Everything above this protocol
+/// (layers, trainer, checkpoints) is device-agnostic.
+///
+/// Shapes: activations are `[C, N, H, W]` (channel-major, see `Tensor`); `weight` of a convolution is
+/// `[Co, Ci, k, k]`; per-channel vectors are `[C]`. Every primitive writes its outputs completely
+/// (no accumulation into them unless stated). Calls are queued in order; results are visible to the
+/// next primitive and to `read`. Errors name the failing call.
+///
+/// Call order of one training step (as `Sequential` issues it):
+///   gatherBatch → forward primitives layer by layer (conv2dForward, addChannelBias, batchNormTrainingForward,
+///   reluForward, dropoutForward, maxPoolForward, …, logSoftmaxForward) → nllLoss (with gradient) →
+///   backward primitives in reverse (…, conv2dBackwardWeights and channelSums before conv2dBackwardData
+///   for each convolution) → sgdStep / adamStep for every parameter.
+public protocol Device: AnyObject {
+    /// One line naming the device, e.g. "cpu (OpenBLAS, 2 threads)".
+    var summary: String { get }
+
+    // MARK: Memory
+    /// Uninitialised storage for `shape`.
+    func allocate(_ shape: [Int], _ dtype: DType) throws -> Tensor
+    func write(_ values: [Float], to tensor: Tensor) throws
+    func write(_ values: [Int32], to tensor: Tensor) throws
+    func readFloats(_ tensor: Tensor) throws -> [Float]
+    func readInts(_ tensor: Tensor) throws -> [Int32]
+    func fill(_ tensor: Tensor, with value: Float) throws
+    func copy(_ source: Tensor, to destination: Tensor) throws
+
+    // MARK: Convolution (square kernel; weight [Co, Ci, k, k]; x [Ci, N, H, W]; y [Co, N, OH, OW])
+    /// y = conv(x, weight). A Linear layer is the pointwise case on `[F, N, 1, 1]`.
+    func conv2dForward(input: Tensor, weight: Tensor, output: Tensor, geometry: WindowGeometry) throws
+    /// gradInput = conv_transpose(gradOutput, weight).
+    func conv2dBackwardData(gradOutput: Tensor, weight: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws
+    /// gradWeight = correlation of gradOutput with input, summed over the batch.
+    func conv2dBackwardWeights(input: Tensor, gradOutput: Tensor, gradWeight: Tensor, geometry: WindowGeometry) throws
+    /// x[c, …] += bias[c] (in place).
+    func addChannelBias(_ x: Tensor, bias: Tensor) throws
+    /// sums[c] = Σ x[c, …]: the gradient of a bias.
+    func channelSums(_ x: Tensor, into sums: Tensor) throws
+
+    // MARK: Batch norm (per channel over N·H·W)
+    /// Normalises with batch statistics, saves mean and 1/σ for backward, and updates running
+    /// statistics as PyTorch does (momentum, unbiased variance).
+    func batchNormTrainingForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
+                                  runningVar: Tensor, savedMean: Tensor, savedInvStd: Tensor,
+                                  output: Tensor, momentum: Float, epsilon: Float) throws
+    /// Normalises with the running statistics.
+    func batchNormInferenceForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
+                                   runningVar: Tensor, output: Tensor, epsilon: Float) throws
+    /// Gradients of the training forward, from the statistics it saved.
+    func batchNormBackward(input: Tensor, gradOutput: Tensor, gamma: Tensor, savedMean: Tensor,
+                           savedInvStd: Tensor, gradInput: Tensor, gradGamma: Tensor, gradBeta: Tensor) throws
+
+    // MARK: Pooling (per plane; floor mode; average pooling counts padding, as PyTorch's default)
+    /// `argmax` (int32, shaped like output) records the winning input offset within each plane.
+    func maxPoolForward(input: Tensor, output: Tensor, argmax: Tensor, geometry: WindowGeometry) throws
+    func maxPoolBackward(gradOutput: Tensor, argmax: Tensor, gradInput: Tensor) throws
+    func avgPoolForward(input: Tensor, output: Tensor, geometry: WindowGeometry) throws
+    func avgPoolBackward(gradOutput: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws
+
+    // MARK: Element-wise
+    func reluForward(input: Tensor, output: Tensor) throws
+    /// gradInput = gradOutput where output > 0, else 0.
+    func reluBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor) throws
+    /// mask = keep ? 1/(1-p) : 0 and output = input · mask. `channelwise` drops whole (c, n) planes
+    /// (Dropout2d). The decision for element (or plane) i is Philox word i%4 of block i/4 at
+    /// counter (i/4, step) with `generator`'s key: identical on every device.
+    func dropoutForward(input: Tensor, output: Tensor, mask: Tensor, probability: Float,
+                        channelwise: Bool, generator: Philox, step: UInt64) throws
+    /// z = x · y element-wise (dropout backward: gradInput = gradOutput · mask).
+    func multiply(_ x: Tensor, _ y: Tensor, into z: Tensor) throws
+    /// [C, N, H, W] → [C·H·W, N, 1, 1], feature index c·H·W + h·W + w as PyTorch's Flatten.
+    func flattenForward(input: Tensor, output: Tensor) throws
+    /// The inverse permutation, for gradients.
+    func flattenBackward(gradOutput: Tensor, gradInput: Tensor) throws
+
+    // MARK: Classifier head ([K, N] scores)
+    func logSoftmaxForward(input: Tensor, output: Tensor) throws
+    func logSoftmaxBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor) throws
+    /// Adds (Σ −logProbs[label], number of argmax hits) to `totals` [2]; when `gradient` is given, writes
+    /// the gradient of the mean NLL into it. Totals stay on the device until read.
+    func nllLoss(logProbs: Tensor, labels: Tensor, totals: Tensor, gradient: Tensor?) throws
+
+    // MARK: Optimizers (in place; PyTorch semantics, weight decay added to the gradient)
+    func sgdStep(parameter: Tensor, gradient: Tensor, velocity: Tensor, learningRate: Float,
+                 momentum: Float, nesterov: Bool, weightDecay: Float) throws
+    func adamStep(parameter: Tensor, gradient: Tensor, firstMoment: Tensor, secondMoment: Tensor,
+                  learningRate: Float, beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float,
+                  step: Int) throws
+
+    // MARK: Data
+    /// Copies images `order[start ..< start+N]` of `images` [C, total, H, W] into `output` [C, N, H, W]
+    /// and their labels into `labels` [N]; with `augmentation`, each image is rotated and shifted
+    /// (bilinear) by amounts drawn from `generator` at counter (slot, step).
+    func gatherBatch(images: Tensor, labels: Tensor, order: Tensor, start: Int, output: Tensor,
+                     outputLabels: Tensor, augmentation: Augmentation?, generator: Philox, step: UInt64) throws
+}
+
+/// Random rotation and shift applied on the fly; `background` fills pixels that come from outside.
+public struct Augmentation: Codable, Equatable, Sendable {
+    public var maxDegrees: Float
+    public var maxShift: Float
+    public var background: Float
+
+    public init(maxDegrees: Float, maxShift: Float, background: Float) {
+        self.maxDegrees = maxDegrees
+        self.maxShift = maxShift
+        self.background = background
+    }
+
+    /// The inverse map of one image's transform, from Philox words: output pixel (x, y) samples input
+    /// at (a·x' + b·y' + cx + tx, −b·x' + a·y' + cy + ty), with x' = x − cx, y' = y − cy.
+    @inline(__always)
+    public func transform(_ words: SIMD4<UInt32>) -> (a: Float, b: Float, tx: Float, ty: Float) {
+        let angle = (Philox.unit(words[0]) * 2 - 1) * maxDegrees * (Float.pi / 180)
+        let tx = (Philox.unit(words[1]) * 2 - 1) * maxShift
+        let ty = (Philox.unit(words[2]) * 2 - 1) * maxShift
+        return (cosf(angle), sinf(angle), tx, ty)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,97 @@
+import Foundation
+
+/// Model checkpoints as safetensors with PyTorch's `state_dict` names and layouts (`0.weight` OIHW,
+/// `2.running_mean`, `2.num_batches_tracked`, …), so `model.load_state_dict(...)` on the equivalent
+/// `torch.nn.Sequential` works. Optimizer state rides along as `optimizer.<param>.<slot>` (skip those
+/// keys, or load with `strict=False`, in PyTorch). The spec, training options and progress are in
+/// `__metadata__`.
+public struct Checkpoint {
+    public let spec: ModelSpec
+    public let options: TrainingOptions?
+    public let completedEpochs: Int
+    public let optimizerStep: Int
+    private let file: Safetensors
+    private let source: String
+
+    static let specKey = "kiln.spec", optionsKey = "kiln.options", epochKey = "kiln.epoch", stepKey = "kiln.step"
+
+    /// Writes the trainer's model, optimizer and progress to `path` atomically (temporary file, then rename).
+    public static func save(_ trainer: Trainer, to path: String) throws {
+        try save(model: trainer.model, optimizer: trainer.optimizer, options: trainer.options,
+                 completedEpochs: trainer.completedEpochs, to: path)
+    }
+
+    public static func save(model: Sequential, optimizer: Optimizer?, options: TrainingOptions?, completedEpochs: Int,
+                            to path: String) throws {
+        let device = model.device
+        var file = Safetensors()
+        for (name, tensor) in model.namedTensors {
+            file.tensors[name] = .float32(try device.readFloats(tensor), shape: tensor.shape)
+        }
+        for (i, layer) in model.layers.enumerated() {
+            if let bn = layer as? BatchNorm2d { file.tensors["\(i).num_batches_tracked"] = .int64(bn.batchesTracked) }
+        }
+        if let optimizer {
+            for (name, parameter) in parameterNames(model) {
+                for (slot, tensor) in zip(optimizer.config.stateNames, parameter.optimizerState) {
+                    file.tensors["optimizer.\(name).\(slot)"] = .float32(try device.readFloats(tensor), shape: tensor.shape)
+                }
+            }
+            file.metadata[stepKey] = String(optimizer.step)
+        }
+        file.metadata["format"] = "pt"
+        file.metadata[specKey] = model.spec.jsonString()
+        file.metadata[epochKey] = String(completedEpochs)
+        if let options { file.metadata[optionsKey] = String(decoding: try JSONEncoder().encode(options), as: UTF8.self) }
+        do {
+            try file.encoded().write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw KilnError("\(path): cannot write the checkpoint (\(error.localizedDescription))")
+        }
+    }
+
+    public init(path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { throw KilnError("\(path): cannot read the checkpoint") }
+        file = try Safetensors(data: data, source: path)
+        source = path
+        guard let specText = file.metadata[Self.specKey] else {
+            throw KilnError("\(path): no model spec in the metadata (\(Self.specKey)); was it written by kiln?")
+        }
+        spec = try ModelSpec(json: Data(specText.utf8), source: "\(path) (\(Self.specKey))")
+        options = try file.metadata[Self.optionsKey].map { try JSONDecoder().decode(TrainingOptions.self, from: Data($0.utf8)) }
+        completedEpochs = Int(file.metadata[Self.epochKey] ?? "0") ?? 0
+        optimizerStep = Int(file.metadata[Self.stepKey] ?? "0") ?? 0
+    }
+
+    /// Copies the weights and running statistics into `model` (built from `spec`).
+    public func load(into model: Sequential) throws {
+        let device = model.device
+        for (name, tensor) in model.namedTensors { try device.write(try floats(name, shape: tensor.shape), to: tensor) }
+        for (i, layer) in model.layers.enumerated() {
+            if let bn = layer as? BatchNorm2d { bn.batchesTracked = file.tensors["\(i).num_batches_tracked"]?.int64Value ?? 0 }
+        }
+    }
+
+    /// Restores the optimizer's state and step count.
+    public func load(into optimizer: Optimizer, of model: Sequential) throws {
+        try optimizer.prepare(model.parameters)
+        for (name, parameter) in Self.parameterNames(model) {
+            for (slot, tensor) in zip(optimizer.config.stateNames, parameter.optimizerState) {
+                try model.device.write(try floats("optimizer.\(name).\(slot)", shape: tensor.shape), to: tensor)
+            }
+        }
+        optimizer.step = optimizerStep
+    }
+
+    private func floats(_ name: String, shape: [Int]) throws -> [Float] {
+        guard let entry = file.tensors[name] else { throw KilnError("\(source): tensor \(name) is missing") }
+        guard entry.dtype == "F32", entry.shape == shape else {
+            throw KilnError("\(source): tensor \(name) is \(entry.dtype) \(entry.shape), the model needs F32 \(shape)")
+        }
+        return entry.floats
+    }
+
+    private static func parameterNames(_ model: Sequential) -> [(String, Parameter)] {
+        model.layers.enumerated().flatMap { i, layer in layer.parameters.map { ("\(i).\($0.name)", $0) } }
+    }
+}

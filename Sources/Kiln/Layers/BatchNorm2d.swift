@@ -1,0 +1,58 @@
+/// Batch normalisation per channel, as `torch.nn.BatchNorm2d` (momentum 0.1, ε 1e-5, unbiased
+/// running variance). Training normalises with batch statistics; inference with running ones.
+public final class BatchNorm2d: Layer {
+    public let spec: LayerSpec
+    public let parameters: [Parameter]
+    public let runningMean: Tensor, runningVar: Tensor
+    /// PyTorch's `num_batches_tracked`, kept for checkpoints.
+    public var batchesTracked: Int64 = 0
+    static let momentum: Float = 0.1, epsilon: Float = 1e-5
+    private let device: Device
+    private let savedMean: Tensor, savedInvStd: Tensor
+    private let output = TensorSlot(), gradInput = TensorSlot()
+    private var input: Tensor?
+
+    init(spec: LayerSpec, device: Device, channels: Int) throws {
+        self.spec = spec
+        self.device = device
+        func vector(_ value: Float) throws -> Tensor {
+            let t = try device.allocate([channels], .float32)
+            try device.fill(t, with: value)
+            return t
+        }
+        parameters = [try Parameter("weight", vector(1), on: device), try Parameter("bias", vector(0), on: device)]
+        runningMean = try vector(0)
+        runningVar = try vector(1)
+        savedMean = try vector(0)
+        savedInvStd = try vector(1)
+    }
+
+    public var buffers: [(name: String, tensor: Tensor)] { [("running_mean", runningMean), ("running_var", runningVar)] }
+
+    public func forward(_ input: Tensor, context: StepContext) throws -> Tensor {
+        self.input = input
+        let y = try output.tensor(input.shape, on: device)
+        let (gamma, beta) = (parameters[0].value, parameters[1].value)
+        switch context.mode {
+        case .training:
+            try device.batchNormTrainingForward(input: input, gamma: gamma, beta: beta, runningMean: runningMean,
+                                                runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd,
+                                                output: y, momentum: Self.momentum, epsilon: Self.epsilon)
+            batchesTracked += 1
+        case .inference:
+            try device.batchNormInferenceForward(input: input, gamma: gamma, beta: beta, runningMean: runningMean,
+                                                 runningVar: runningVar, output: y, epsilon: Self.epsilon)
+        }
+        return y
+    }
+
+    public func backward(_ gradOutput: Tensor, needInputGradient: Bool) throws -> Tensor? {
+        guard let input else { throw KilnError("BatchNorm2d.backward called before forward") }
+        // The input gradient falls out of the same pass as γ's and β's, so it is always computed.
+        let dx = try gradInput.tensor(input.shape, on: device)
+        try device.batchNormBackward(input: input, gradOutput: gradOutput, gamma: parameters[0].value,
+                                     savedMean: savedMean, savedInvStd: savedInvStd, gradInput: dx,
+                                     gradGamma: parameters[0].gradient, gradBeta: parameters[1].gradient)
+        return needInputGradient ? dx : nil
+    }
+}

@@ -1,0 +1,51 @@
+/// Whether a layer trains (batch statistics, dropout on) or evaluates (running statistics, dropout off).
+public enum Mode: Sendable { case training, inference }
+
+/// What a layer may need to know about the step it runs in.
+public struct StepContext: Sendable {
+    public var mode: Mode
+    /// Global training step: the counter for dropout's random numbers.
+    public var step: UInt64
+    public init(mode: Mode, step: UInt64 = 0) { self.mode = mode; self.step = step }
+}
+
+/// A learnable tensor, its gradient (written by `backward`), and state its optimizer keeps.
+public final class Parameter {
+    /// PyTorch's name within its module: "weight" or "bias".
+    public let name: String
+    public let value: Tensor
+    public let gradient: Tensor
+    /// Optimizer slots (momentum, Adam moments), created by the optimizer on first use.
+    public var optimizerState: [Tensor] = []
+
+    init(_ name: String, _ value: Tensor, on device: Device) throws {
+        self.name = name
+        self.value = value
+        gradient = try device.allocate(value.shape, .float32)
+    }
+}
+
+/// One stage of a `Sequential` model, bound to a device and an input shape when built.
+///
+/// Call order: `forward` (saves what backward needs), then, in training, `backward` with the
+/// gradient of the loss with respect to the output. Outputs and gradients live in buffers the layer
+/// owns and reuses: a returned tensor stays valid until the layer's next call.
+public protocol Layer: AnyObject {
+    var spec: LayerSpec { get }
+    var parameters: [Parameter] { get }
+    /// Non-learnable tensors saved with the model (batch norm's running statistics), by PyTorch name.
+    var buffers: [(name: String, tensor: Tensor)] { get }
+    func forward(_ input: Tensor, context: StepContext) throws -> Tensor
+    /// Writes the parameters' gradients and returns the input's gradient when `needInputGradient`.
+    func backward(_ gradOutput: Tensor, needInputGradient: Bool) throws -> Tensor?
+}
+
+extension Layer {
+    public var parameters: [Parameter] { [] }
+    public var buffers: [(name: String, tensor: Tensor)] { [] }
+}
+
+/// Output shape of an activation [C, N, H, W] after a window op.
+func windowOutputShape(_ input: Tensor, channels: Int, _ g: WindowGeometry) -> [Int] {
+    [channels, input.batch, g.outputSize(input.height), g.outputSize(input.width)]
+}

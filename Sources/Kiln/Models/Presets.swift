@@ -1,0 +1,66 @@
+import Foundation
+
+/// The built-in models, written in the same JSON a user would write (`kiln summary --model NAME --spec`
+/// prints them).
+public enum Presets {
+    public static let defaultName = "lean8k"
+
+    public static let all: [String: ModelSpec] = {
+        let texts = ["lean8k": lean8k, "ref18k": ref18k, "strided12k": strided12k]
+        return texts.mapValues { try! ModelSpec(json: Data($0.utf8), source: "preset") }
+    }()
+
+    /// Kiln's default: 7,416 parameters, no Linear layer. Two unpadded 3x3 convolutions, a max pool and
+    /// a 1x1 squeeze, three more 3x3 convolutions (receptive field 18), then global average pooling
+    /// and a 1x1 classifier. Each conv is followed by ReLU then batch norm, so convs carry no bias.
+    static let lean8k = """
+    {"name": "lean8k", "input": [1, 28, 28], "layers": [
+      {"type": "conv2d", "out": 8, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "conv2d", "out": 16, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "maxpool2d", "kernel": 2},
+      {"type": "conv2d", "out": 8, "kernel": 1, "bias": false},
+      {"type": "conv2d", "out": 16, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "conv2d", "out": 16, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "conv2d", "out": 16, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "globalavgpool"},
+      {"type": "conv2d", "out": 10, "kernel": 1, "bias": false},
+      {"type": "logsoftmax"}]}
+    """
+
+    /// The reference network: 18,738 parameters, every conv padded by 1 (the 1x1s too, which grows the
+    /// map), each batch norm after its ReLU.
+    static let ref18k = """
+    {"name": "ref18k", "input": [1, 28, 28], "layers": [
+      {"type": "conv2d", "out": 128, "kernel": 3, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"}, {"type": "dropout2d", "p": 0.1},
+      {"type": "conv2d", "out": 8, "kernel": 1, "padding": 1},
+      {"type": "conv2d", "out": 16, "kernel": 3, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"}, {"type": "dropout2d", "p": 0.1},
+      {"type": "maxpool2d", "kernel": 2},
+      {"type": "conv2d", "out": 16, "kernel": 3, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"}, {"type": "dropout2d", "p": 0.1},
+      {"type": "conv2d", "out": 32, "kernel": 3, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"}, {"type": "dropout2d", "p": 0.1},
+      {"type": "maxpool2d", "kernel": 2},
+      {"type": "conv2d", "out": 16, "kernel": 1, "padding": 1},
+      {"type": "conv2d", "out": 16, "kernel": 3, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"}, {"type": "dropout2d", "p": 0.1},
+      {"type": "conv2d", "out": 32, "kernel": 3, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"}, {"type": "dropout2d", "p": 0.1},
+      {"type": "conv2d", "out": 10, "kernel": 1, "padding": 1},
+      {"type": "avgpool2d", "kernel": 11},
+      {"type": "logsoftmax"}]}
+    """
+
+    /// Three blocks of (3x3 conv, ReLU, BN, stride-2 3x3 conv, ReLU, BN, [max pool], dropout 0.25),
+    /// a 1x1 conv to 10 channels, global average pooling: 12,122 parameters.
+    static let strided12k = """
+    {"name": "strided12k", "input": [1, 28, 28], "layers": [
+      {"type": "conv2d", "out": 16, "kernel": 3, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "conv2d", "out": 16, "kernel": 3, "stride": 2, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "maxpool2d", "kernel": 2}, {"type": "dropout", "p": 0.25},
+      {"type": "conv2d", "out": 16, "kernel": 3, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "conv2d", "out": 16, "kernel": 3, "stride": 2, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "maxpool2d", "kernel": 2}, {"type": "dropout", "p": 0.25},
+      {"type": "conv2d", "out": 16, "kernel": 3, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "conv2d", "out": 16, "kernel": 3, "stride": 2, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "dropout", "p": 0.25},
+      {"type": "conv2d", "out": 10, "kernel": 1},
+      {"type": "globalavgpool"},
+      {"type": "logsoftmax"}]}
+    """
+}

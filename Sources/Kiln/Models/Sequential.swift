@@ -1,0 +1,64 @@
+/// A model: layers applied in order, built from a `ModelSpec` on one device.
+public final class Sequential {
+    public let spec: ModelSpec
+    public let layers: [Layer]
+    public let device: Device
+
+    /// Builds every layer with PyTorch's default initialisation, drawn from `seed`.
+    public init(spec: ModelSpec, device: Device, seed: UInt64) throws {
+        let shapes = try spec.validate()
+        var random = HostRandom(seed: seed, stream: RandomStream.initialisation)
+        var layers: [Layer] = []
+        for (i, layer) in spec.layers.enumerated() {
+            let input = i == 0 ? spec.input : shapes[i - 1]
+            switch layer {
+            case let .conv2d(out, kernel, stride, padding, bias):
+                layers.append(try Conv2d(spec: layer, device: device, inChannels: input.channels, outChannels: out,
+                                         geometry: WindowGeometry(kernel: kernel, stride: stride, padding: padding),
+                                         bias: bias, weightShape: [out, input.channels, kernel, kernel], random: &random))
+            case let .linear(out, bias):
+                layers.append(try Linear.make(spec: layer, device: device, inFeatures: input.channels,
+                                              outFeatures: out, bias: bias, random: &random))
+            case .batchNorm2d: layers.append(try BatchNorm2d(spec: layer, device: device, channels: input.channels))
+            case .relu: layers.append(ReLU(device: device))
+            case let .maxPool2d(g): layers.append(MaxPool2d(spec: layer, device: device, geometry: g))
+            case let .avgPool2d(g): layers.append(AvgPool2d(spec: layer, device: device, geometry: g))
+            case .globalAvgPool:
+                layers.append(AvgPool2d(spec: layer, device: device,
+                                        geometry: WindowGeometry(kernel: input.size, stride: input.size, padding: 0)))
+            case let .dropout(p), let .dropout2d(p):
+                layers.append(Dropout(spec: layer, device: device, probability: p, channelwise: layer != .dropout(p),
+                                      generator: Philox(seed: seed, stream: RandomStream.dropout + UInt32(i))))
+            case .flatten: layers.append(Flatten(device: device))
+            case .logSoftmax: layers.append(LogSoftmax(device: device))
+            }
+        }
+        self.spec = spec
+        self.layers = layers
+        self.device = device
+    }
+
+    public var parameters: [Parameter] { layers.flatMap(\.parameters) }
+
+    /// Runs every layer; `input` is [C, N, H, W]. Returns the last layer's output.
+    public func forward(_ input: Tensor, context: StepContext) throws -> Tensor {
+        try layers.reduce(input) { try $1.forward($0, context: context) }
+    }
+
+    /// Backpropagates the loss gradient with respect to the output through every layer, writing
+    /// each parameter's gradient. The first layer's input needs no gradient.
+    public func backward(_ gradOutput: Tensor) throws {
+        var gradient = gradOutput
+        for (i, layer) in layers.enumerated().reversed() {
+            guard let next = try layer.backward(gradient, needInputGradient: i > 0) else { break }
+            gradient = next
+        }
+    }
+
+    /// Every saved tensor under PyTorch's `state_dict` names ("0.weight", "2.running_mean", …).
+    public var namedTensors: [(name: String, tensor: Tensor)] {
+        layers.enumerated().flatMap { i, layer in
+            layer.parameters.map { ("\(i).\($0.name)", $0.value) } + layer.buffers.map { ("\(i).\($0.name)", $0.tensor) }
+        }
+    }
+}

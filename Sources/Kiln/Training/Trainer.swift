@@ -1,0 +1,185 @@
+import Foundation
+
+/// Everything that shapes a training run.
+public struct TrainingOptions: Codable, Equatable, Sendable {
+    public var epochs = 15
+    public var batchSize = 128
+    public var optimizer = OptimizerConfig(kind: .sgd)
+    public var schedule = Schedule.Kind.onecycle
+    /// StepLR: epochs between decays, and the factor.
+    public var stepSize = 5
+    public var gamma: Float = 0.1
+    public var learningRate: Float = 0.05
+    public var augmentation: Augmentation? = Augmentation(maxDegrees: 7, maxShift: 1, background: MNISTData.background)
+    public var seed: UInt64 = 1
+    /// Test-set batch size: larger is faster, and the result does not depend on it.
+    public var evalBatchSize = 1000
+
+    public init() {}
+}
+
+/// Hooks into a run: progress display, logs, checkpoints.
+public protocol TrainingCallback: AnyObject {
+    func batchEnded(epoch: Int, batch: Int, of batches: Int, trainer: Trainer) throws
+    func epochEnded(_ report: EpochReport, trainer: Trainer) throws
+}
+
+extension TrainingCallback {
+    public func batchEnded(epoch: Int, batch: Int, of batches: Int, trainer: Trainer) throws {}
+    public func epochEnded(_ report: EpochReport, trainer: Trainer) throws {}
+}
+
+/// One split on the device: uploaded once, then batches are gathered there by shuffled index.
+struct DeviceSplit {
+    let images: Tensor, labels: Tensor, order: Tensor
+    let count: Int
+
+    init(_ split: Split, on device: Device) throws {
+        count = split.count
+        images = try device.allocate([split.shape.channels, count, split.shape.size, split.shape.size], .float32)
+        labels = try device.allocate([count], .int32)
+        order = try device.allocate([count], .int32)
+        try device.write(split.images, to: images)
+        try device.write(split.labels, to: labels)
+        try device.write((0..<Int32(count)).map { $0 }, to: order)
+    }
+
+    /// Gathers images `order[start ..< start+count]` (and labels) into the slots' tensors.
+    func batch(start: Int, count: Int, into images: TensorSlot, _ labels: TensorSlot, on device: Device,
+               augmentation: Augmentation? = nil, generator: Philox = Philox(seed: 0, stream: 0),
+               step: UInt64 = 0) throws -> (Tensor, Tensor) {
+        let x = try images.tensor([self.images.channels, count, self.images.height, self.images.width], on: device)
+        let y = try labels.tensor([count], on: device, dtype: .int32)
+        try device.gatherBatch(images: self.images, labels: self.labels, order: order, start: start, output: x,
+                               outputLabels: y, augmentation: augmentation, generator: generator, step: step)
+        return (x, y)
+    }
+}
+
+/// Trains a `Sequential` classifier with NLL loss: per batch, gather → forward → loss → backward →
+/// update, all on the model's device. Host and device exchange only the epoch's shuffled order and
+/// the loss/accuracy totals.
+public final class Trainer {
+    public let model: Sequential
+    public let optimizer: Optimizer
+    public let options: TrainingOptions
+    public let schedule: Schedule
+    /// Images in the training split.
+    public var trainCount: Int { trainSplit.count }
+    /// Epochs finished (a resumed run starts past 0).
+    public var completedEpochs = 0
+    public let warmupSeconds: Double
+    private let device: Device
+    private let trainSplit: DeviceSplit, testSplit: DeviceSplit
+    private let batch = TensorSlot(), batchLabels = TensorSlot(), lossGradient = TensorSlot()
+    private let totals: Tensor
+
+    /// `setupStart` is when device and model set-up began, for the warm-up figure.
+    public init(model: Sequential, data: MNISTData, options: TrainingOptions, setupStart: Date = Date()) throws {
+        let shapes = try model.spec.validate()
+        guard model.spec.layers.last == .logSoftmax, shapes.last == ImageShape(channels: MNISTData.classes, size: 1) else {
+            throw KilnError("model \(model.spec.name) must end in logsoftmax over \(MNISTData.classes) classes of size 1, it gives \(shapes.last!)")
+        }
+        guard model.spec.input == data.train.shape else {
+            throw KilnError("model \(model.spec.name) takes \(model.spec.input) images, the data has \(data.train.shape)")
+        }
+        guard options.batchSize >= 1, options.epochs >= 1 else { throw KilnError("batch size and epochs must be at least 1") }
+        self.model = model
+        self.options = options
+        device = model.device
+        optimizer = Optimizer(config: options.optimizer, device: device)
+        try optimizer.prepare(model.parameters)
+        trainSplit = try DeviceSplit(data.train, on: device)
+        testSplit = try DeviceSplit(data.test, on: device)
+        totals = try device.allocate([2], .float32)
+        var schedule = Schedule(kind: options.schedule, learningRate: options.learningRate, epochs: options.epochs,
+                                stepsPerEpoch: (trainSplit.count + options.batchSize - 1) / options.batchSize)
+        schedule.stepSize = options.stepSize
+        schedule.gamma = options.gamma
+        self.schedule = schedule
+        warmupSeconds = Date().timeIntervalSince(setupStart)
+    }
+
+    /// Trains the remaining epochs, evaluating after each, and reports them to the callbacks.
+    @discardableResult
+    public func run(callbacks: [TrainingCallback] = []) throws -> [EpochReport] {
+        var reports: [EpochReport] = []
+        while completedEpochs < options.epochs {
+            let epoch = completedEpochs + 1
+            let learningRate = schedule.at(optimizer.step).learningRate
+            let started = Date()
+            let (loss, accuracy) = try trainEpoch(epoch, callbacks: callbacks)
+            let trained = Date()
+            let result = try evaluate()
+            completedEpochs = epoch
+            let seconds = trained.timeIntervalSince(started)
+            let report = EpochReport(
+                model: model.spec.name, device: device.summary, parameters: try model.spec.parameterCount(),
+                epoch: epoch, epochs: options.epochs, batchSize: options.batchSize, threads: Parallel.threads,
+                seed: options.seed, learningRate: learningRate, warmupSeconds: warmupSeconds, epochSeconds: seconds,
+                imagesPerSecond: Double(trainSplit.count) / seconds, trainLoss: loss, trainAccuracy: accuracy,
+                evalSeconds: Date().timeIntervalSince(trained), testLoss: result.loss, testCorrect: result.correct,
+                testCount: result.count, testAccuracy: 100 * Double(result.correct) / Double(result.count))
+            for callback in callbacks { try callback.epochEnded(report, trainer: self) }
+            reports.append(report)
+        }
+        return reports
+    }
+
+    /// One pass over the shuffled training set. Returns mean loss and accuracy (%).
+    public func trainEpoch(_ epoch: Int, callbacks: [TrainingCallback] = []) throws -> (loss: Double, accuracy: Double) {
+        var random = HostRandom(seed: options.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15, stream: RandomStream.shuffle)
+        try device.write(random.permutation(trainSplit.count), to: trainSplit.order)
+        try device.fill(totals, with: 0)
+        let augmenter = Philox(seed: options.seed, stream: RandomStream.augmentation)
+        let batches = schedule.stepsPerEpoch
+        for b in 0..<batches {
+            let start = b * options.batchSize, n = min(options.batchSize, trainSplit.count - start)
+            let step = UInt64(optimizer.step)
+            let (x, labels) = try trainSplit.batch(start: start, count: n, into: batch, batchLabels, on: device,
+                                                   augmentation: options.augmentation, generator: augmenter, step: step)
+            let output = try model.forward(x, context: StepContext(mode: .training, step: step))
+            let gradient = try lossGradient.tensor(output.shape, on: device)
+            try device.nllLoss(logProbs: output, labels: labels, totals: totals, gradient: gradient)
+            try model.backward(gradient)
+            let (learningRate, momentum) = schedule.at(optimizer.step)
+            try optimizer.update(model.parameters, learningRate: learningRate, momentum: momentum)
+            for callback in callbacks { try callback.batchEnded(epoch: epoch, batch: b + 1, of: batches, trainer: self) }
+        }
+        let (loss, correct) = try readTotals()
+        return (loss / Double(trainSplit.count), 100 * correct / Double(trainSplit.count))
+    }
+
+    /// Loss summed and correct predictions counted so far this epoch (reads two numbers back).
+    public func readTotals() throws -> (loss: Double, correct: Double) {
+        let values = try device.readFloats(totals)
+        return (Double(values[0]), Double(values[1]))
+    }
+
+    /// Mean NLL and correct count over the test set, in inference mode.
+    public func evaluate() throws -> (loss: Double, correct: Int, count: Int) {
+        try Self.evaluate(model, on: testSplit, batchSize: options.evalBatchSize, totals: totals,
+                          batch: batch, labels: batchLabels)
+    }
+
+    static func evaluate(_ model: Sequential, on split: DeviceSplit, batchSize: Int, totals: Tensor,
+                         batch: TensorSlot, labels: TensorSlot) throws -> (loss: Double, correct: Int, count: Int) {
+        let device = model.device
+        try device.fill(totals, with: 0)
+        for start in stride(from: 0, to: split.count, by: batchSize) {
+            let n = min(batchSize, split.count - start)
+            let (x, y) = try split.batch(start: start, count: n, into: batch, labels, on: device)
+            let output = try model.forward(x, context: StepContext(mode: .inference))
+            try device.nllLoss(logProbs: output, labels: y, totals: totals, gradient: nil)
+        }
+        let values = try device.readFloats(totals)
+        return (Double(values[0]) / Double(split.count), Int(values[1]), split.count)
+    }
+}
+
+/// Evaluates a model on a data set's test split (for `kiln eval`).
+public func evaluate(_ model: Sequential, on data: MNISTData, batchSize: Int = 1000) throws -> (loss: Double, correct: Int, count: Int) {
+    let device = model.device
+    return try Trainer.evaluate(model, on: DeviceSplit(data.test, on: device), batchSize: batchSize,
+                                totals: device.allocate([2], .float32), batch: TensorSlot(), labels: TensorSlot())
+}

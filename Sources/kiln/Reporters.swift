@@ -1,0 +1,60 @@
+import Foundation
+import Kiln
+
+/// Prints each epoch; on a terminal also a progress bar that refreshes during the epoch.
+final class ConsoleReporter: TrainingCallback {
+    private let interactive = isatty(STDOUT_FILENO) != 0
+    private var lastDraw = Date.distantPast
+
+    func batchEnded(epoch: Int, batch: Int, of batches: Int, trainer: Trainer) throws {
+        guard interactive, batch == batches || Date().timeIntervalSince(lastDraw) > 0.2 else { return }
+        lastDraw = Date()
+        let (loss, correct) = try trainer.readTotals()
+        let seen = Double(min(batch * trainer.options.batchSize, trainer.trainCount))
+        let width = 30, done = width * batch / batches
+        let bar = String(repeating: "=", count: done) + (done < width ? ">" : "") + String(repeating: " ", count: max(0, width - done - 1))
+        print(String(format: "\rEpoch %d/%d [%@] %d/%d  loss %.4f  acc %.2f%%", epoch, trainer.options.epochs, bar, batch,
+                     batches, loss / seen, 100 * correct / seen), terminator: "")
+        fflush(nil)
+    }
+
+    func epochEnded(_ r: EpochReport, trainer: Trainer) throws {
+        if interactive { print("\r\u{1B}[K", terminator: "") }
+        print(String(format: "Epoch %d/%d: train loss %.4f, accuracy %.2f%% | %.2f s, %.0f images/s, lr %.5f",
+                     r.epoch, r.epochs, r.trainLoss, r.trainAccuracy, r.epochSeconds, r.imagesPerSecond, r.learningRate))
+        print(r.testLine)
+        fflush(nil)
+    }
+}
+
+/// Keeps the `--log` file complete after every epoch: one JSON object per line, rewritten atomically.
+final class JSONLogWriter: TrainingCallback {
+    private let path: String
+    private var lines: [String]
+
+    /// A resumed run keeps the existing lines of the epochs it does not redo.
+    init(path: String, keepEpochs: Int) throws {
+        self.path = path
+        let existing = keepEpochs > 0 ? (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" : ""
+        lines = existing.split(separator: "\n").map(String.init).prefix(keepEpochs).map { $0 }
+    }
+
+    func epochEnded(_ report: EpochReport, trainer: Trainer) throws {
+        lines.append(try report.jsonLine())
+        do {
+            try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        } catch {
+            throw KilnError("\(path): cannot write the log (\(error.localizedDescription))")
+        }
+    }
+}
+
+/// Saves a checkpoint after every epoch, so an interrupted run loses at most one epoch.
+final class CheckpointWriter: TrainingCallback {
+    private let path: String
+    init(path: String) { self.path = path }
+
+    func epochEnded(_ report: EpochReport, trainer: Trainer) throws {
+        try Checkpoint.save(trainer, to: path)
+    }
+}
