@@ -1,46 +1,76 @@
 import CBLAS
 
-/// Convolution on the CPU: im2col + sgemm over the whole batch (channel-major layout makes the GEMM
-/// output the activation itself). A pointwise convolution (and so a Linear layer) skips im2col.
+/// Convolution on the CPU: im2col + sgemm. With the channel-major layout a GEMM's output columns are
+/// the activation itself. The batch is processed in chunks of images whose im2col columns fit in L2
+/// (one chunk range per thread, each with its own scratch), so the column matrix never travels
+/// through main memory. A pointwise convolution (and so a Linear layer) needs no im2col at all.
 extension CPUDevice {
+    /// Floats of im2col columns per chunk: about 512 KB, a share of L2.
+    private static let chunkFloats = 128 * 1024
+
     public func conv2dForward(input: Tensor, weight: Tensor, output: Tensor, geometry: WindowGeometry) throws {
-        let columns = output.rowLength
         let depth = input.channels * geometry.kernel * geometry.kernel
-        let col = columnsOf(input, output: output, geometry: geometry)
-        gemmByColumns(transposeA: false, m: output.channels, n: columns, k: depth,
-                      a: floats(weight), lda: depth, b: col, c: floats(output))
+        let (m, columns, plane) = (output.channels, output.rowLength, output.height * output.width)
+        let (w, y) = (floats(weight), floats(output))
+        if geometry.isPointwise {
+            Parallel.chunks(columns, grain: 256) { cols in
+                Self.gemm(false, false, m, cols.count, depth, w, depth, floats(input) + cols.lowerBound, columns, 0,
+                     y + cols.lowerBound, columns)
+            }
+            return
+        }
+        forEachChunk(input, depth: depth, plane: plane) { images, col in
+            im2col(input, images: images, outputHeight: output.height, outputWidth: output.width, geometry: geometry, into: col)
+            Self.gemm(false, false, m, images.count * plane, depth, w, depth, col, images.count * plane, 0,
+                 y + images.lowerBound * plane, columns)
+        }
     }
 
     public func conv2dBackwardData(gradOutput: Tensor, weight: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws {
-        let columns = gradOutput.rowLength
         let depth = gradInput.channels * geometry.kernel * geometry.kernel
-        // dcol = Wᵀ · dY, then scatter the columns back onto the image (col2im).
-        let dcol = geometry.isPointwise ? floats(gradInput) : scratch(Self.columnScratch, depth * columns)
-        gemmByColumns(transposeA: true, m: depth, n: columns, k: gradOutput.channels,
-                      a: floats(weight), lda: depth, b: floats(gradOutput), c: dcol)
-        if !geometry.isPointwise { col2im(dcol, into: gradInput, outputShape: gradOutput.shape, geometry: geometry) }
+        let (m, columns, plane) = (gradOutput.channels, gradOutput.rowLength, gradOutput.height * gradOutput.width)
+        let (w, dy, dx) = (floats(weight), floats(gradOutput), floats(gradInput))
+        if geometry.isPointwise {
+            Parallel.chunks(columns, grain: 256) { cols in
+                Self.gemm(true, false, depth, cols.count, m, w, depth, dy + cols.lowerBound, columns, 0, dx + cols.lowerBound, columns)
+            }
+            return
+        }
+        // dcol = Wᵀ · dY per chunk, then col2im onto that chunk's images (disjoint across threads).
+        forEachChunk(gradInput, depth: depth, plane: plane) { images, dcol in
+            Self.gemm(true, false, depth, images.count * plane, m, w, depth, dy + images.lowerBound * plane, columns, 0,
+                 dcol, images.count * plane)
+            col2im(dcol, images: images, into: gradInput, outputHeight: gradOutput.height,
+                   outputWidth: gradOutput.width, geometry: geometry)
+        }
     }
 
     public func conv2dBackwardWeights(input: Tensor, gradOutput: Tensor, gradWeight: Tensor, geometry: WindowGeometry) throws {
-        let columns = gradOutput.rowLength
         let depth = input.channels * geometry.kernel * geometry.kernel
-        let col = columnsOf(input, output: gradOutput, geometry: geometry)
-        // dW = dY · colᵀ: a reduction over N·OH·OW columns, split by thread into partial sums
-        // that are added in a fixed order.
-        let m = gradOutput.channels, size = m * depth
-        let parts = min(Parallel.threads, max(1, columns / 512))
-        let partial = scratch(Self.partialScratch, size * parts)
-        let dY = floats(gradOutput)
-        Parallel.chunks(parts) { range in
-            for part in range {
-                let r0 = columns * part / parts, r1 = columns * (part + 1) / parts
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(depth), Int32(r1 - r0), 1,
-                            dY + r0, Int32(columns), col + r0, Int32(columns), 0, partial + part * size, Int32(depth))
+        let (m, columns, plane) = (gradOutput.channels, gradOutput.rowLength, gradOutput.height * gradOutput.width)
+        let size = m * depth
+        // dW = dY · colᵀ sums over every output pixel: each thread sums its chunks into its own
+        // partial, and the partials are added in a fixed order.
+        let partial = scratch(Self.partialScratch, size * Parallel.threads)
+        let dy = floats(gradOutput)
+        let parts: Int
+        if geometry.isPointwise {
+            parts = Parallel.parts(columns) { part, r in
+                Self.gemm(false, true, m, depth, r.count, dy + r.lowerBound, columns, floats(input) + r.lowerBound, columns, 0,
+                     partial + part * size, depth)
+            }
+        } else {
+            parts = forEachChunk(input, depth: depth, plane: plane) { images, col in
+                im2col(input, images: images, outputHeight: gradOutput.height, outputWidth: gradOutput.width,
+                       geometry: geometry, into: col)
+            } accumulate: { part, first, images, col in
+                Self.gemm(false, true, m, depth, images.count * plane, dy + images.lowerBound * plane, columns, col,
+                     images.count * plane, first ? 0 : 1, partial + part * size, depth)
             }
         }
         let dW = floats(gradWeight)
         dW.update(from: partial, count: size)
-        for part in 1..<parts {
+        for part in 1..<max(parts, 1) {
             let p = partial + part * size
             for i in 0..<size { dW[i] += p[i] }
         }
@@ -63,86 +93,92 @@ extension CPUDevice {
         }
     }
 
-    /// The im2col matrix [Ci·k·k, N·OH·OW] of `input` (the input itself when pointwise).
-    private func columnsOf(_ input: Tensor, output: Tensor, geometry: WindowGeometry) -> UnsafeMutablePointer<Float> {
-        if geometry.isPointwise { return floats(input) }
-        let k = geometry.kernel, rows = input.channels * k * k
-        let col = scratch(Self.columnScratch, rows * output.rowLength)
+    /// Splits `image`'s batch into L2-sized chunks, hands each thread a contiguous run of them and
+    /// its own column scratch. `accumulate` (optional) runs after `body` on each chunk with whether
+    /// it is the thread's first. Returns the number of threads used.
+    @discardableResult
+    private func forEachChunk(_ image: Tensor, depth: Int, plane: Int,
+                              _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void,
+                              accumulate: ((Int, Bool, Range<Int>, UnsafeMutablePointer<Float>) -> Void)? = nil) -> Int {
+        let n = image.batch
+        let perChunk = max(1, min(n, Self.chunkFloats / max(depth * plane, 1)))
+        let chunkCount = (n + perChunk - 1) / perChunk
+        let stride = perChunk * depth * plane
+        let scratchBase = scratch(Self.columnScratch, stride * min(Parallel.threads, chunkCount))
+        return Parallel.parts(chunkCount) { part, chunks in
+            let col = scratchBase + part * stride
+            for chunk in chunks {
+                let images = chunk * perChunk ..< min(n, (chunk + 1) * perChunk)
+                body(images, col)
+                accumulate?(part, chunk == chunks.lowerBound, images, col)
+            }
+        }
+    }
+
+    /// im2col for `images` of `input` into `col` [Ci·k·k, images·OH·OW].
+    private func im2col(_ input: Tensor, images: Range<Int>, outputHeight oh: Int, outputWidth ow: Int,
+                        geometry: WindowGeometry, into col: UnsafeMutablePointer<Float>) {
+        let k = geometry.kernel
         let (n, h, w) = (input.batch, input.height, input.width)
-        let (oh, ow) = (output.height, output.width)
         let (s, pad) = (geometry.stride, geometry.padding)
         let x = floats(input)
-        Parallel.chunks(rows) { rowRange in
-            for r in rowRange {
-                let (ci, kh, kw) = (r / (k * k), (r / k) % k, r % k)
-                var dst = col + r * n * oh * ow
-                // Output columns whose input column is inside the image: [lo, hi).
-                let lo = min(ow, max(0, (pad - kw + s - 1) / s)), hi = max(lo, min(ow, (w + pad - kw + s - 1) / s))
-                for image in 0..<n {
-                    let plane = x + (ci * n + image) * h * w
-                    for y in 0..<oh {
-                        let iy = y * s - pad + kh
-                        if iy < 0 || iy >= h {
-                            dst.update(repeating: 0, count: ow)
-                        } else {
-                            let src = plane + iy * w + kw - pad
-                            dst.update(repeating: 0, count: lo)
-                            if s == 1 {
-                                (dst + lo).update(from: src + lo, count: hi - lo)
-                            } else {
-                                for x in lo..<hi { dst[x] = src[x * s] }
-                            }
-                            (dst + hi).update(repeating: 0, count: ow - hi)
-                        }
-                        dst += ow
+        var dst = col
+        for r in 0..<input.channels * k * k {
+            let (ci, kh, kw) = (r / (k * k), (r / k) % k, r % k)
+            // Output columns whose input column is inside the image: [lo, hi).
+            let lo = min(ow, max(0, (pad - kw + s - 1) / s)), hi = max(lo, min(ow, (w + pad - kw + s - 1) / s))
+            for image in images {
+                let plane = x + (ci * n + image) * h * w
+                for y in 0..<oh {
+                    let iy = y * s - pad + kh
+                    if iy < 0 || iy >= h {
+                        for x in 0..<ow { dst[x] = 0 }
+                    } else {
+                        let src = plane + iy * w + kw - pad
+                        for x in 0..<lo { dst[x] = 0 }
+                        for x in lo..<hi { dst[x] = src[x * s] }
+                        for x in hi..<ow { dst[x] = 0 }
                     }
+                    dst += ow
                 }
             }
         }
-        return col
     }
 
-    /// Adds each column back to the pixel it came from: the adjoint of im2col.
-    private func col2im(_ col: UnsafeMutablePointer<Float>, into gradInput: Tensor, outputShape: [Int],
-                        geometry: WindowGeometry) {
+    /// The adjoint of im2col: adds each column of `col` [Ci·k·k, images·OH·OW] back onto its pixel.
+    private func col2im(_ col: UnsafeMutablePointer<Float>, images: Range<Int>, into gradInput: Tensor,
+                        outputHeight oh: Int, outputWidth ow: Int, geometry: WindowGeometry) {
         let k = geometry.kernel
         let (n, h, w) = (gradInput.batch, gradInput.height, gradInput.width)
-        let (oh, ow) = (outputShape[2], outputShape[3])
         let (s, pad) = (geometry.stride, geometry.padding)
         let dx = floats(gradInput)
-        // Each thread owns whole input channels, so no two threads write the same pixel.
-        Parallel.chunks(gradInput.channels) { channels in
-            for ci in channels {
-                let base = dx + ci * n * h * w
-                base.update(repeating: 0, count: n * h * w)
-                for kh in 0..<k {
-                    for kw in 0..<k {
-                        var src = col + ((ci * k + kh) * k + kw) * n * oh * ow
-                        let lo = min(ow, max(0, (pad - kw + s - 1) / s)), hi = max(lo, min(ow, (w + pad - kw + s - 1) / s))
-                        for image in 0..<n {
-                            let plane = base + image * h * w
-                            for y in 0..<oh {
-                                let iy = y * s - pad + kh
-                                if iy >= 0 && iy < h {
-                                    let dst = plane + iy * w + kw - pad
-                                    for x in lo..<hi { dst[x * s] += src[x] }
-                                }
-                                src += ow
-                            }
-                        }
+        for ci in 0..<gradInput.channels {
+            for image in images { (dx + (ci * n + image) * h * w).update(repeating: 0, count: h * w) }
+        }
+        var src = col
+        for r in 0..<gradInput.channels * k * k {
+            let (ci, kh, kw) = (r / (k * k), (r / k) % k, r % k)
+            let lo = min(ow, max(0, (pad - kw + s - 1) / s)), hi = max(lo, min(ow, (w + pad - kw + s - 1) / s))
+            for image in images {
+                let plane = dx + (ci * n + image) * h * w
+                for y in 0..<oh {
+                    let iy = y * s - pad + kh
+                    if iy >= 0 && iy < h {
+                        let dst = plane + iy * w + kw - pad
+                        for x in lo..<hi { dst[x * s] += src[x] }
                     }
+                    src += ow
                 }
             }
         }
     }
 
-    /// C[m, n] = op(A) · B[k, n], row-major, split by column blocks across threads.
-    private func gemmByColumns(transposeA: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
-                               b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
-        Parallel.chunks(n, grain: 256) { cols in
-            cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, CblasNoTrans,
-                        Int32(m), Int32(cols.count), Int32(k), 1, a, Int32(lda),
-                        b + cols.lowerBound, Int32(n), 0, c + cols.lowerBound, Int32(n))
-        }
+    /// C = α·op(A)·op(B) + β·C, row-major.
+    @inline(__always)
+    private static func gemm(_ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int,
+                      _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                      _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 }

@@ -3,14 +3,27 @@ extension CPUDevice {
     public func reluForward(input: Tensor, output: Tensor) throws {
         let (x, y) = (floats(input), floats(output))
         Parallel.chunks(input.count, grain: 1 << 15) { r in
-            for i in r { y[i] = max(x[i], 0) }
+            var i = r.lowerBound
+            while i + 16 <= r.upperBound {
+                let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(y + i).storeBytes(of: v.replacing(with: 0, where: v .< 0), as: SIMD16<Float>.self)
+                i += 16
+            }
+            while i < r.upperBound { y[i] = max(x[i], 0); i += 1 }
         }
     }
 
     public func reluBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor) throws {
         let (y, dy, dx) = (floats(output), floats(gradOutput), floats(gradInput))
         Parallel.chunks(output.count, grain: 1 << 15) { r in
-            for i in r { dx[i] = y[i] > 0 ? dy[i] : 0 }
+            var i = r.lowerBound
+            while i + 16 <= r.upperBound {
+                let v = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD16<Float>.self)
+                let g = UnsafeRawPointer(dy + i).loadUnaligned(as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(dx + i).storeBytes(of: g.replacing(with: 0, where: v .<= 0), as: SIMD16<Float>.self)
+                i += 16
+            }
+            while i < r.upperBound { dx[i] = y[i] > 0 ? dy[i] : 0; i += 1 }
         }
     }
 

@@ -4,9 +4,14 @@ extension CPUDevice {
         let (h, w, oh, ow) = (input.height, input.width, output.height, output.width)
         let (k, s, pad) = (geometry.kernel, geometry.stride, geometry.padding)
         let (x, y, idx) = (floats(input), floats(output), ints(argmax))
+        let halving = geometry == WindowGeometry(kernel: 2, stride: 2, padding: 0)
         Parallel.chunks(input.channels * input.batch) { planes in
             for plane in planes {
                 let xp = x + plane * h * w, yp = y + plane * oh * ow, ip = idx + plane * oh * ow
+                if halving {
+                    Self.maxPool2x2(xp, yp, ip, w, oh, ow)
+                    continue
+                }
                 for oy in 0..<oh {
                     for ox in 0..<ow {
                         var best = -Float.infinity, at = -1
@@ -23,6 +28,25 @@ extension CPUDevice {
                         ip[oy * ow + ox] = Int32(at)
                     }
                 }
+            }
+        }
+    }
+
+    /// The common 2x2/stride-2 window without bounds checks: it is most of a small CNN's pooling time.
+    @inline(__always)
+    private static func maxPool2x2(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                   _ idx: UnsafeMutablePointer<Int32>, _ w: Int, _ oh: Int, _ ow: Int) {
+        for oy in 0..<oh {
+            let top = 2 * oy * w
+            for ox in 0..<ow {
+                let i0 = top + 2 * ox, i1 = i0 + 1, i2 = i0 + w, i3 = i2 + 1
+                var at = i0, best = x[i0]
+                // Same tie and NaN rule as the general loop: a later element wins unless it is <= best.
+                if !(x[i1] <= best) { best = x[i1]; at = i1 }
+                if !(x[i2] <= best) { best = x[i2]; at = i2 }
+                if !(x[i3] <= best) { best = x[i3]; at = i3 }
+                y[oy * ow + ox] = best
+                idx[oy * ow + ox] = Int32(at)
             }
         }
     }

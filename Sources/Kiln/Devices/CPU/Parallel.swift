@@ -6,6 +6,20 @@ public enum Parallel {
     /// Worker threads; set once at start-up (`kiln --threads`), before any work runs.
     nonisolated(unsafe) public static var threads: Int = max(1, System.coreCount)
 
+    /// Like `chunks`, also passing the part's index (0 ..< parts) so it can use per-thread scratch.
+    /// Returns how many parts ran.
+    @discardableResult @inline(__always)
+    public static func parts(_ count: Int, _ body: (_ part: Int, _ range: Range<Int>) -> Void) -> Int {
+        let parts = min(threads, max(1, count))
+        withoutActuallyEscaping(body) { body in
+            let work = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                work.value(part, count * part / parts ..< count * (part + 1) / parts)
+            }
+        }
+        return parts
+    }
+
     /// Calls `body` on `threads` contiguous sub-ranges of 0..<count (fewer when each would get less
     /// than `grain` items), in parallel.
     @inline(__always)

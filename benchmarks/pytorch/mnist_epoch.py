@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Time PyTorch on the CPU training the same architecture as Kiln, for side-by-side epoch times.
+
+The model is built from Kiln's own JSON spec (`kiln summary --model NAME --spec`), so both sides
+train the identical network. Data comes from the same MNIST .gz files, already in memory as
+normalised tensors (no DataLoader workers, no augmentation), SGD with momentum 0.9 and batch
+size as given: the work Kiln does with `--no-augment`. Writes Kiln's run-report schema as JSON lines.
+
+    python3 benchmarks/pytorch/mnist_epoch.py --spec lean8k.json --epochs 2 --threads 2 --log torch.jsonl
+"""
+import argparse, gzip, json, os, struct, time
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = struct.unpack(">" + "I" * dims, data[4:4 + 4 * dims])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def load(folder, prefix):
+    x = torch.from_numpy(idx(f"{folder}/{prefix}-images-idx3-ubyte.gz").astype(np.float32) / 255)
+    y = torch.from_numpy(idx(f"{folder}/{prefix}-labels-idx1-ubyte.gz").astype(np.int64))
+    return ((x - 0.1307) / 0.3081).unsqueeze(1), y
+
+
+def build(spec):
+    layers, channels = [], spec["input"][0]
+    for l in spec["layers"]:
+        t = l["type"]
+        if t == "conv2d":
+            layers.append(nn.Conv2d(channels, l["out"], l["kernel"], l.get("stride", 1), l.get("padding", 0), bias=l.get("bias", True)))
+            channels = l["out"]
+        elif t == "linear":
+            layers.append(nn.Linear(channels, l["out"], bias=l.get("bias", True)))
+            channels = l["out"]
+        elif t == "batchnorm2d":
+            layers.append(nn.BatchNorm2d(channels))
+        elif t == "relu":
+            layers.append(nn.ReLU())
+        elif t in ("maxpool2d", "avgpool2d"):
+            cls = nn.MaxPool2d if t == "maxpool2d" else nn.AvgPool2d
+            layers.append(cls(l["kernel"], l.get("stride", l["kernel"]), l.get("padding", 0)))
+        elif t == "globalavgpool":
+            layers.append(nn.AdaptiveAvgPool2d(1))
+        elif t == "dropout":
+            layers.append(nn.Dropout(l["p"]))
+        elif t == "dropout2d":
+            layers.append(nn.Dropout2d(l["p"]))
+        elif t == "flatten":
+            layers.append(nn.Flatten())
+        elif t == "logsoftmax":
+            layers.append(nn.LogSoftmax(dim=1))
+        else:
+            raise SystemExit(f"unknown layer type {t}")
+    return nn.Sequential(*layers)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--spec", required=True, help="Kiln JSON model spec")
+    p.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "../../Data/mnist"))
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--log", help="write one JSON object per epoch here")
+    a = p.parse_args()
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1)
+    spec = json.load(open(a.spec))
+    model = build(spec)
+    xtr, ytr = load(a.data, "train")
+    xte, yte = load(a.data, "t10k")
+    opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9)
+    params = sum(p.numel() for p in model.parameters())
+    reports = []
+    for epoch in range(1, a.epochs + 1):
+        model.train()
+        order = torch.randperm(len(xtr))
+        total_loss, correct, start = 0.0, 0, time.perf_counter()
+        for i in range(0, len(xtr), a.batch_size):
+            idx_ = order[i:i + a.batch_size]
+            x, y = xtr[idx_], ytr[idx_]
+            out = model(x).flatten(1)
+            loss = nn.functional.nll_loss(out, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total_loss += loss.item() * len(y)
+            correct += (out.argmax(1) == y).sum().item()
+        seconds = time.perf_counter() - start
+        model.eval()
+        t0, test_loss, test_correct = time.perf_counter(), 0.0, 0
+        with torch.no_grad():
+            for i in range(0, len(xte), 1000):
+                out = model(xte[i:i + 1000]).flatten(1)
+                test_loss += nn.functional.nll_loss(out, yte[i:i + 1000], reduction="sum").item()
+                test_correct += (out.argmax(1) == yte[i:i + 1000]).sum().item()
+        r = dict(model=spec.get("name", a.spec), device=f"pytorch {torch.__version__} cpu", parameters=params,
+                 epoch=epoch, epochs=a.epochs, batch_size=a.batch_size, threads=a.threads, seed=1,
+                 learning_rate=a.lr, warmup_seconds=0.0, epoch_seconds=seconds,
+                 images_per_second=len(xtr) / seconds, train_loss=total_loss / len(xtr),
+                 train_accuracy=100 * correct / len(xtr), eval_seconds=time.perf_counter() - t0,
+                 test_loss=test_loss / len(xte), test_correct=test_correct, test_count=len(xte),
+                 test_accuracy=100 * test_correct / len(xte))
+        reports.append(r)
+        print(f"Epoch {epoch}/{a.epochs}: {seconds:.2f} s, {r['images_per_second']:.0f} images/s, "
+              f"test {test_correct}/{len(xte)} ({r['test_accuracy']:.2f}%)", flush=True)
+    if a.log:
+        with open(a.log + ".tmp", "w") as f:
+            f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in reports))
+        os.replace(a.log + ".tmp", a.log)
+
+
+if __name__ == "__main__":
+    main()
