@@ -1,7 +1,7 @@
 import Foundation
 
 /// Images and labels in host memory, images already normalised.
-public struct Split {
+public struct Split: Sendable {
     public var images: [Float]
     public var labels: [Int32]
     public var count: Int { labels.count }
@@ -9,7 +9,7 @@ public struct Split {
 }
 
 /// MNIST-format data sets (MNIST, Fashion-MNIST): four IDX files in one folder, gzipped or not.
-public struct MNISTData {
+public struct MNISTData: Sendable {
     public static let mean: Float = 0.1307, std: Float = 0.3081
     public static let classes = 10
     public let train: Split

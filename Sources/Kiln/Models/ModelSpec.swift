@@ -69,12 +69,12 @@ public struct ModelSpec: Equatable, Sendable {
 
     /// Each layer's output shape; throws one line naming the first layer that cannot be built.
     public func validate() throws -> [ImageShape] {
-        guard input.channels >= 1, input.size >= 1 else { throw KilnError("model \(name): input \(input) must be positive") }
-        guard !layers.isEmpty else { throw KilnError("model \(name): no layers") }
+        guard input.channels >= 1, input.size >= 1 else { throw KilnError("\(name): input \(input) must be positive") }
+        guard !layers.isEmpty else { throw KilnError("\(name): no layers") }
         var shape = input, shapes: [ImageShape] = []
         for (i, layer) in layers.enumerated() {
             func fail(_ field: String, _ problem: String) -> KilnError {
-                KilnError("model \(name): layer \(i) (\(layer.typeName)): \(field) \(problem)")
+                KilnError("\(name): layer \(i) (\(layer.typeName)): \(field) \(problem)")
             }
             func window(_ g: WindowGeometry) throws -> Int {
                 guard g.kernel >= 1 else { throw fail("kernel", "must be at least 1, got \(g.kernel)") }

@@ -1,0 +1,55 @@
+import Foundation
+import Testing
+@testable import Kiln
+
+@Suite struct CheckpointTests {
+    @Test func roundTripKeepsWeightsStatisticsAndOptimizerState() throws {
+        let device = CPUDevice()
+        let spec = Presets.all["strided12k"]!
+        let model = try Sequential(spec: spec, device: device, seed: testSeed)
+        // Make every tensor distinctive: random weights and running statistics, momentum state.
+        for (_, t) in model.namedTensors { try device.write(randomFloats(t.count), to: t) }
+        for case let bn as BatchNorm2d in model.layers { bn.batchesTracked = 41 }
+        let optimizer = Optimizer(config: OptimizerConfig(kind: .sgd), device: device)
+        try optimizer.prepare(model.parameters)
+        for p in model.parameters { try device.write(randomFloats(p.value.count), to: p.optimizerState[0]) }
+        optimizer.step = 1234
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID().uuidString).safetensors").path
+        var options = TrainingOptions()
+        options.epochs = 9
+        try Checkpoint.save(model: model, optimizer: optimizer, options: options, completedEpochs: 4, to: path)
+
+        let saved = try Checkpoint(path: path)
+        #expect(saved.spec == spec && saved.completedEpochs == 4 && saved.options == options)
+        let copy = try Sequential(spec: saved.spec, device: device, seed: testSeed &+ 1)
+        let copyOptimizer = Optimizer(config: OptimizerConfig(kind: .sgd), device: device)
+        try saved.load(into: copy)
+        try saved.load(into: copyOptimizer, of: copy)
+        for ((name, a), (_, b)) in zip(model.namedTensors, copy.namedTensors) {
+            #expect(try device.readFloats(a) == device.readFloats(b), "\(name)")
+        }
+        for (a, b) in zip(model.parameters, copy.parameters) {
+            #expect(try device.readFloats(a.optimizerState[0]) == device.readFloats(b.optimizerState[0]))
+        }
+        #expect(copyOptimizer.step == 1234)
+        for case let bn as BatchNorm2d in copy.layers { #expect(bn.batchesTracked == 41) }
+
+        // PyTorch's names and layouts.
+        let file = try Safetensors(data: Data(contentsOf: URL(fileURLWithPath: path)), source: path)
+        #expect(file.tensors["0.weight"]?.shape == [16, 1, 3, 3] && file.tensors["0.bias"]?.shape == [16])
+        #expect(file.tensors["2.running_var"]?.dtype == "F32" && file.tensors["2.num_batches_tracked"]?.int64Value == 41)
+        #expect(file.tensors["optimizer.0.weight.momentum_buffer"] != nil && file.metadata["format"] == "pt")
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    @Test func rejectsForeignFiles() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID().uuidString).safetensors").path
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: path))
+        #expect { try Checkpoint(path: path) } throws: { String(describing: $0).contains("not a valid safetensors file") }
+        var file = Safetensors()
+        file.tensors["x"] = .float32([1, 2], shape: [2])
+        try file.encoded().write(to: URL(fileURLWithPath: path))
+        #expect { try Checkpoint(path: path) } throws: { String(describing: $0).contains("no model spec") }
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}

@@ -1,0 +1,70 @@
+import Testing
+@testable import Kiln
+
+/// Every layer's backward against central finite differences of L = Σ r·y, for the input and for
+/// each parameter. Inputs are spaced away from ReLU's and max-pool's kinks.
+@Suite struct GradientTests {
+    static let layers: [(String, LayerSpec, ImageShape)] = [
+        ("conv3x3 stride 2 pad 1", .conv2d(out: 3, kernel: 3, stride: 2, padding: 1, bias: true), ImageShape(channels: 3, size: 5)),
+        ("conv1x1 pad 1", .conv2d(out: 5, kernel: 1, stride: 1, padding: 1, bias: true), ImageShape(channels: 3, size: 3)),
+        ("conv1x1", .conv2d(out: 3, kernel: 1, stride: 1, padding: 0, bias: false), ImageShape(channels: 5, size: 3)),
+        ("batchnorm", .batchNorm2d, ImageShape(channels: 3, size: 3)),
+        ("relu", .relu, ImageShape(channels: 3, size: 3)),
+        ("maxpool", .maxPool2d(WindowGeometry(kernel: 2, stride: 2, padding: 0)), ImageShape(channels: 3, size: 5)),
+        ("maxpool 3/2/1", .maxPool2d(WindowGeometry(kernel: 3, stride: 2, padding: 1)), ImageShape(channels: 1, size: 5)),
+        ("avgpool", .avgPool2d(WindowGeometry(kernel: 3, stride: 2, padding: 1)), ImageShape(channels: 3, size: 5)),
+        ("global avgpool", .globalAvgPool, ImageShape(channels: 3, size: 5)),
+        ("dropout", .dropout(0.3), ImageShape(channels: 3, size: 3)),
+        ("dropout2d", .dropout2d(0.3), ImageShape(channels: 5, size: 3)),
+        ("flatten", .flatten, ImageShape(channels: 3, size: 3)),
+        ("linear", .linear(out: 5, bias: true), ImageShape(channels: 7, size: 1)),
+        ("logsoftmax", .logSoftmax, ImageShape(channels: 5, size: 1)),
+    ]
+
+    @Test(arguments: 0..<layers.count)
+    func finiteDifferences(_ index: Int) throws {
+        let (name, spec, shape) = Self.layers[index]
+        let device = CPUDevice()
+        let model = try Sequential(spec: ModelSpec(name: name, input: shape, layers: [spec]), device: device, seed: testSeed)
+        let layer = model.layers[0]
+        let n = 3
+        let count = shape.channels * n * shape.size * shape.size
+        // Distinct values at least 0.05 apart, none near 0: no kink lies within the step.
+        var values = (0..<count).map { Float($0 - count / 2) * 0.05 + 0.025 }
+        var random = HostRandom(seed: testSeed, stream: 9)
+        let perm = random.permutation(count)
+        values = perm.map { values[Int($0)] }
+        let input = try tensor(device, [shape.channels, n, shape.size, shape.size], values)
+        let context = StepContext(mode: .training, step: 5)
+        let output = try layer.forward(input, context: context)
+        let r = randomFloats(output.count)
+        func loss() throws -> Double {
+            let y = try device.readFloats(try layer.forward(input, context: context))
+            return zip(y, r).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+        }
+        _ = try loss()
+        let gradInput = try #require(try layer.backward(tensor(device, output.shape, r), needInputGradient: true))
+        var checks: [(String, Tensor, [Float])] = [("input", input, try device.readFloats(gradInput))]
+        for p in layer.parameters { checks.append((p.name, p.value, try device.readFloats(p.gradient))) }
+
+        let h: Float = 0.01
+        for (what, target, analytic) in checks {
+            var numeric = [Double]()
+            var base = try device.readFloats(target)
+            for i in 0..<target.count {
+                let original = base[i]
+                base[i] = original + h
+                try device.write(base, to: target)
+                let up = try loss()
+                base[i] = original - h
+                try device.write(base, to: target)
+                let down = try loss()
+                base[i] = original
+                try device.write(base, to: target)
+                numeric.append((up - down) / Double(2 * h))
+            }
+            let worst = zip(analytic, numeric).map { abs(Double($0) - $1) / max(1, abs($1)) }.max() ?? 0
+            #expect(worst < 2e-2, "\(name) d/d\(what): worst error \(worst)\nanalytic \(analytic.prefix(8))\nnumeric \(numeric.prefix(8))")
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+@testable import Kiln
+
+@Suite struct ModelSpecTests {
+    @Test func presetParameterCounts() throws {
+        #expect(try Presets.all["ref18k"]!.parameterCount() == 18_738)
+        #expect(try Presets.all["strided12k"]!.parameterCount() == 12_122)
+        let lean = try Presets.all["lean8k"]!.parameterCount()
+        #expect(lean < 8_000)
+        #expect(!Presets.all["lean8k"]!.layers.contains { if case .linear = $0 { true } else { false } })
+    }
+
+    @Test func ref18kOutputSizes() throws {
+        let spec = Presets.all["ref18k"]!
+        let sizes = zip(spec.layers, try spec.validate()).compactMap { layer, shape -> Int? in
+            switch layer {
+            case .conv2d, .maxPool2d, .avgPool2d: shape.size
+            default: nil
+            }
+        }
+        #expect(sizes == [28, 30, 30, 15, 15, 15, 7, 9, 9, 9, 11, 1])
+    }
+
+    @Test(arguments: ["lean8k", "ref18k", "strided12k"])
+    func jsonRoundTrip(name: String) throws {
+        let spec = Presets.all[name]!
+        #expect(try ModelSpec(json: Data(spec.jsonString().utf8), source: "test") == spec)
+    }
+
+    static let badSpecs: [(String, String)] = [
+        (#"{"input": [1, 28, 28], "layers": [{"type": "conv3d", "out": 4, "kernel": 3}]}"#, "layer 0: unknown layer type \"conv3d\""),
+        (#"{"input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 4, "kernel": 3, "colour": 1}]}"#, "layer 0 (conv2d): unknown field \"colour\""),
+        (#"{"input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 4}]}"#, "layer 0 (conv2d): missing field \"kernel\""),
+        (#"{"input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 4, "kernel": 3}, {"type": "conv2d", "in": 8, "out": 4, "kernel": 3}]}"#,
+         "layer 1 (conv2d): channel mismatch: \"in\" is 8 but its input has 4 channels"),
+        (#"{"input": [1, 4, 4], "layers": [{"type": "conv2d", "out": 4, "kernel": 3}, {"type": "conv2d", "out": 4, "kernel": 3}]}"#,
+         "layer 1 (conv2d): kernel 3 does not fit the 2x2 input"),
+        (#"{"input": [1, 28, 28], "layers": [{"type": "linear", "out": 10}]}"#, "layer 0 (linear): input is [1, 28, 28]"),
+        (#"{"input": [1, 28, 28], "layers": [{"type": "dropout", "p": 1.5}]}"#, "layer 0 (dropout): p must be in [0, 1)"),
+        (#"{"input": [1, 28, 27], "layers": [{"type": "relu"}]}"#, "\"input\" must be [channels, size, size]"),
+        (#"[1, 2]"#, "not a JSON object"),
+    ]
+
+    @Test(arguments: badSpecs)
+    func badSpecsNameLayerAndField(json: String, message: String) {
+        #expect {
+            try ModelSpec(json: Data(json.utf8), source: "net.json")
+        } throws: { error in
+            let text = String(describing: error)
+            return text.hasPrefix("net.json: ") && text.contains(message) && !text.contains("\n")
+        }
+    }
+
+    @Test func summaryTotals() throws {
+        let summary = try ModelSummary(Presets.all["ref18k"]!)
+        #expect(summary.totalParameters == 18_738)
+        #expect(summary.render().contains("Total params: 18,738"))
+        #expect(summary.rows[0].macs == 128 * 9 * 28 * 28 && summary.rows[0].receptiveField == 3)
+    }
+}

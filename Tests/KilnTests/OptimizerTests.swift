@@ -1,0 +1,60 @@
+import Foundation
+import Testing
+@testable import Kiln
+
+/// Three steps of each update rule against PyTorch's formulas written out in float64.
+@Suite struct OptimizerTests {
+    @Test(arguments: [(false, Float(0)), (true, Float(0.01))])
+    func sgd(nesterov: Bool, weightDecay: Float) throws {
+        let device = CPUDevice()
+        let count = 33
+        var p = randomFloats(count).map(Double.init), v = [Double](repeating: 0, count: count)
+        let param = try tensor(device, [count], p.map(Float.init)), velocity = try tensor(device, [count], [Float](repeating: 0, count: count))
+        for _ in 0..<3 {
+            let g = randomFloats(count)
+            try device.sgdStep(parameter: param, gradient: tensor(device, [count], g), velocity: velocity, learningRate: 0.1,
+                               momentum: 0.9, nesterov: nesterov, weightDecay: weightDecay)
+            for i in 0..<count {
+                var d = Double(g[i]) + Double(weightDecay) * p[i]
+                v[i] = 0.9 * v[i] + d
+                d = nesterov ? d + 0.9 * v[i] : v[i]
+                p[i] -= 0.1 * d
+            }
+        }
+        expectClose(try device.readFloats(param), p, terms: 12, "sgd")
+    }
+
+    @Test func adam() throws {
+        let device = CPUDevice()
+        let count = 31
+        var p = randomFloats(count).map(Double.init), m = [Double](repeating: 0, count: count), v = m
+        let param = try tensor(device, [count], p.map(Float.init))
+        let (mt, vt) = (try tensor(device, [count], [Float](repeating: 0, count: count)), try tensor(device, [count], [Float](repeating: 0, count: count)))
+        for step in 1...3 {
+            let g = randomFloats(count)
+            try device.adamStep(parameter: param, gradient: tensor(device, [count], g), firstMoment: mt, secondMoment: vt,
+                                learningRate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.001, step: step)
+            for i in 0..<count {
+                let d = Double(g[i]) + 0.001 * p[i]
+                m[i] = 0.9 * m[i] + 0.1 * d
+                v[i] = 0.999 * v[i] + 0.001 * d * d
+                let mhat = m[i] / (1 - pow(0.9, Double(step))), vhat = v[i] / (1 - pow(0.999, Double(step)))
+                p[i] -= 0.01 * mhat / (vhat.squareRoot() + 1e-8)
+            }
+        }
+        expectClose(try device.readFloats(param), p, terms: 30, "adam")
+    }
+
+    @Test func oneCycleFollowsPyTorch() {
+        let s = Schedule(kind: .onecycle, learningRate: 0.1, epochs: 2, stepsPerEpoch: 50)
+        // torch.optim.lr_scheduler.OneCycleLR(max_lr=0.1, total_steps=100): starts at 0.004,
+        // peaks at step 29, ends at 4e-7.
+        #expect(abs(s.at(0).learningRate - 0.004) < 1e-7)
+        #expect(abs(s.at(29).learningRate - 0.1) < 1e-7)
+        #expect(abs(s.at(99).learningRate - 4e-7) < 1e-9)
+        #expect(s.at(0).momentum == 0.95 && abs(s.at(29).momentum! - 0.85) < 1e-6)
+        var step = Schedule(kind: .step, learningRate: 0.1, epochs: 20, stepsPerEpoch: 10)
+        step.stepSize = 5
+        #expect(step.at(49).learningRate == 0.1 && abs(step.at(50).learningRate - 0.01) < 1e-8)
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+@testable import Kiln
+
+/// Fresh random numbers per test run (the seed is printed on failure through the values' context).
+nonisolated(unsafe) var testSeed = UInt64(Date().timeIntervalSince1970 * 1000)
+
+func randomFloats(_ count: Int, bound: Float = 1, stream: UInt32 = 77) -> [Float] {
+    testSeed &+= 1
+    var random = HostRandom(seed: testSeed, stream: stream)
+    return random.uniform(count, bound: bound)
+}
+
+/// A CPU tensor holding `values`.
+func tensor(_ device: Device, _ shape: [Int], _ values: [Float]) throws -> Tensor {
+    let t = try device.allocate(shape, .float32)
+    try device.write(values, to: t)
+    return t
+}
+
+func randomTensor(_ device: Device, _ shape: [Int], bound: Float = 1) throws -> (Tensor, [Float]) {
+    let values = randomFloats(shape.reduce(1, *), bound: bound)
+    return (try tensor(device, shape, values), values)
+}
+
+/// Compares against a float64 reference with a tolerance that grows with the length of the sum
+/// behind each value: √terms · ε · magnitude, times a safety factor.
+func expectClose(_ actual: [Float], _ expected: [Double], terms: Int, magnitude: Double = 1,
+                 _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(actual.count == expected.count, "\(what): \(actual.count) values, expected \(expected.count)", sourceLocation: sourceLocation)
+    let tolerance = 8 * Double(Float.ulpOfOne) * (Double(max(terms, 1)).squareRoot() + 1) * magnitude
+    var worst = 0.0, at = 0
+    for (i, (a, e)) in zip(actual, expected).enumerated() {
+        let err = abs(Double(a) - e) / max(1, abs(e))
+        if err > worst || err.isNaN { worst = err; at = i }
+    }
+    #expect(worst <= tolerance, "\(what): error \(worst) at \(at) (got \(actual[at]), want \(expected[at])) exceeds \(tolerance)",
+            sourceLocation: sourceLocation)
+}
+
+/// Plain float64 reference convolution on channel-major data: x [Ci, N, H, W], w [Co, Ci, k, k].
+func referenceConv(_ x: [Float], _ w: [Float], ci: Int, co: Int, n: Int, h: Int, g: WindowGeometry) -> [Double] {
+    let oh = g.outputSize(h), k = g.kernel
+    var y = [Double](repeating: 0, count: co * n * oh * oh)
+    for o in 0..<co { for b in 0..<n { for oy in 0..<oh { for ox in 0..<oh {
+        var total = 0.0
+        for c in 0..<ci { for ky in 0..<k { for kx in 0..<k {
+            let iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx
+            if iy >= 0, iy < h, ix >= 0, ix < h {
+                total += Double(x[((c * n + b) * h + iy) * h + ix]) * Double(w[((o * ci + c) * k + ky) * k + kx])
+            }
+        } } }
+        y[((o * n + b) * oh + oy) * oh + ox] = total
+    } } } }
+    return y
+}
