@@ -125,8 +125,7 @@ extension CPUDevice {
         var dst = col
         for r in 0..<input.channels * k * k {
             let (ci, kh, kw) = (r / (k * k), (r / k) % k, r % k)
-            // Output columns whose input column is inside the image: [lo, hi).
-            let lo = min(ow, max(0, (pad - kw + s - 1) / s)), hi = max(lo, min(ow, (w + pad - kw + s - 1) / s))
+            let (lo, hi) = Self.insideColumns(kernelColumn: kw, width: w, outputWidth: ow, geometry: geometry)
             for image in images {
                 let plane = x + (ci * n + image) * h * w
                 for y in 0..<oh {
@@ -158,7 +157,7 @@ extension CPUDevice {
         var src = col
         for r in 0..<gradInput.channels * k * k {
             let (ci, kh, kw) = (r / (k * k), (r / k) % k, r % k)
-            let lo = min(ow, max(0, (pad - kw + s - 1) / s)), hi = max(lo, min(ow, (w + pad - kw + s - 1) / s))
+            let (lo, hi) = Self.insideColumns(kernelColumn: kw, width: w, outputWidth: ow, geometry: geometry)
             for image in images {
                 let plane = dx + (ci * n + image) * h * w
                 for y in 0..<oh {
@@ -171,6 +170,16 @@ extension CPUDevice {
                 }
             }
         }
+    }
+
+    /// Output columns [lo, hi) whose input column (x·s − pad + kw) lies inside the image: the same
+    /// range for im2col and its adjoint.
+    @inline(__always)
+    private static func insideColumns(kernelColumn kw: Int, width w: Int, outputWidth ow: Int,
+                                      geometry: WindowGeometry) -> (Int, Int) {
+        let (s, pad) = (geometry.stride, geometry.padding)
+        let lo = min(ow, max(0, (pad - kw + s - 1) / s))
+        return (lo, max(lo, min(ow, (w + pad - kw + s - 1) / s)))
     }
 
     /// C = α·op(A)·op(B) + β·C, row-major.
