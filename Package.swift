@@ -14,7 +14,14 @@ let package = Package(
         // C libraries from Debian (see README: `make deps`).
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
-        .target(name: "Kiln", dependencies: ["CBLAS", "CZlib"], path: "Sources/Kiln"),
+        .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
+        .systemLibrary(name: "CCLBlast", path: "Sources/CCLBlast"),
+        // Kernels/*.cl become Swift string constants at build time, so a copied binary still has them.
+        .executableTarget(name: "embed-kernels", path: "Sources/embed-kernels"),
+        .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["embed-kernels"],
+                path: "Plugins/EmbedKernels"),
+        .target(name: "Kiln", dependencies: ["CBLAS", "CZlib", "COpenCL", "CCLBlast"], path: "Sources/Kiln",
+                plugins: ["EmbedKernels"]),
         .executableTarget(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -6,25 +6,42 @@ struct KilnCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kiln",
         abstract: "Train small convolutional networks on MNIST-format data.",
-        subcommands: [Train.self, Eval.self, Summary.self],
+        subcommands: [Train.self, Eval.self, Summary.self, Devices.self, Parity.self],
         defaultSubcommand: Train.self)
 }
 
 /// Flags every command that runs a model shares.
 struct DeviceOptions: ParsableArguments {
-    @Option(help: "Where to run: cpu.")
-    var device = "cpu"
+    @Option(help: "auto (a GPU, else the CPU), cpu, opencl or opencl:P.D (see `kiln devices`).")
+    var device = "auto"
 
     @Option(help: "CPU threads (default: all cores).")
     var threads: Int?
 
+    @Flag(help: "Print the OpenCL kernel build log when a device's kernels do not build.")
+    var verbose = false
+
+    /// Opens the requested device and prints the one line saying which one and why.
     func makeDevice() throws -> Device {
         if let threads {
             guard threads >= 1 else { throw KilnError("--threads must be at least 1, got \(threads)") }
             Parallel.threads = threads
         }
-        guard device == "cpu" else { throw KilnError("--device \(device): this build has only the cpu device") }
-        return CPUDevice()
+        let selection = try select(DeviceRequest(parsing: device), verbose: verbose)
+        print(selection.reason)
+        return selection.device
+    }
+}
+
+/// Selects a device; with `verbose`, prints the kernel build log of a device whose kernels failed.
+func select(_ request: DeviceRequest, verbose: Bool) throws -> DeviceSelection {
+    do {
+        let selection = try DeviceSelection.select(request)
+        if verbose, let log = selection.buildLog { print(log) }
+        return selection
+    } catch let error as KernelBuildError {
+        if verbose { print(error.log) }
+        throw error
     }
 }
 

@@ -1,0 +1,35 @@
+/// ReLU, dropout, products and the flatten permutation on OpenCL, one work-item per element (per
+/// dropout decision). Kernels: Kernels/activation.cl, Kernels/dropout.cl.
+extension OpenCLDevice {
+    public func reluForward(input: Tensor, output: Tensor) throws {
+        try run("relu_forward", items: input.count, .buffer(input), .buffer(output), .int(input.count))
+    }
+
+    public func reluBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor) throws {
+        try run("relu_backward", items: output.count, .buffer(output), .buffer(gradOutput), .buffer(gradInput),
+                .int(output.count))
+    }
+
+    public func dropoutForward(input: Tensor, output: Tensor, mask: Tensor, probability: Float,
+                               channelwise: Bool, generator: Philox, step: UInt64) throws {
+        let decisions = channelwise ? input.channels * input.batch : input.count
+        let spread = channelwise ? input.height * input.width : 1
+        try run("dropout_forward", items: decisions, .buffer(input), .buffer(output), .buffer(mask), .int(decisions),
+                .int(spread), .float(probability), .float(probability < 1 ? 1 / (1 - probability) : 0),
+                .uint(generator.key.0), .uint(generator.key.1), .ulong(step))
+    }
+
+    public func multiply(_ a: Tensor, _ b: Tensor, into c: Tensor) throws {
+        try run("multiply", items: a.count, .buffer(a), .buffer(b), .buffer(c), .int(a.count))
+    }
+
+    public func flattenForward(input: Tensor, output: Tensor) throws {
+        try run("flatten", items: input.count, .buffer(input), .buffer(output), .int(input.channels), .int(input.batch),
+                .int(input.height * input.width), .int(1))
+    }
+
+    public func flattenBackward(gradOutput: Tensor, gradInput: Tensor) throws {
+        try run("flatten", items: gradInput.count, .buffer(gradOutput), .buffer(gradInput), .int(gradInput.channels),
+                .int(gradInput.batch), .int(gradInput.height * gradInput.width), .int(0))
+    }
+}

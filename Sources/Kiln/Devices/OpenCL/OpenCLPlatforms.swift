@@ -1,0 +1,91 @@
+import COpenCL
+import Foundation
+
+/// One OpenCL device as the ICD loader reports it, addressed as `opencl:P.D` (platform P, device D).
+public struct OpenCLDeviceInfo: Sendable {
+    public let platformIndex: Int, deviceIndex: Int
+    public let platformName: String
+    public let name: String
+    public let isGPU: Bool, isCPU: Bool
+    public let typeName: String
+    public let computeUnits: Int
+    public let globalMemoryBytes: UInt64
+    public let openCLCVersion: String
+    public let driverVersion: String
+    public let maxWorkGroupSize: Int
+    nonisolated(unsafe) let id: cl_device_id
+
+    public var address: String { "opencl:\(platformIndex).\(deviceIndex)" }
+}
+
+/// Enumerates platforms and devices. Throws (with the failing call) when there is no ICD loader
+/// configuration or no platform; a platform whose device query fails is listed as having none.
+public enum OpenCLPlatforms {
+    public static func devices() throws -> [OpenCLDeviceInfo] {
+        var count: cl_uint = 0
+        try checkCL(clGetPlatformIDs(0, nil, &count), "clGetPlatformIDs")
+        var platforms = [cl_platform_id?](repeating: nil, count: Int(count))
+        try checkCL(clGetPlatformIDs(count, &platforms, nil), "clGetPlatformIDs")
+        var result: [OpenCLDeviceInfo] = []
+        for (p, platform) in platforms.enumerated() {
+            var deviceCount: cl_uint = 0
+            guard clGetDeviceIDs(platform, cl_device_type(CL_DEVICE_TYPE_ALL), 0, nil, &deviceCount) == CL_SUCCESS,
+                  deviceCount > 0 else { continue }
+            var ids = [cl_device_id?](repeating: nil, count: Int(deviceCount))
+            try checkCL(clGetDeviceIDs(platform, cl_device_type(CL_DEVICE_TYPE_ALL), deviceCount, &ids, nil), "clGetDeviceIDs")
+            let platformName = try platformString(platform, CL_PLATFORM_NAME)
+            for (d, id) in ids.enumerated() {
+                guard let id else { continue }
+                let type: cl_device_type = try deviceValue(id, CL_DEVICE_TYPE)
+                let units: cl_uint = try deviceValue(id, CL_DEVICE_MAX_COMPUTE_UNITS)
+                let group: Int = try deviceValue(id, CL_DEVICE_MAX_WORK_GROUP_SIZE)
+                result.append(OpenCLDeviceInfo(
+                    platformIndex: p, deviceIndex: d, platformName: platformName,
+                    name: try deviceString(id, CL_DEVICE_NAME),
+                    isGPU: type & cl_device_type(CL_DEVICE_TYPE_GPU) != 0,
+                    isCPU: type & cl_device_type(CL_DEVICE_TYPE_CPU) != 0,
+                    typeName: typeName(type), computeUnits: Int(units),
+                    globalMemoryBytes: try deviceValue(id, CL_DEVICE_GLOBAL_MEM_SIZE),
+                    openCLCVersion: try deviceString(id, CL_DEVICE_OPENCL_C_VERSION),
+                    driverVersion: try deviceString(id, CL_DRIVER_VERSION), maxWorkGroupSize: group, id: id))
+            }
+        }
+        return result
+    }
+
+    private static func typeName(_ type: cl_device_type) -> String {
+        if type & cl_device_type(CL_DEVICE_TYPE_GPU) != 0 { return "GPU" }
+        if type & cl_device_type(CL_DEVICE_TYPE_CPU) != 0 { return "CPU" }
+        if type & cl_device_type(CL_DEVICE_TYPE_ACCELERATOR) != 0 { return "accelerator" }
+        return "other"
+    }
+
+    private static func platformString(_ platform: cl_platform_id?, _ parameter: Int32) throws -> String {
+        var size = 0
+        try checkCL(clGetPlatformInfo(platform, cl_platform_info(parameter), 0, nil, &size), "clGetPlatformInfo")
+        var bytes = [CChar](repeating: 0, count: size + 1)
+        try checkCL(clGetPlatformInfo(platform, cl_platform_info(parameter), size, &bytes, nil), "clGetPlatformInfo")
+        return trimmed(bytes)
+    }
+
+    static func deviceString(_ id: cl_device_id, _ parameter: Int32) throws -> String {
+        var size = 0
+        try checkCL(clGetDeviceInfo(id, cl_device_info(parameter), 0, nil, &size), "clGetDeviceInfo")
+        var bytes = [CChar](repeating: 0, count: size + 1)
+        try checkCL(clGetDeviceInfo(id, cl_device_info(parameter), size, &bytes, nil), "clGetDeviceInfo")
+        return trimmed(bytes)
+    }
+
+    static func deviceValue<T: BinaryInteger>(_ id: cl_device_id, _ parameter: Int32) throws -> T {
+        var value: T = 0
+        try withUnsafeMutableBytes(of: &value) {
+            try checkCL(clGetDeviceInfo(id, cl_device_info(parameter), $0.count, $0.baseAddress, nil), "clGetDeviceInfo")
+        }
+        return value
+    }
+
+    private static func trimmed(_ bytes: [CChar]) -> String {
+        String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            .trimmingCharacters(in: .whitespaces)
+    }
+}

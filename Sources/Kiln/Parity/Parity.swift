@@ -1,0 +1,174 @@
+import Foundation
+
+/// Settings of a parity run: the same model, weights, batches and dropout masks on two devices.
+public struct ParityOptions: Sendable {
+    public var batchSize = 32
+    public var steps = 3
+    public var seed: UInt64 = 1
+    /// A constant SGD learning rate (momentum 0.9), so updated weights are compared too.
+    public var learningRate: Float = 0.05
+    /// Tolerance on the relative error: `factor · ε · √K`, K the reductions so far (see `Parity`).
+    public var factor: Float = 32
+    public init() {}
+}
+
+/// One compared tensor: after which step, which layer, what, and how far apart.
+public struct ParityEntry: Codable, Sendable {
+    public let step: Int
+    public let layer: Int
+    public let layerType: String
+    /// "output", "input gradient", "weight gradient", "weight updated", "running_mean updated", …
+    public let quantity: String
+    public let maxAbsError: Double
+    /// max |reference − device| / max |reference|: the error relative to the tensor's scale.
+    public let maxRelError: Double
+    public let tolerance: Double
+    public let passed: Bool
+    public let count: Int
+
+    enum CodingKeys: String, CodingKey {
+        case step, layer, quantity, count, tolerance, passed
+        case layerType = "layer_type", maxAbsError = "max_abs_error", maxRelError = "max_rel_error"
+    }
+}
+
+public struct ParityReport: Codable, Sendable {
+    public let model: String
+    public let reference: String
+    public let device: String
+    public let batchSize: Int
+    public let steps: Int
+    public let seed: UInt64
+    public let entries: [ParityEntry]
+    public var passed: Bool { entries.allSatisfy(\.passed) }
+    /// The first entry over its tolerance, in execution order.
+    public var firstFailure: ParityEntry? { entries.first { !$0.passed } }
+
+    enum CodingKeys: String, CodingKey {
+        case model, reference, device, steps, seed, entries
+        case batchSize = "batch_size"
+    }
+}
+
+/// Runs K training steps of one model on a reference device (the CPU) and on another device from the
+/// same initial weights, the same batches (no augmentation) and the same Philox dropout masks, and
+/// compares every layer's output, every gradient and every updated weight as soon as it is computed.
+///
+/// Each layer is compared on identical inputs: the device's layer gets a copy of the reference's input
+/// to that layer (forward) and of the reference's gradient (backward), and every step starts from the
+/// reference's weights and optimizer state. Without this, rounding-level differences flip a ReLU near
+/// zero or a max-pool winner upstream and move a whole gradient to another pixel: a real divergence of
+/// the trajectories, but not a disagreement of the two devices' primitives, which is what is checked.
+///
+/// Tolerance: a float32 result that sums K terms is off by about √K·ε relative to its scale. Each layer
+/// has a reduction length K (a convolution's longest sum: Ci·k·k, Co·k·k or N·OH·OW; batch norm's N·H·W;
+/// a pooling window; the classes of log-softmax; 1 for element-wise layers), and a tensor passes when
+/// max |reference − device| / max |reference| ≤ `factor · ε · √K`.
+public enum Parity {
+    public static func run(spec: ModelSpec, reference: Device, device: Device, data: MNISTData,
+                           options: ParityOptions) throws -> ParityReport {
+        let shapes = try spec.validate()
+        let inputs = [spec.input] + shapes.dropLast()
+        let n = options.batchSize
+        guard n >= 1, options.steps >= 1 else { throw KilnError("parity needs a batch size and steps of at least 1") }
+        guard data.train.count >= n * options.steps else {
+            throw KilnError("parity needs \(n * options.steps) training images, the data has \(data.train.count)")
+        }
+        let lengths = zip(spec.layers, zip(inputs, shapes)).map { reductionLength($0, input: $1.0, output: $1.1, batch: n) }
+        let models = try [reference, device].map { try Sequential(spec: spec, device: $0, seed: options.seed) }
+        let optimizers = [reference, device].map { Optimizer(config: OptimizerConfig(kind: .sgd), device: $0) }
+        for (model, optimizer) in zip(models, optimizers) { try optimizer.prepare(model.parameters) }
+        let split = try DeviceSplit(data.train, on: reference)
+        let images = TensorSlot(), labels = TensorSlot()
+        let totals = try [reference, device].map { try $0.allocate([2], .float32) }
+        for (d, t) in zip([reference, device], totals) { try d.fill(t, with: 0) }
+        /// A copy on the device of a reference tensor.
+        func mirror(_ t: Tensor) throws -> Tensor {
+            let copy = try device.allocate(t.shape, t.dtype)
+            if t.dtype == .int32 { try device.write(reference.readInts(t), to: copy) } else { try device.write(reference.readFloats(t), to: copy) }
+            return copy
+        }
+        var entries: [ParityEntry] = []
+        func compare(_ step: Int, _ i: Int, _ quantity: String, _ r: Tensor, _ d: Tensor) throws {
+            entries.append(Self.compare(step, i, spec.layers[i], quantity, try reference.readFloats(r), try device.readFloats(d),
+                                        lengths[i], options))
+        }
+
+        for step in 0..<options.steps {
+            // Every step starts from the reference's state.
+            for (r, d) in zip(models[0].layers, models[1].layers) {
+                let pairs = zip(r.parameters, d.parameters).flatMap { [($0.value, $1.value)] + zip($0.optimizerState, $1.optimizerState) }
+                for (from, to) in pairs + zip(r.buffers.map(\.tensor), d.buffers.map(\.tensor)) {
+                    try device.write(reference.readFloats(from), to: to)
+                }
+            }
+            let (x, y) = try split.batch(start: step * n, count: n, into: images, labels, on: reference)
+            let context = StepContext(mode: .training, step: UInt64(step))
+            var kept: [Tensor] = []  // the device layers' inputs live until their backward
+            var output = x
+            for i in spec.layers.indices {
+                let input = try mirror(output)
+                kept.append(input)
+                output = try models[0].layers[i].forward(output, context: context)
+                try compare(step, i, "output", output, try models[1].layers[i].forward(input, context: context))
+            }
+            var gradient = try reference.allocate(output.shape, .float32)
+            let deviceGradient = try device.allocate(output.shape, .float32)
+            try reference.nllLoss(logProbs: output, labels: y, totals: totals[0], gradient: gradient)
+            try device.nllLoss(logProbs: mirror(output), labels: mirror(y), totals: totals[1], gradient: deviceGradient)
+            try compare(step, spec.layers.count - 1, "loss gradient", gradient, deviceGradient)
+            for i in spec.layers.indices.reversed() {
+                let next = try models[0].layers[i].backward(gradient, needInputGradient: i > 0)
+                let deviceNext = try models[1].layers[i].backward(mirror(gradient), needInputGradient: i > 0)
+                for (r, d) in zip(models[0].layers[i].parameters, models[1].layers[i].parameters) {
+                    try compare(step, i, "\(r.name) gradient", r.gradient, d.gradient)
+                }
+                guard let next, let deviceNext else { break }
+                try compare(step, i, "input gradient", next, deviceNext)
+                gradient = next
+            }
+            for (model, optimizer) in zip(models, optimizers) {
+                try optimizer.update(model.parameters, learningRate: options.learningRate, momentum: nil)
+            }
+            for (i, (r, d)) in zip(models[0].layers, models[1].layers).enumerated() {
+                for (a, b) in zip(r.parameters, d.parameters) { try compare(step, i, "\(a.name) updated", a.value, b.value) }
+                for (a, b) in zip(r.buffers, d.buffers) { try compare(step, i, "\(a.name) updated", a.tensor, b.tensor) }
+            }
+        }
+        // Loss summed and correct predictions counted over all steps, by the loss primitive on each device.
+        entries.append(Self.compare(options.steps - 1, spec.layers.count - 1, spec.layers.last!, "loss totals",
+                                    try reference.readFloats(totals[0]), try device.readFloats(totals[1]),
+                                    n * options.steps, options))
+        return ParityReport(model: spec.name, reference: reference.summary, device: device.summary, batchSize: n,
+                            steps: options.steps, seed: options.seed, entries: entries)
+    }
+
+    private static func compare(_ step: Int, _ layer: Int, _ spec: LayerSpec, _ quantity: String,
+                                _ reference: [Float], _ values: [Float], _ depth: Int, _ options: ParityOptions) -> ParityEntry {
+        var maxAbs: Double = 0, scale: Double = 0
+        var broken = reference.count != values.count
+        for (r, v) in zip(reference, values) {
+            let difference = abs(Double(r) - Double(v))
+            if difference.isNaN { broken = broken || !(r.isNaN && v.isNaN) } else { maxAbs = max(maxAbs, difference) }
+            scale = max(scale, abs(Double(r)))
+        }
+        let relative = broken ? .infinity : maxAbs / max(scale, Double(Float.leastNormalMagnitude))
+        let tolerance = Double(options.factor) * Double(Float.ulpOfOne) * Double(depth).squareRoot()
+        return ParityEntry(step: step + 1, layer: layer, layerType: spec.typeName, quantity: quantity, maxAbsError: maxAbs,
+                           maxRelError: relative, tolerance: tolerance, passed: relative <= tolerance, count: reference.count)
+    }
+
+    /// The longest sum one of the layer's primitives computes (see the type's comment).
+    static func reductionLength(_ layer: LayerSpec, input: ImageShape, output: ImageShape, batch: Int) -> Int {
+        switch layer {
+        case let .conv2d(out, kernel, _, _, _):
+            max(input.channels * kernel * kernel, out * kernel * kernel, batch * output.size * output.size)
+        case .linear: max(input.channels, output.channels, batch)
+        case .batchNorm2d: batch * input.size * input.size
+        case let .avgPool2d(g), let .maxPool2d(g): g.kernel * g.kernel
+        case .globalAvgPool: input.size * input.size
+        case .logSoftmax: input.channels
+        case .relu, .dropout, .dropout2d, .flatten: 1
+        }
+    }
+}

@@ -1,0 +1,264 @@
+import Foundation
+import Testing
+@testable import Kiln
+
+/// The one OpenCL device the tests share (programs and CLBlast kernels are built once per process).
+/// PoCL's kernel cache goes to the package's `.pocl-cache` unless POCL_CACHE_DIR is set.
+enum OpenCLSupport {
+    nonisolated(unsafe) static let device: OpenCLDevice? = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        setenv("POCL_CACHE_DIR", root.appendingPathComponent(".pocl-cache").path, 0)
+        return try? DeviceSelection.select(.anyOpenCL).device as? OpenCLDevice
+    }()
+    static var available: Bool { device != nil }
+}
+
+/// A host tensor to upload to both devices: float values, or int32 ones.
+enum HostValues {
+    case floats([Int], [Float])
+    case ints([Int], [Int32])
+
+    static func random(_ shape: [Int], bound: Float = 1) -> HostValues { .floats(shape, randomFloats(shape.reduce(1, *), bound: bound)) }
+
+    func upload(to device: Device) throws -> Tensor {
+        switch self {
+        case let .floats(shape, values): return try tensor(device, shape, values)
+        case let .ints(shape, values):
+            let t = try device.allocate(shape, .int32)
+            try device.write(values, to: t)
+            return t
+        }
+    }
+}
+
+/// Every primitive, forward and backward, on the CPU and on OpenCL with the same random inputs. Each
+/// test names its inputs, output shapes and the length of the longest sum behind an output; `parity`
+/// runs the op on both devices and compares every output (floats within √K·ε of their scale, ints exactly).
+@Suite(.serialized, .enabled(if: OpenCLSupport.available, "no OpenCL device: CPU/OpenCL parity tests skipped"))
+struct OpenCLParityTests {
+    let gpu = OpenCLSupport.device!
+
+    func parity(_ what: String, inputs: [HostValues], outputs: [([Int], DType)], terms: Int,
+                sourceLocation: SourceLocation = #_sourceLocation,
+                _ op: (Device, [Tensor], [Tensor]) throws -> Void) throws {
+        var results: [[Tensor]] = []
+        for device in [CPUDevice(), gpu] as [Device] {
+            let ins = try inputs.map { try $0.upload(to: device) }
+            let outs = try outputs.map { shape, dtype in
+                let t = try device.allocate(shape, dtype)
+                if dtype == .float32 { try device.fill(t, with: .nan) }  // an output left unwritten shows up
+                return t
+            }
+            try op(device, ins, outs)
+            results.append(outs)
+        }
+        let cpu = CPUDevice()
+        for (k, (c, g)) in zip(results[0], results[1]).enumerated() {
+            if c.dtype == .int32 {
+                #expect(try cpu.readInts(c) == gpu.readInts(g), "\(what) output \(k)", sourceLocation: sourceLocation)
+                continue
+            }
+            let expected = try cpu.readFloats(c), actual = try gpu.readFloats(g)
+            let scale = expected.map { abs(Double($0)) }.max() ?? 1
+            expectClose(actual, expected.map(Double.init), terms: terms, magnitude: scale,
+                        "\(what) output \(k)", sourceLocation: sourceLocation)
+        }
+    }
+
+    static let convCases: [(ci: Int, co: Int, n: Int, h: Int, g: WindowGeometry)] = [
+        (1, 3, 5, 7, WindowGeometry(kernel: 3, stride: 1, padding: 1)), (3, 5, 1, 11, WindowGeometry(kernel: 3, stride: 2, padding: 1)),
+        (5, 1, 3, 31, WindowGeometry(kernel: 5, stride: 1, padding: 2)), (33, 5, 3, 5, WindowGeometry(kernel: 1, stride: 1, padding: 0)),
+        (5, 31, 3, 5, WindowGeometry(kernel: 1, stride: 1, padding: 1)), (3, 3, 33, 3, WindowGeometry(kernel: 3, stride: 1, padding: 0)),
+    ]
+
+    @Test(arguments: convCases)
+    func convolution(_ c: (ci: Int, co: Int, n: Int, h: Int, g: WindowGeometry)) throws {
+        let oh = c.g.outputSize(c.h), k = c.g.kernel
+        let x = HostValues.random([c.ci, c.n, c.h, c.h]), w = HostValues.random([c.co, c.ci, k, k])
+        let dy = HostValues.random([c.co, c.n, oh, oh]), bias = HostValues.random([c.co])
+        try parity("conv forward + bias", inputs: [x, w, bias], outputs: [([c.co, c.n, oh, oh], .float32)], terms: c.ci * k * k) { d, i, o in
+            try d.conv2dForward(input: i[0], weight: i[1], output: o[0], geometry: c.g)
+            try d.addChannelBias(o[0], bias: i[2])
+        }
+        try parity("conv backward data", inputs: [dy, w], outputs: [([c.ci, c.n, c.h, c.h], .float32)], terms: c.co * k * k) { d, i, o in
+            try d.conv2dBackwardData(gradOutput: i[0], weight: i[1], gradInput: o[0], geometry: c.g)
+        }
+        try parity("conv backward weights, bias", inputs: [x, dy], outputs: [([c.co, c.ci, k, k], .float32), ([c.co], .float32)],
+                   terms: c.n * oh * oh) { d, i, o in
+            try d.conv2dBackwardWeights(input: i[0], gradOutput: i[1], gradWeight: o[0], geometry: c.g)
+            try d.channelSums(i[1], into: o[1])
+        }
+    }
+
+    @Test(arguments: [(1, 1, 1), (3, 5, 7), (5, 33, 3), (16, 31, 12)])
+    func batchNorm(c: Int, n: Int, h: Int) throws {
+        let x = HostValues.random([c, n, h, h], bound: 3), dy = HostValues.random([c, n, h, h])
+        let gamma = HostValues.random([c]), beta = HostValues.random([c])
+        let runningMean = HostValues.random([c]), runningVar = HostValues.floats([c], randomFloats(c).map { 1 + abs($0) })
+        let terms = n * h * h
+        try parity("batch norm training forward, backward", inputs: [x, gamma, beta, runningMean, runningVar, dy],
+                   outputs: [([c, n, h, h], .float32), ([c], .float32), ([c], .float32), ([c, n, h, h], .float32),
+                             ([c], .float32), ([c], .float32)], terms: terms) { d, i, o in
+            let savedMean = try d.allocate([c], .float32), savedInvStd = try d.allocate([c], .float32)
+            try d.batchNormTrainingForward(input: i[0], gamma: i[1], beta: i[2], runningMean: i[3], runningVar: i[4],
+                                           savedMean: savedMean, savedInvStd: savedInvStd, output: o[0], momentum: 0.1, epsilon: 1e-5)
+            try d.copy(i[3], to: o[1])
+            try d.copy(i[4], to: o[2])
+            try d.batchNormBackward(input: i[0], gradOutput: i[5], gamma: i[1], savedMean: savedMean, savedInvStd: savedInvStd,
+                                    gradInput: o[3], gradGamma: o[4], gradBeta: o[5])
+        }
+        try parity("batch norm inference", inputs: [x, gamma, beta, runningMean, runningVar], outputs: [([c, n, h, h], .float32)],
+                   terms: 1) { d, i, o in
+            try d.batchNormInferenceForward(input: i[0], gamma: i[1], beta: i[2], runningMean: i[3], runningVar: i[4],
+                                            output: o[0], epsilon: 1e-5)
+        }
+    }
+
+    @Test(arguments: [(3, 5, 5), (1, 3, 11), (5, 1, 7)], PoolingTests.geometries)
+    func pooling(shape: (Int, Int, Int), g: WindowGeometry) throws {
+        let (c, n, h) = shape
+        guard h + 2 * g.padding >= g.kernel else { return }
+        let oh = g.outputSize(h)
+        // Quantised inputs make ties, so the tie rule is compared too.
+        let x = HostValues.floats([c, n, h, h], randomFloats(c * n * h * h).map { ($0 * 4).rounded() })
+        let dy = HostValues.random([c, n, oh, oh])
+        try parity("max pool", inputs: [x, dy], outputs: [([c, n, oh, oh], .float32), ([c, n, oh, oh], .int32), ([c, n, h, h], .float32)],
+                   terms: g.kernel * g.kernel) { d, i, o in
+            try d.maxPoolForward(input: i[0], output: o[0], argmax: o[1], geometry: g)
+            try d.maxPoolBackward(gradOutput: i[1], argmax: o[1], gradInput: o[2])
+        }
+        try parity("avg pool", inputs: [.random([c, n, h, h]), dy], outputs: [([c, n, oh, oh], .float32), ([c, n, h, h], .float32)],
+                   terms: g.kernel * g.kernel) { d, i, o in
+            try d.avgPoolForward(input: i[0], output: o[0], geometry: g)
+            try d.avgPoolBackward(gradOutput: i[1], gradInput: o[1], geometry: g)
+        }
+    }
+
+    @Test(arguments: [1, 3, 33, 4099])
+    func elementwise(count: Int) throws {
+        let shape = [count, 1, 1, 1]
+        try parity("relu, multiply", inputs: [.random(shape), .random(shape)],
+                   outputs: [(shape, .float32), (shape, .float32), (shape, .float32)], terms: 1) { d, i, o in
+            try d.reluForward(input: i[0], output: o[0])
+            try d.reluBackward(output: o[0], gradOutput: i[1], gradInput: o[1])
+            try d.multiply(i[0], i[1], into: o[2])
+        }
+    }
+
+    @Test(arguments: [false, true])
+    func dropoutMasksAreEqualBitForBit(channelwise: Bool) throws {
+        let shape = [5, 33, 3, 3], generator = Philox(seed: testSeed, stream: 9)
+        var masks: [[Float]] = []
+        try parity("dropout", inputs: [.random(shape)], outputs: [(shape, .float32), (shape, .float32)], terms: 1) { d, i, o in
+            try d.dropoutForward(input: i[0], output: o[0], mask: o[1], probability: 0.3, channelwise: channelwise,
+                                 generator: generator, step: 1 << 33 + 5)
+            masks.append(try d.readFloats(o[1]))
+        }
+        #expect(masks[0] == masks[1])
+        #expect(masks[0].contains(0) && masks[0].contains { $0 != 0 })
+    }
+
+    @Test func flatten() throws {
+        let (c, n, h) = (3, 5, 3)
+        try parity("flatten", inputs: [.random([c, n, h, h]), .random([c * h * h, n, 1, 1])],
+                   outputs: [([c * h * h, n, 1, 1], .float32), ([c, n, h, h], .float32)], terms: 1) { d, i, o in
+            try d.flattenForward(input: i[0], output: o[0])
+            try d.flattenBackward(gradOutput: i[1], gradInput: o[1])
+        }
+    }
+
+    @Test(arguments: [1, 3, 31, 1000])
+    func logSoftmaxAndLoss(n: Int) throws {
+        let k = 10
+        let labels = HostValues.ints([n], (0..<n).map { _ in Int32.random(in: 0..<Int32(k)) })
+        try parity("log-softmax, nll", inputs: [.random([k, n, 1, 1], bound: 5), .random([k, n, 1, 1]), labels],
+                   outputs: [([k, n, 1, 1], .float32), ([k, n, 1, 1], .float32), ([2], .float32), ([k, n, 1, 1], .float32)],
+                   terms: max(k, n)) { d, i, o in
+            try d.logSoftmaxForward(input: i[0], output: o[0])
+            try d.logSoftmaxBackward(output: o[0], gradOutput: i[1], gradInput: o[1])
+            try d.fill(o[2], with: 1.5)  // totals accumulate onto what is there
+            try d.nllLoss(logProbs: o[0], labels: i[2], totals: o[2], gradient: o[3])
+            try d.nllLoss(logProbs: o[0], labels: i[2], totals: o[2], gradient: nil)
+        }
+    }
+
+    @Test(arguments: [(Float(0.9), true, Float(0.01)), (0.9, false, 0), (0, false, 0.1)])
+    func sgd(momentum: Float, nesterov: Bool, weightDecay: Float) throws {
+        let shape = [33]
+        try parity("sgd", inputs: [.random(shape), .random(shape), .random(shape)], outputs: [(shape, .float32), (shape, .float32)],
+                   terms: 1) { d, i, o in
+            for _ in 0..<3 {
+                try d.sgdStep(parameter: i[0], gradient: i[1], velocity: i[2], learningRate: 0.1, momentum: momentum,
+                              nesterov: nesterov, weightDecay: weightDecay)
+            }
+            try d.copy(i[0], to: o[0])
+            try d.copy(i[2], to: o[1])
+        }
+    }
+
+    @Test func adam() throws {
+        let shape = [31]
+        try parity("adam", inputs: [.random(shape), .random(shape), .random(shape), .floats(shape, randomFloats(31).map(abs))],
+                   outputs: [(shape, .float32), (shape, .float32), (shape, .float32)], terms: 1) { d, i, o in
+            for step in 1...3 {
+                try d.adamStep(parameter: i[0], gradient: i[1], firstMoment: i[2], secondMoment: i[3], learningRate: 0.01,
+                               beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.01, step: step)
+            }
+            for (k, t) in [i[0], i[2], i[3]].enumerated() { try d.copy(t, to: o[k]) }
+        }
+    }
+
+    @Test(arguments: [false, true])
+    func gatherBatch(augment: Bool) throws {
+        let (c, total, h, n) = (1, 37, 11, 5)
+        let order = HostValues.ints([total], (0..<Int32(total)).shuffled())
+        let labels = HostValues.ints([total], (0..<Int32(total)).map { $0 % 10 })
+        let augmentation = augment ? Augmentation(maxDegrees: 15, maxShift: 2, background: -0.5) : nil
+        try parity("gather", inputs: [.random([c, total, h, h]), labels, order],
+                   outputs: [([c, n, h, h], .float32), ([n], .int32)], terms: 4) { d, i, o in
+            try d.gatherBatch(images: i[0], labels: i[1], order: i[2], start: 31, output: o[0], outputLabels: o[1],
+                              augmentation: augmentation, generator: Philox(seed: 3, stream: 3), step: 12)
+        }
+    }
+
+    @Test func memoryRoundTrip() throws {
+        let values = randomFloats(33), ints = (0..<Int32(31)).map { $0 * 7 - 100 }
+        let t = try tensor(gpu, [33], values), u = try gpu.allocate([33], .float32)
+        try gpu.copy(t, to: u)
+        #expect(try gpu.readFloats(u) == values)
+        try gpu.fill(u, with: 2.5)
+        #expect(try gpu.readFloats(u) == [Float](repeating: 2.5, count: 33))
+        let i = try gpu.allocate([31], .int32)
+        try gpu.write(ints, to: i)
+        #expect(try gpu.readInts(i) == ints)
+        #expect(throws: KilnError.self) { try gpu.write([Float](repeating: 1, count: 2), to: u) }
+    }
+
+    @Test(arguments: ["lean8k", "strided12k", "ref18k"])
+    func modelStepsAgreeLayerByLayer(model: String) throws {
+        var options = ParityOptions()
+        options.batchSize = 8
+        options.steps = 2
+        options.seed = testSeed
+        let data = try MNISTData(folder: MNISTData.bundledFolder(), trainLimit: 16)
+        let spec = try ModelSpec.named(model)
+        let report = try Parity.run(spec: spec, reference: CPUDevice(), device: gpu, data: data, options: options)
+        let failure = report.firstFailure, passed = report.passed
+        #expect(passed, "\(model): step \(failure?.step ?? 0) layer \(failure?.layer ?? 0) \(failure?.quantity ?? "") relative error \(failure?.maxRelError ?? 0) > \(failure?.tolerance ?? 0)")
+        #expect(report.entries.count > 3 * spec.layers.count, "every layer's outputs, gradients and weights are compared")
+    }
+}
+
+@Suite struct DeviceSelectionTests {
+    @Test func parsesDeviceNames() throws {
+        #expect(try DeviceRequest(parsing: "auto") == .auto)
+        #expect(try DeviceRequest(parsing: "opencl:1.2") == .opencl(platform: 1, device: 2))
+        for bad in ["gpu", "opencl:1", "opencl:a.b", "opencl:1.2.3"] {
+            #expect(throws: KilnError.self) { try DeviceRequest(parsing: bad) }
+        }
+    }
+
+    @Test func missingOpenCLDeviceIsAnError() {
+        #expect(throws: KilnError.self) { try DeviceSelection.select(.opencl(platform: 99, device: 0)) }
+    }
+}
