@@ -1,16 +1,16 @@
 # Kiln: `make train` trains the default model on the bundled MNIST, `make test` runs the tests.
 # Both install the Debian packages they need first (sudo when not root).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-PACKAGES := libopenblas-dev zlib1g-dev
-STAMP := .build/.deps-installed
+# OpenBLAS and zlib for the CPU path; the OpenCL ICD loader, CLBlast and PoCL (an OpenCL CPU device,
+# so the OpenCL path is tested everywhere) for the OpenCL path.
+PACKAGES := libopenblas-dev zlib1g-dev ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd
 
 .PHONY: deps build train test summary clean
 
-deps: $(STAMP)
-$(STAMP):
+# Installs only when a package is missing (dpkg -s is quick, so every run checks).
+deps:
 	@if ! dpkg -s $(PACKAGES) >/dev/null 2>&1; then \
 		$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $(PACKAGES); fi
-	@mkdir -p .build && touch $@
 
 build: deps
 	swift build -c release
@@ -18,8 +18,9 @@ build: deps
 train: build
 	.build/release/kiln train $(ARGS)
 
+# PoCL caches compiled kernels here, inside the clone (never an empty POCL_CACHE_DIR: PoCL aborts).
 test: deps
-	swift test -c release
+	POCL_CACHE_DIR=$(CURDIR)/.pocl-cache swift test -c release
 
 summary: build
 	.build/release/kiln summary $(ARGS)

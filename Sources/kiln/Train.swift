@@ -92,6 +92,8 @@ struct Train: ParsableCommand {
               + "\(data.train.count) training images from \(data.folder)")
         print("Optimizer \(options.optimizer.kind.rawValue), \(options.schedule.rawValue) schedule, lr \(options.learningRate), "
               + "batch \(options.batchSize), augmentation \(options.augmentation.map { "±\($0.maxDegrees)° ±\($0.maxShift)px" } ?? "off"), seed \(options.seed)")
+        print(String(format: "Warm-up %.2f s (device set-up, data upload, kernel compilation), not counted in epoch times",
+                     trainer.warmupSeconds))
         var callbacks: [TrainingCallback] = [ConsoleReporter()]
         if let log { callbacks.append(try JSONLogWriter(path: log, keepEpochs: checkpoint?.completedEpochs ?? 0)) }
         if let save { callbacks.append(CheckpointWriter(path: save)) }

@@ -95,6 +95,23 @@ public protocol Device: AnyObject {
                      outputLabels: Tensor, augmentation: Augmentation?, generator: Philox, step: UInt64) throws
 }
 
+/// Argument checks both devices make before touching memory.
+extension Device {
+    /// `count` values of `dtype` must fill `tensor` exactly (write, copy).
+    func checkTransfer(_ count: Int, _ tensor: Tensor, _ dtype: DType) throws {
+        guard count == tensor.count, dtype == tensor.dtype else {
+            throw KilnError("cannot copy \(count) \(dtype) values into a \(tensor.dtype) tensor of shape \(tensor.shape)")
+        }
+    }
+
+    /// A batch must lie within the shuffled order (gatherBatch).
+    func checkBatch(start: Int, count: Int, order: Tensor) throws {
+        guard start >= 0, start + count <= order.count else {
+            throw KilnError("batch \(start)..<\(start + count) is outside the \(order.count) shuffled indices")
+        }
+    }
+}
+
 /// Random rotation and shift applied on the fly; `background` fills pixels that come from outside.
 public struct Augmentation: Codable, Equatable, Sendable {
     public var maxDegrees: Float

@@ -97,7 +97,30 @@ public final class Trainer {
         schedule.stepSize = options.stepSize
         schedule.gamma = options.gamma
         self.schedule = schedule
+        try Self.warmUp(model.spec, on: device, train: trainSplit, test: testSplit, options: options)
         warmupSeconds = Date().timeIntervalSince(setupStart)
+    }
+
+    /// One training step and one evaluation batch on a throwaway copy of the model, so every kernel
+    /// (CLBlast's GEMMs included) is compiled before the first epoch's clock starts. The real model,
+    /// the optimizer and the random streams are untouched.
+    private static func warmUp(_ spec: ModelSpec, on device: Device, train: DeviceSplit, test: DeviceSplit,
+                               options: TrainingOptions) throws {
+        let model = try Sequential(spec: spec, device: device, seed: options.seed)
+        let optimizer = Optimizer(config: options.optimizer, device: device)
+        let images = TensorSlot(), labels = TensorSlot(), gradient = TensorSlot()
+        let totals = try device.allocate([2], .float32)
+        try device.fill(totals, with: 0)
+        let (x, y) = try train.batch(start: 0, count: min(options.batchSize, train.count), into: images, labels, on: device,
+                                     augmentation: options.augmentation)
+        let output = try model.forward(x, context: StepContext(mode: .training))
+        let g = try gradient.tensor(output.shape, on: device)
+        try device.nllLoss(logProbs: output, labels: y, totals: totals, gradient: g)
+        try model.backward(g)
+        try optimizer.update(model.parameters, learningRate: 0, momentum: nil)
+        let (tx, ty) = try test.batch(start: 0, count: min(options.evalBatchSize, test.count), into: images, labels, on: device)
+        try device.nllLoss(logProbs: model.forward(tx, context: StepContext(mode: .inference)), labels: ty, totals: totals, gradient: nil)
+        _ = try device.readFloats(totals)  // waits for the queue
     }
 
     /// Trains the remaining epochs, evaluating after each, and reports them to the callbacks.

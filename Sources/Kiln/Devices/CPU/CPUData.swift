@@ -4,9 +4,7 @@ extension CPUDevice {
                             outputLabels: Tensor, augmentation: Augmentation?, generator: Philox, step: UInt64) throws {
         let (c, total, h, w, n) = (images.channels, images.batch, images.height, images.width, output.batch)
         let (src, dst, idx, lab, outLab) = (floats(images), floats(output), ints(order), ints(labels), ints(outputLabels))
-        guard start >= 0, start + n <= order.count else {
-            throw KilnError("batch \(start)..<\(start + n) is outside the \(order.count) shuffled indices")
-        }
+        try checkBatch(start: start, count: n, order: order)
         Parallel.chunks(n) { slots in
             for slot in slots {
                 let image = Int(idx[start + slot])

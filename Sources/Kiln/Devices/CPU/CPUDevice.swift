@@ -49,12 +49,12 @@ public final class CPUDevice: Device {
     }
 
     public func write(_ values: [Float], to tensor: Tensor) throws {
-        try checkCount(values.count, tensor, .float32)
+        try checkTransfer(values.count, tensor, .float32)
         values.withUnsafeBufferPointer { floats(tensor).update(from: $0.baseAddress!, count: values.count) }
     }
 
     public func write(_ values: [Int32], to tensor: Tensor) throws {
-        try checkCount(values.count, tensor, .int32)
+        try checkTransfer(values.count, tensor, .int32)
         values.withUnsafeBufferPointer { ints(tensor).update(from: $0.baseAddress!, count: values.count) }
     }
 
@@ -71,14 +71,8 @@ public final class CPUDevice: Device {
     }
 
     public func copy(_ source: Tensor, to destination: Tensor) throws {
-        try checkCount(source.count, destination, source.dtype)
+        try checkTransfer(source.count, destination, source.dtype)
         (destination.storage as! CPUStorage).raw.copyMemory(
             from: (source.storage as! CPUStorage).raw, byteCount: source.count * source.dtype.byteSize)
-    }
-
-    private func checkCount(_ count: Int, _ tensor: Tensor, _ dtype: DType) throws {
-        guard count == tensor.count, dtype == tensor.dtype else {
-            throw KilnError("cannot copy \(count) \(dtype) values into a \(tensor.dtype) tensor of shape \(tensor.shape)")
-        }
     }
 }

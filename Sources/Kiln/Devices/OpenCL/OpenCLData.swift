@@ -4,9 +4,7 @@ extension OpenCLDevice {
     public func gatherBatch(images: Tensor, labels: Tensor, order: Tensor, start: Int, output: Tensor,
                             outputLabels: Tensor, augmentation: Augmentation?, generator: Philox, step: UInt64) throws {
         let n = output.batch
-        guard start >= 0, start + n <= order.count else {
-            throw KilnError("batch \(start)..<\(start + n) is outside the \(order.count) shuffled indices")
-        }
+        try checkBatch(start: start, count: n, order: order)
         try run("gather_batch", items: output.count, .buffer(images), .buffer(labels), .buffer(order), .buffer(output),
                 .buffer(outputLabels), .int(images.channels), .int(images.batch), .int(n), .int(images.height),
                 .int(images.width), .int(start), .int(augmentation == nil ? 0 : 1),

@@ -231,12 +231,12 @@ public final class OpenCLDevice: Device {
     }
 
     public func write(_ values: [Float], to tensor: Tensor) throws {
-        try checkCount(values.count, tensor, .float32)
+        try checkTransfer(values.count, tensor, .float32)
         try upload(values, tensor)
     }
 
     public func write(_ values: [Int32], to tensor: Tensor) throws {
-        try checkCount(values.count, tensor, .int32)
+        try checkTransfer(values.count, tensor, .int32)
         try upload(values, tensor)
     }
 
@@ -270,16 +270,10 @@ public final class OpenCLDevice: Device {
     }
 
     public func copy(_ source: Tensor, to destination: Tensor) throws {
-        try checkCount(source.count, destination, source.dtype)
+        try checkTransfer(source.count, destination, source.dtype)
         guard source.count > 0 else { return }
         try checkCL(clEnqueueCopyBuffer(queue, memory(source), memory(destination), 0, 0, source.count * source.dtype.byteSize,
                                         0, nil, nil), "clEnqueueCopyBuffer")
-    }
-
-    private func checkCount(_ count: Int, _ tensor: Tensor, _ dtype: DType) throws {
-        guard count == tensor.count, dtype == tensor.dtype else {
-            throw KilnError("cannot copy \(count) \(dtype) values into a \(tensor.dtype) tensor of shape \(tensor.shape)")
-        }
     }
 }
 
