@@ -128,12 +128,9 @@ public final class OpenCLDevice: Device {
     }
 
     private static func buildLog(_ program: cl_program?, _ device: cl_device_id) -> String {
-        var size = 0
-        guard clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size) == CL_SUCCESS
-        else { return "(no build log)" }
-        var bytes = [CChar](repeating: 0, count: size + 1)
-        _ = clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &bytes, nil)
-        return String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        (try? queryString("clGetProgramBuildInfo") {
+            clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), $0, $1, $2)
+        }) ?? "(no build log)"
     }
 
     private static func kernels(in program: cl_program) throws -> [String: cl_kernel] {
@@ -143,11 +140,8 @@ public final class OpenCLDevice: Device {
         try checkCL(clCreateKernelsInProgram(program, count, &handles, nil), "clCreateKernelsInProgram")
         var result: [String: cl_kernel] = [:]
         for case let kernel? in handles {
-            var size = 0
-            try checkCL(clGetKernelInfo(kernel, cl_kernel_info(CL_KERNEL_FUNCTION_NAME), 0, nil, &size), "clGetKernelInfo")
-            var bytes = [CChar](repeating: 0, count: size + 1)
-            try checkCL(clGetKernelInfo(kernel, cl_kernel_info(CL_KERNEL_FUNCTION_NAME), size, &bytes, nil), "clGetKernelInfo")
-            result[String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)] = kernel
+            let name = try queryString("clGetKernelInfo") { clGetKernelInfo(kernel, cl_kernel_info(CL_KERNEL_FUNCTION_NAME), $0, $1, $2) }
+            result[name] = kernel
         }
         return result
     }

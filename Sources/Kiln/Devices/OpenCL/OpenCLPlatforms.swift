@@ -61,19 +61,11 @@ public enum OpenCLPlatforms {
     }
 
     private static func platformString(_ platform: cl_platform_id?, _ parameter: Int32) throws -> String {
-        var size = 0
-        try checkCL(clGetPlatformInfo(platform, cl_platform_info(parameter), 0, nil, &size), "clGetPlatformInfo")
-        var bytes = [CChar](repeating: 0, count: size + 1)
-        try checkCL(clGetPlatformInfo(platform, cl_platform_info(parameter), size, &bytes, nil), "clGetPlatformInfo")
-        return trimmed(bytes)
+        try queryString("clGetPlatformInfo") { clGetPlatformInfo(platform, cl_platform_info(parameter), $0, $1, $2) }
     }
 
     static func deviceString(_ id: cl_device_id, _ parameter: Int32) throws -> String {
-        var size = 0
-        try checkCL(clGetDeviceInfo(id, cl_device_info(parameter), 0, nil, &size), "clGetDeviceInfo")
-        var bytes = [CChar](repeating: 0, count: size + 1)
-        try checkCL(clGetDeviceInfo(id, cl_device_info(parameter), size, &bytes, nil), "clGetDeviceInfo")
-        return trimmed(bytes)
+        try queryString("clGetDeviceInfo") { clGetDeviceInfo(id, cl_device_info(parameter), $0, $1, $2) }
     }
 
     static func deviceValue<T: BinaryInteger>(_ id: cl_device_id, _ parameter: Int32) throws -> T {
@@ -83,9 +75,13 @@ public enum OpenCLPlatforms {
         }
         return value
     }
+}
 
-    private static func trimmed(_ bytes: [CChar]) -> String {
-        String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            .trimmingCharacters(in: .whitespaces)
-    }
+/// A string through a `clGet*Info` query: the size first, then the bytes (NUL-terminated).
+func queryString(_ call: String, _ query: (Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int) throws -> String {
+    var size = 0
+    try checkCL(query(0, nil, &size), call)
+    var bytes = [UInt8](repeating: 0, count: size + 1)
+    try checkCL(bytes.withUnsafeMutableBytes { query(size, $0.baseAddress, nil) }, call)
+    return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self).trimmingCharacters(in: .whitespaces)
 }
