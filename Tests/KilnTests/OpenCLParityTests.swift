@@ -234,6 +234,31 @@ struct OpenCLParityTests {
         #expect(throws: KilnError.self) { try gpu.write([Float](repeating: 1, count: 2), to: u) }
     }
 
+    @Test func checkpointsMoveBetweenDevices() throws {
+        let spec = Presets.all["lean8k"]!
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for (from, to) in [(gpu as Device, CPUDevice() as Device), (CPUDevice(), gpu)] {
+            let model = try Sequential(spec: spec, device: from, seed: testSeed)
+            for (_, t) in model.namedTensors { try from.write(randomFloats(t.count), to: t) }
+            let optimizer = Optimizer(config: OptimizerConfig(kind: .adam), device: from)
+            try optimizer.prepare(model.parameters)
+            for p in model.parameters { try from.write(randomFloats(p.value.count), to: p.optimizerState[1]) }
+            try Checkpoint.save(model: model, optimizer: optimizer, options: nil, completedEpochs: 1, to: path)
+            let saved = try Checkpoint(path: path)
+            let copy = try Sequential(spec: spec, device: to, seed: testSeed &+ 1)
+            let copyOptimizer = Optimizer(config: OptimizerConfig(kind: .adam), device: to)
+            try saved.load(into: copy)
+            try saved.load(into: copyOptimizer, of: copy)
+            for ((name, a), (_, b)) in zip(model.namedTensors, copy.namedTensors) {
+                #expect(try from.readFloats(a) == to.readFloats(b), "\(name) from \(from.summary)")
+            }
+            for (a, b) in zip(model.parameters, copy.parameters) {
+                #expect(try from.readFloats(a.optimizerState[1]) == to.readFloats(b.optimizerState[1]))
+            }
+        }
+    }
+
     @Test(arguments: ["lean8k", "strided12k", "ref18k"])
     func modelStepsAgreeLayerByLayer(model: String) throws {
         var options = ParityOptions()
