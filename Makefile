@@ -5,7 +5,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # so the OpenCL path is tested everywhere) for the OpenCL path.
 PACKAGES := libopenblas-dev zlib1g-dev ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd
 
-.PHONY: deps build train test summary clean
+.PHONY: deps build train test bench summary clean
 
 # Installs only when a package is missing (dpkg -s is quick, so every run checks).
 deps:
@@ -19,8 +19,16 @@ train: build
 	.build/release/kiln train $(ARGS)
 
 # PoCL caches compiled kernels here, inside the clone (never an empty POCL_CACHE_DIR: PoCL aborts).
+export POCL_CACHE_DIR := $(CURDIR)/.pocl-cache
+
+# The tests, then a smoke run of the benchmark on every device.
 test: deps
-	POCL_CACHE_DIR=$(CURDIR)/.pocl-cache swift test -c release
+	swift test -c release
+	swift build -c release --product kiln-bench
+	.build/release/kiln-bench --quick
+
+bench: build
+	.build/release/kiln-bench $(ARGS)
 
 summary: build
 	.build/release/kiln summary $(ARGS)

@@ -5,6 +5,7 @@ let package = Package(
     name: "Kiln",
     products: [
         .executable(name: "kiln", targets: ["kiln"]),
+        .executable(name: "kiln-bench", targets: ["kiln-bench"]),
         .library(name: "Kiln", targets: ["Kiln"]),
     ],
     dependencies: [
@@ -26,6 +27,10 @@ let package = Package(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/kiln"),
+        .executableTarget(
+            name: "kiln-bench",
+            dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "benchmarks/kiln-bench"),
         .testTarget(name: "KilnTests", dependencies: ["Kiln"], path: "Tests/KilnTests"),
     ],
     swiftLanguageModes: [.v6]

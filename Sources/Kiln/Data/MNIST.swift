@@ -35,13 +35,14 @@ public struct MNISTData: Sendable {
         return candidates.first { FileManager.default.fileExists(atPath: $0) } ?? candidates[0]
     }
 
-    public init(folder: String, trainLimit: Int? = nil) throws {
+    /// `trainLimit` / `testLimit` keep only the first images of a split (quick runs, benchmarks).
+    public init(folder: String, trainLimit: Int? = nil, testLimit: Int? = nil) throws {
         guard FileManager.default.fileExists(atPath: folder) else {
             throw KilnError("\(folder): no such data folder (for Fashion-MNIST: apt-get install dataset-fashion-mnist)")
         }
         self.folder = folder
         train = try Self.split(folder, "train", limit: trainLimit)
-        test = try Self.split(folder, "t10k", limit: nil)
+        test = try Self.split(folder, "t10k", limit: testLimit)
     }
 
     private static func split(_ folder: String, _ prefix: String, limit: Int?) throws -> Split {

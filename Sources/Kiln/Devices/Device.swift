@@ -24,6 +24,10 @@ public protocol Device: AnyObject {
     func readInts(_ tensor: Tensor) throws -> [Int32]
     func fill(_ tensor: Tensor, with value: Float) throws
     func copy(_ source: Tensor, to destination: Tensor) throws
+    /// Blocks until every queued primitive has run: call before reading a clock.
+    func finish() throws
+    /// Device memory allocated so far in bytes, where the device keeps count (OpenCL); nil on the CPU.
+    var allocatedBytes: Int? { get }
 
     // MARK: Convolution (square kernel; weight [Co, Ci, k, k]; x [Ci, N, H, W]; y [Co, N, OH, OW])
     /// y = conv(x, weight). A Linear layer is the pointwise case on `[F, N, 1, 1]`.

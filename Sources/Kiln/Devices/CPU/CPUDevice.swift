@@ -66,6 +66,11 @@ public final class CPUDevice: Device {
         Array(UnsafeBufferPointer(start: ints(tensor), count: tensor.count))
     }
 
+    /// Primitives run synchronously on the CPU: nothing is ever pending.
+    public func finish() throws {}
+
+    public var allocatedBytes: Int? { nil }
+
     public func fill(_ tensor: Tensor, with value: Float) throws {
         floats(tensor).update(repeating: value, count: tensor.count)
     }

@@ -103,8 +103,8 @@ public final class OpenCLDevice: Device {
 
     public var summary: String { "\(info.address) \(info.name) (\(info.platformName), \(info.typeName))" }
 
-    /// Device memory allocated so far (buffers in use and pooled), in bytes.
-    public var allocatedBytes: Int { pool.allocatedBytes }
+    /// Buffers in use and pooled, in bytes.
+    public var allocatedBytes: Int? { pool.allocatedBytes }
 
     // MARK: Program
 
@@ -195,7 +195,6 @@ public final class OpenCLDevice: Device {
         try checkCLBlast(status, "CLBlastSgemm(m \(m), n \(n), k \(k))")
     }
 
-    /// Blocks until every queued command has run (for honest timings).
     public func finish() throws {
         try checkCL(clFinish(queue), "clFinish")
     }
@@ -215,7 +214,7 @@ public final class OpenCLDevice: Device {
         if let buffer = pool.take(bytes: size) { return OpenCLStorage(buffer: buffer, bytes: size, pool: pool) }
         var status: cl_int = 0
         let buffer = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), size, nil, &status)
-        try checkCL(status, "clCreateBuffer(\(size) bytes, \(allocatedBytes) already allocated)")
+        try checkCL(status, "clCreateBuffer(\(size) bytes, \(pool.allocatedBytes) already allocated)")
         pool.created(bytes: size)
         return OpenCLStorage(buffer: buffer!, bytes: size, pool: pool)
     }

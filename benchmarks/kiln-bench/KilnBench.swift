@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+import Kiln
+
+@main
+struct KilnBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kiln-bench",
+        abstract: "Time training, evaluation and each layer of models on every device, against each device's sgemm peak.",
+        discussion: """
+            For each model and device: warm-up (kernel compilation) apart, the median training time of --repeats \
+            epochs (or of --steps steps), images/s, evaluation time, GFLOP/s (training = 3x the forward MACs), test \
+            accuracy, peak host memory and device memory, a per-layer forward/backward breakdown, and the device's own \
+            sgemm speed at 1024^3 and at the model's convolution shapes. Prints a markdown table; --out DIR also \
+            writes results.jsonl (the run-report schema of `kiln train --log`), results.md and chart.svg.
+            """)
+
+    @Option(help: "Comma-separated presets or JSON spec files.")
+    var models = "lean8k,strided12k,ref18k"
+    @Option(help: "Comma-separated devices (cpu, opencl:P.D); default: the CPU and every OpenCL device.")
+    var devices: String?
+    @Option(help: "Training steps per timed run (default: a full epoch).")
+    var steps: Int?
+    @Option(help: "Timed runs; the median is reported.")
+    var repeats = 3
+    @Option(help: "Images per step.")
+    var batchSize = 128
+    @Option(help: "Test images evaluated after each run (default: all).")
+    var testLimit: Int?
+    @Option(help: "CPU threads (default: all cores).")
+    var threads: Int?
+    @Option(help: "Write results.jsonl, results.md and chart.svg into this folder.")
+    var out: String?
+    @Option(help: "A JSON-lines file from benchmarks/pytorch/mnist_epoch.py: print Kiln's CPU epochs against it.")
+    var compare: String?
+    @Flag(help: "A smoke run: 2 steps of 16 images, 1 repeat, 500 test images, 256³ peak GEMM; all models and devices.")
+    var quick = false
+
+    func validate() throws {
+        guard repeats >= 1, batchSize >= 1 else { throw ValidationError("--repeats and --batch-size must be at least 1") }
+        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        if let threads { Parallel.threads = threads }
+        let steps = quick ? 2 : self.steps, repeats = quick ? 1 : self.repeats, batchSize = quick ? 16 : self.batchSize
+        let testLimit = quick ? 500 : self.testLimit
+        let specs = try models.split(separator: ",").map { try ModelSpec.named(String($0)) }
+        let requests = try deviceRequests()
+        let data = try MNISTData(folder: MNISTData.bundledFolder(), trainLimit: steps.map { $0 * batchSize }, testLimit: testLimit)
+        let comparison = try compare.map(readReports)
+        var results: [BenchResult] = []
+        for request in requests {
+            let opened = Date()
+            let device = try DeviceSelection.select(request).device
+            let openSeconds = Date().timeIntervalSince(opened)
+            let peak = try sgemmGFLOPs(device, m: peakSize, n: peakSize, k: peakSize, repeats: quick ? 1 : 3)
+            for spec in specs {
+                FileHandle.standardError.write("\(spec.name) on \(device.summary)…\n".data(using: .utf8)!)
+                results.append(try measure(spec, on: device, openSeconds: openSeconds, data: data, batchSize: batchSize,
+                                           repeats: repeats, peak: peak))
+            }
+        }
+        let markdown = Tables.markdown(results, machine: Machine.describe(), peakSize: peakSize, comparison: comparison)
+        print(markdown)
+        if let out { try write(results, markdown: markdown, to: out) }
+    }
+
+    private var peakSize: Int { quick ? 256 : 1024 }
+
+    private func deviceRequests() throws -> [DeviceRequest] {
+        if let devices { return try devices.split(separator: ",").map { try DeviceRequest(parsing: String($0)) } }
+        let openCL = (try? OpenCLPlatforms.devices()) ?? []
+        return [.cpu] + openCL.map { .opencl(platform: $0.platformIndex, device: $0.deviceIndex) }
+    }
+
+    private func measure(_ spec: ModelSpec, on device: Device, openSeconds: Double, data: MNISTData, batchSize: Int,
+                         repeats: Int, peak: Double) throws -> BenchResult {
+        let gemmRepeats = quick ? 1 : 3
+        let setupStart = Date()
+        let model = try Sequential(spec: spec, device: device, seed: 1)
+        var options = TrainingOptions()
+        options.epochs = repeats
+        options.batchSize = batchSize
+        options.schedule = .none
+        options.learningRate = 0.01
+        options.augmentation = nil
+        let trainer = try Trainer(model: model, data: data, options: options, setupStart: setupStart)
+        let reports = try trainer.run()
+        var report = reports.last!
+        // The device's program build happens once per process: the first model on a device pays it.
+        report.warmupSeconds += openSeconds
+        report.epochSeconds = median(reports.map(\.epochSeconds))
+        report.imagesPerSecond = Double(trainer.trainCount) / report.epochSeconds
+        let macs = try ModelSummary(spec).totalMACs
+        let gemms = try convolutionGEMMs(spec, batch: batchSize)
+        // Time for one step's GEMMs at each shape's own speed (forward, backward-data, backward-weights alike).
+        let gemmSeconds = try gemms.reduce(0.0) { total, g in
+            let flops = 2 * Double(g.m) * Double(g.n) * Double(g.k)
+            return total + flops / (try sgemmGFLOPs(device, m: g.m, n: g.n, k: g.k, repeats: gemmRepeats) * 1e9)
+        }
+        let stepFLOPs = 2 * Double(macs) * Double(batchSize)
+        return BenchResult(
+            report: report, epochSecondsRuns: reports.map(\.epochSeconds), steps: trainer.schedule.stepsPerEpoch,
+            trainGFLOPs: 3 * 2 * Double(macs) * report.imagesPerSecond / 1e9, sgemmPeakGFLOPs: peak,
+            sgemmConvShapesGFLOPs: stepFLOPs / gemmSeconds / 1e9, peakHostMB: peakHostMB(),
+            deviceMB: device.allocatedBytes.map { Double($0) / 1_048_576 },
+            layers: try layerTimes(spec, on: device, data: data, batch: min(batchSize, data.train.count), repeats: gemmRepeats))
+    }
+
+    private func readReports(_ path: String) throws -> [EpochReport] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw KilnError("\(path): cannot read") }
+        return try text.split(separator: "\n").enumerated().map { i, line in
+            do { return try JSONDecoder().decode(EpochReport.self, from: Data(line.utf8)) } catch {
+                throw KilnError("\(path): line \(i + 1) is not a run report (\(error.localizedDescription))")
+            }
+        }
+    }
+
+    private func write(_ results: [BenchResult], markdown: String, to folder: String) throws {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let lines = try results.map { String(decoding: try encoder.encode($0), as: UTF8.self) }.joined(separator: "\n") + "\n"
+        let url = URL(fileURLWithPath: folder)
+        try Data(lines.utf8).write(to: url.appendingPathComponent("results.jsonl"), options: .atomic)
+        try Data(markdown.utf8).write(to: url.appendingPathComponent("results.md"), options: .atomic)
+        try Data(Chart.svg(results).utf8).write(to: url.appendingPathComponent("chart.svg"), options: .atomic)
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import Kiln
+
+/// Everything measured for one model on one device. Encodes as the run report of `kiln train --log`
+/// (the last repeat's record, with the median epoch time) plus the benchmark's own keys.
+struct BenchResult: Encodable {
+    var report: EpochReport
+    /// Every repeat's training time, seconds.
+    var epochSecondsRuns: [Double]
+    var steps: Int
+    var trainGFLOPs: Double
+    var sgemmPeakGFLOPs: Double
+    /// The model's convolution GEMM shapes at their own measured speeds, as one effective rate.
+    var sgemmConvShapesGFLOPs: Double
+    var peakHostMB: Double
+    var deviceMB: Double?
+    var layers: [LayerTime]
+
+    enum Keys: String, CodingKey {
+        case epochSecondsRuns = "epoch_seconds_runs", steps, trainGFLOPs = "train_gflops"
+        case sgemmPeakGFLOPs = "sgemm_peak_gflops", sgemmConvShapesGFLOPs = "sgemm_conv_shapes_gflops"
+        case peakHostMB = "peak_host_mb", deviceMB = "device_mb", layers
+    }
+
+    func encode(to encoder: Encoder) throws {
+        try report.encode(to: encoder)
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(epochSecondsRuns, forKey: .epochSecondsRuns)
+        try c.encode(steps, forKey: .steps)
+        try c.encode(trainGFLOPs, forKey: .trainGFLOPs)
+        try c.encode(sgemmPeakGFLOPs, forKey: .sgemmPeakGFLOPs)
+        try c.encode(sgemmConvShapesGFLOPs, forKey: .sgemmConvShapesGFLOPs)
+        try c.encode(peakHostMB, forKey: .peakHostMB)
+        try c.encodeIfPresent(deviceMB, forKey: .deviceMB)
+        try c.encode(layers, forKey: .layers)
+    }
+}
+
+/// Median forward and backward time of one layer, milliseconds per batch.
+struct LayerTime: Codable {
+    var layer: String
+    var forwardMs: Double
+    var backwardMs: Double
+    enum CodingKeys: String, CodingKey { case layer, forwardMs = "forward_ms", backwardMs = "backward_ms" }
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return .nan }
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
+/// Seconds `body` takes once `device` has finished everything queued before and by it.
+func timed(_ device: Device, _ body: () throws -> Void) throws -> Double {
+    try device.finish()
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    try device.finish()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+/// The device's own sgemm speed for C[m×n] = A[m×k]·B[k×n], through its pointwise-convolution primitive
+/// (OpenBLAS on the CPU, CLBlast on OpenCL): the median of `repeats` runs after one warm-up.
+func sgemmGFLOPs(_ device: Device, m: Int, n: Int, k: Int, repeats: Int) throws -> Double {
+    let a = try device.allocate([m, k, 1, 1], .float32), b = try device.allocate([k, n, 1, 1], .float32)
+    let c = try device.allocate([m, n, 1, 1], .float32)
+    try device.fill(a, with: 0.01)
+    try device.fill(b, with: 0.02)
+    let pointwise = WindowGeometry(kernel: 1, stride: 1, padding: 0)
+    try device.conv2dForward(input: b, weight: a, output: c, geometry: pointwise)
+    let seconds = try (0..<repeats).map { _ in try timed(device) { try device.conv2dForward(input: b, weight: a, output: c, geometry: pointwise) } }
+    return 2 * Double(m) * Double(n) * Double(k) / median(seconds) / 1e9
+}
+
+/// The GEMM shapes of a model's convolutions at batch `n`: (M = Co, N = N·OH·OW, K = Ci·k·k, forward MACs).
+func convolutionGEMMs(_ spec: ModelSpec, batch n: Int) throws -> [(m: Int, n: Int, k: Int)] {
+    let shapes = try spec.validate()
+    return spec.layers.enumerated().compactMap { i, layer in
+        let input = i == 0 ? spec.input : shapes[i - 1]
+        switch layer {
+        case let .conv2d(out, kernel, _, _, _): return (out, n * shapes[i].size * shapes[i].size, input.channels * kernel * kernel)
+        case let .linear(out, _): return (out, n, input.channels)
+        default: return nil
+        }
+    }
+}
+
+/// Median time per layer of forward and backward over `repeats` training steps on one batch.
+func layerTimes(_ spec: ModelSpec, on device: Device, data: MNISTData, batch n: Int, repeats: Int) throws -> [LayerTime] {
+    let model = try Sequential(spec: spec, device: device, seed: 1)
+    let shape = data.train.shape, plane = shape.size * shape.size
+    let x = try device.allocate([shape.channels, n, shape.size, shape.size], .float32)
+    var images: [Float] = []
+    for c in 0..<shape.channels {
+        let start = c * data.train.count * plane
+        images += data.train.images[start..<start + n * plane]
+    }
+    try device.write(images, to: x)
+    let labels = try device.allocate([n], .int32)
+    try device.write(Array(data.train.labels.prefix(n)), to: labels)
+    let totals = try device.allocate([2], .float32)
+    var forward = [[Double]](repeating: [], count: spec.layers.count), backward = forward
+    for step in 0...repeats {  // step 0 warms up
+        var y = x
+        for (i, layer) in model.layers.enumerated() {
+            let t = try timed(device) { y = try layer.forward(y, context: StepContext(mode: .training, step: UInt64(step))) }
+            if step > 0 { forward[i].append(t) }
+        }
+        var g: Tensor? = try device.allocate(y.shape, .float32)
+        try device.nllLoss(logProbs: y, labels: labels, totals: totals, gradient: g)
+        for (i, layer) in model.layers.enumerated().reversed() {
+            let gradient = g!
+            let t = try timed(device) { g = try layer.backward(gradient, needInputGradient: i > 0) }
+            if step > 0 { backward[i].append(t) }
+        }
+    }
+    let names = try ModelSummary(spec).rows.map(\.name)
+    return spec.layers.indices.map { LayerTime(layer: names[$0], forwardMs: 1000 * median(forward[$0]), backwardMs: 1000 * median(backward[$0])) }
+}
+
+/// Peak resident memory of this process so far, in MB.
+func peakHostMB() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024
+}
