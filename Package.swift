@@ -31,7 +31,7 @@ let package = Package(
             name: "kiln-bench",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "benchmarks/kiln-bench"),
-        .testTarget(name: "KilnTests", dependencies: ["Kiln"], path: "Tests/KilnTests"),
+        .testTarget(name: "KilnTests", dependencies: ["Kiln", "CCLBlast"], path: "Tests/KilnTests"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Kiln
 
 @main
@@ -29,6 +30,7 @@ struct DeviceOptions: ParsableArguments {
         }
         let selection = try select(DeviceRequest(parsing: device), verbose: verbose)
         print(selection.reason)
+        fflush(nil)  // seen at once in a log file, before a long warm-up
         return selection.device
     }
 }

@@ -94,6 +94,7 @@ struct Train: ParsableCommand {
               + "batch \(options.batchSize), augmentation \(options.augmentation.map { "±\($0.maxDegrees)° ±\($0.maxShift)px" } ?? "off"), seed \(options.seed)")
         print(String(format: "Warm-up %.2f s (device set-up, data upload, kernel compilation), not counted in epoch times",
                      trainer.warmupSeconds))
+        fflush(nil)
         var callbacks: [TrainingCallback] = [ConsoleReporter()]
         if let log { callbacks.append(try JSONLogWriter(path: log, keepEpochs: checkpoint?.completedEpochs ?? 0)) }
         if let save { callbacks.append(CheckpointWriter(path: save)) }

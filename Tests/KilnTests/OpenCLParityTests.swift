@@ -1,3 +1,4 @@
+import CCLBlast
 import Foundation
 import Testing
 @testable import Kiln
@@ -281,6 +282,19 @@ struct OpenCLParityTests {
         for bad in ["gpu", "opencl:1", "opencl:a.b", "opencl:1.2.3"] {
             #expect(throws: KilnError.self) { try DeviceRequest(parsing: bad) }
         }
+    }
+
+    @Test func statusCodesBecomeErrorsNamingTheCall() {
+        #expect { try checkCL(-4, "clCreateBuffer(64 bytes)") } throws: {
+            "\($0)" == "clCreateBuffer(64 bytes) failed: CL_MEM_OBJECT_ALLOCATION_FAILURE (-4)"
+        }
+        #expect { try checkCLBlast(CLBlastStatusCode(rawValue: -1017), "CLBlastSgemm") } throws: {
+            "\($0)" == "CLBlastSgemm failed: CLBlastInvalidDimension (-1017)"
+        }
+        #expect { try checkCLBlast(CLBlastStatusCode(rawValue: -54), "CLBlastSgemm") } throws: {
+            "\($0)" == "CLBlastSgemm failed: CL_INVALID_WORK_GROUP_SIZE (-54)"
+        }
+        #expect(throws: Never.self) { try checkCL(0, "clFinish") }
     }
 
     @Test func missingOpenCLDeviceIsAnError() {
