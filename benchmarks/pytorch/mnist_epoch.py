@@ -6,7 +6,9 @@ train the identical network. Data comes from the same MNIST .gz files, already i
 normalised tensors (no DataLoader workers, no augmentation), SGD with momentum 0.9 and batch
 size as given: the work Kiln does with `--no-augment`. Writes Kiln's run-report schema as JSON lines.
 
-    python3 benchmarks/pytorch/mnist_epoch.py --spec lean8k.json --epochs 2 --threads 2 --log torch.jsonl
+    python3 benchmarks/pytorch/mnist_epoch.py --spec lean8k.json ref18k.json --epochs 2 --threads 2 --log torch.jsonl
+
+`kiln-bench --compare torch.jsonl` then prints Kiln's CPU figures against these.
 """
 import argparse, gzip, json, os, struct, time
 
@@ -61,23 +63,10 @@ def build(spec):
     return nn.Sequential(*layers)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--spec", required=True, help="Kiln JSON model spec")
-    p.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "../../Data/mnist"))
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--log", help="write one JSON object per epoch here")
-    a = p.parse_args()
-
-    torch.set_num_threads(a.threads)
+def train(spec, path, a, xtr, ytr, xte, yte):
+    """Trains `spec` for a.epochs epochs; returns one run report per epoch."""
     torch.manual_seed(1)
-    spec = json.load(open(a.spec))
     model = build(spec)
-    xtr, ytr = load(a.data, "train")
-    xte, yte = load(a.data, "t10k")
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9)
     params = sum(p.numel() for p in model.parameters())
     reports = []
@@ -103,7 +92,7 @@ def main():
                 out = model(xte[i:i + 1000]).flatten(1)
                 test_loss += nn.functional.nll_loss(out, yte[i:i + 1000], reduction="sum").item()
                 test_correct += (out.argmax(1) == yte[i:i + 1000]).sum().item()
-        r = dict(model=spec.get("name", a.spec), device=f"pytorch {torch.__version__} cpu", parameters=params,
+        r = dict(model=spec.get("name", path), device=f"pytorch {torch.__version__} cpu", parameters=params,
                  epoch=epoch, epochs=a.epochs, batch_size=a.batch_size, threads=a.threads, seed=1,
                  learning_rate=a.lr, warmup_seconds=0.0, epoch_seconds=seconds,
                  images_per_second=len(xtr) / seconds, train_loss=total_loss / len(xtr),
@@ -111,8 +100,28 @@ def main():
                  test_loss=test_loss / len(xte), test_correct=test_correct, test_count=len(xte),
                  test_accuracy=100 * test_correct / len(xte))
         reports.append(r)
-        print(f"Epoch {epoch}/{a.epochs}: {seconds:.2f} s, {r['images_per_second']:.0f} images/s, "
+        print(f"{r['model']} epoch {epoch}/{a.epochs}: {seconds:.2f} s, {r['images_per_second']:.0f} images/s, "
               f"test {test_correct}/{len(xte)} ({r['test_accuracy']:.2f}%)", flush=True)
+    return reports
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--spec", required=True, nargs="+", help="Kiln JSON model specs (kiln summary --model NAME --spec)")
+    p.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "../../Data/mnist"))
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--log", help="write one JSON object per epoch here")
+    a = p.parse_args()
+
+    torch.set_num_threads(a.threads)
+    xtr, ytr = load(a.data, "train")
+    xte, yte = load(a.data, "t10k")
+    reports = []
+    for path in a.spec:
+        reports += train(json.load(open(path)), path, a, xtr, ytr, xte, yte)
     if a.log:
         with open(a.log + ".tmp", "w") as f:
             f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in reports))
