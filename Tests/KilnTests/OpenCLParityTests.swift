@@ -246,17 +246,7 @@ struct OpenCLParityTests {
             try optimizer.prepare(model.parameters)
             for p in model.parameters { try from.write(randomFloats(p.value.count), to: p.optimizerState[1]) }
             try Checkpoint.save(model: model, optimizer: optimizer, options: nil, completedEpochs: 1, to: path)
-            let saved = try Checkpoint(path: path)
-            let copy = try Sequential(spec: spec, device: to, seed: testSeed &+ 1)
-            let copyOptimizer = Optimizer(config: OptimizerConfig(kind: .adam), device: to)
-            try saved.load(into: copy)
-            try saved.load(into: copyOptimizer, of: copy)
-            for ((name, a), (_, b)) in zip(model.namedTensors, copy.namedTensors) {
-                #expect(try from.readFloats(a) == to.readFloats(b), "\(name) from \(from.summary)")
-            }
-            for (a, b) in zip(model.parameters, copy.parameters) {
-                #expect(try from.readFloats(a.optimizerState[1]) == to.readFloats(b.optimizerState[1]))
-            }
+            try expectCheckpointReloads(path, model: model, optimizer: optimizer, on: to)
         }
     }
 

@@ -54,3 +54,24 @@ func referenceConv(_ x: [Float], _ w: [Float], ci: Int, co: Int, n: Int, h: Int,
     } } } }
     return y
 }
+
+/// Loads checkpoint `path` into a fresh model and optimizer on `device` and expects every saved tensor
+/// (weights, running statistics, optimizer state) to equal the original's bit for bit.
+@discardableResult
+func expectCheckpointReloads(_ path: String, model: Sequential, optimizer: Optimizer, on device: Device,
+                             sourceLocation: SourceLocation = #_sourceLocation) throws -> (Checkpoint, Sequential, Optimizer) {
+    let saved = try Checkpoint(path: path)
+    let copy = try Sequential(spec: saved.spec, device: device, seed: testSeed &+ 1)
+    let copyOptimizer = Optimizer(config: optimizer.config, device: device)
+    try saved.load(into: copy)
+    try saved.load(into: copyOptimizer, of: copy)
+    for ((name, a), (_, b)) in zip(model.namedTensors, copy.namedTensors) {
+        #expect(try model.device.readFloats(a) == device.readFloats(b), "\(name)", sourceLocation: sourceLocation)
+    }
+    for (a, b) in zip(model.parameters, copy.parameters) {
+        for (s, t) in zip(a.optimizerState, b.optimizerState) {
+            #expect(try model.device.readFloats(s) == device.readFloats(t), "\(a.name) optimizer state", sourceLocation: sourceLocation)
+        }
+    }
+    return (saved, copy, copyOptimizer)
+}

@@ -160,6 +160,9 @@ public final class OpenCLDevice: Device {
 
     private func enqueue(_ name: String, global: Int, local: Int, _ arguments: [KernelArgument]) throws {
         guard global > 0 else { return }
+        guard global <= Int(Int32.max) else {
+            throw KilnError("\(name): \(global) work-items exceed the kernels' 32-bit indices; use a smaller batch")
+        }
         guard let kernel = kernels[name] else { throw KilnError("OpenCL kernel \(name) is not in the program") }
         for (index, argument) in arguments.enumerated() {
             let i = cl_uint(index)
