@@ -250,14 +250,23 @@ struct OpenCLParityTests {
         }
     }
 
-    @Test(arguments: ["lean8k", "strided12k", "ref18k"])
+    /// Layers the presets lack: strided 5x5 conv, padded average pooling, dropout, flatten, linear.
+    static let linearSpec = #"""
+        {"name": "linear-head", "input": [1, 28, 28], "layers": [
+          {"type": "conv2d", "out": 4, "kernel": 5, "stride": 2, "padding": 2}, {"type": "relu"},
+          {"type": "avgpool2d", "kernel": 3, "stride": 2, "padding": 1}, {"type": "dropout", "p": 0.2},
+          {"type": "flatten"}, {"type": "linear", "out": 31}, {"type": "relu"}, {"type": "linear", "out": 10},
+          {"type": "logsoftmax"}]}
+        """#
+
+    @Test(arguments: ["lean8k", "strided12k", "ref18k", linearSpec])
     func modelStepsAgreeLayerByLayer(model: String) throws {
         var options = ParityOptions()
         options.batchSize = 8
         options.steps = 2
         options.seed = testSeed
         let data = try MNISTData(folder: MNISTData.bundledFolder(), trainLimit: 16)
-        let spec = try ModelSpec.named(model)
+        let spec = model.hasPrefix("{") ? try ModelSpec(json: Data(model.utf8), source: "linear-head") : try ModelSpec.named(model)
         let report = try Parity.run(spec: spec, reference: CPUDevice(), device: gpu, data: data, options: options)
         let failure = report.firstFailure, passed = report.passed
         #expect(passed, "\(model): step \(failure?.step ?? 0) layer \(failure?.layer ?? 0) \(failure?.quantity ?? "") relative error \(failure?.maxRelError ?? 0) > \(failure?.tolerance ?? 0)")
