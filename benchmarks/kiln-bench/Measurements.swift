@@ -88,16 +88,8 @@ func convolutionGEMMs(_ spec: ModelSpec, batch n: Int) throws -> [(m: Int, n: In
 /// Median time per layer of forward and backward over `repeats` training steps on one batch.
 func layerTimes(_ spec: ModelSpec, on device: Device, data: MNISTData, batch n: Int, repeats: Int) throws -> [LayerTime] {
     let model = try Sequential(spec: spec, device: device, seed: 1)
-    let shape = data.train.shape, plane = shape.size * shape.size
-    let x = try device.allocate([shape.channels, n, shape.size, shape.size], .float32)
-    var images: [Float] = []
-    for c in 0..<shape.channels {
-        let start = c * data.train.count * plane
-        images += data.train.images[start..<start + n * plane]
-    }
-    try device.write(images, to: x)
-    let labels = try device.allocate([n], .int32)
-    try device.write(Array(data.train.labels.prefix(n)), to: labels)
+    let (x, labels) = try DeviceSplit(data.train, on: device).batch(start: 0, count: n, into: TensorSlot(), TensorSlot(),
+                                                                    on: device)
     let totals = try device.allocate([2], .float32)
     var forward = [[Double]](repeating: [], count: spec.layers.count), backward = forward
     for step in 0...repeats {  // step 0 warms up

@@ -30,11 +30,11 @@ extension TrainingCallback {
 }
 
 /// One split on the device: uploaded once, then batches are gathered there by shuffled index.
-struct DeviceSplit {
+public struct DeviceSplit {
     let images: Tensor, labels: Tensor, order: Tensor
-    let count: Int
+    public let count: Int
 
-    init(_ split: Split, on device: Device) throws {
+    public init(_ split: Split, on device: Device) throws {
         count = split.count
         images = try device.allocate([split.shape.channels, count, split.shape.size, split.shape.size], .float32)
         labels = try device.allocate([count], .int32)
@@ -45,7 +45,7 @@ struct DeviceSplit {
     }
 
     /// Gathers images `order[start ..< start+count]` (and labels) into the slots' tensors.
-    func batch(start: Int, count: Int, into images: TensorSlot, _ labels: TensorSlot, on device: Device,
+    public func batch(start: Int, count: Int, into images: TensorSlot, _ labels: TensorSlot, on device: Device,
                augmentation: Augmentation? = nil, generator: Philox = Philox(seed: 0, stream: 0),
                step: UInt64 = 0) throws -> (Tensor, Tensor) {
         let x = try images.tensor([self.images.channels, count, self.images.height, self.images.width], on: device)
@@ -113,11 +113,7 @@ public final class Trainer {
         try device.fill(totals, with: 0)
         let (x, y) = try train.batch(start: 0, count: min(options.batchSize, train.count), into: images, labels, on: device,
                                      augmentation: options.augmentation)
-        let output = try model.forward(x, context: StepContext(mode: .training))
-        let g = try gradient.tensor(output.shape, on: device)
-        try device.nllLoss(logProbs: output, labels: y, totals: totals, gradient: g)
-        try model.backward(g)
-        try optimizer.update(model.parameters, learningRate: 0, momentum: nil)
+        try trainStep(model, optimizer, x, y, totals: totals, gradient: gradient, step: 0, learningRate: 0, momentum: nil)
         let (tx, ty) = try test.batch(start: 0, count: min(options.evalBatchSize, test.count), into: images, labels, on: device)
         try device.nllLoss(logProbs: model.forward(tx, context: StepContext(mode: .inference)), labels: ty, totals: totals, gradient: nil)
         _ = try device.readFloats(totals)  // waits for the queue
@@ -161,16 +157,23 @@ public final class Trainer {
             let step = UInt64(optimizer.step)
             let (x, labels) = try trainSplit.batch(start: start, count: n, into: batch, batchLabels, on: device,
                                                    augmentation: options.augmentation, generator: augmenter, step: step)
-            let output = try model.forward(x, context: StepContext(mode: .training, step: step))
-            let gradient = try lossGradient.tensor(output.shape, on: device)
-            try device.nllLoss(logProbs: output, labels: labels, totals: totals, gradient: gradient)
-            try model.backward(gradient)
             let (learningRate, momentum) = schedule.at(optimizer.step)
-            try optimizer.update(model.parameters, learningRate: learningRate, momentum: momentum)
+            try Self.trainStep(model, optimizer, x, labels, totals: totals, gradient: lossGradient, step: step,
+                               learningRate: learningRate, momentum: momentum)
             for callback in callbacks { try callback.batchEnded(epoch: epoch, batch: b + 1, of: batches, trainer: self) }
         }
         let (loss, correct) = try readTotals()
         return (loss / Double(trainSplit.count), 100 * correct / Double(trainSplit.count))
+    }
+
+    /// One step on a gathered batch: forward in training mode, NLL (added to `totals`), backward, update.
+    private static func trainStep(_ model: Sequential, _ optimizer: Optimizer, _ x: Tensor, _ labels: Tensor, totals: Tensor,
+                                  gradient: TensorSlot, step: UInt64, learningRate: Float, momentum: Float?) throws {
+        let output = try model.forward(x, context: StepContext(mode: .training, step: step))
+        let g = try gradient.tensor(output.shape, on: model.device)
+        try model.device.nllLoss(logProbs: output, labels: labels, totals: totals, gradient: g)
+        try model.backward(g)
+        try optimizer.update(model.parameters, learningRate: learningRate, momentum: momentum)
     }
 
     /// Loss summed and correct predictions counted so far this epoch (reads two numbers back).
