@@ -13,6 +13,8 @@ import Testing
         (31, 3, 3, 5, WindowGeometry(kernel: 1, stride: 1, padding: 0)),
         (5, 33, 3, 3, WindowGeometry(kernel: 1, stride: 1, padding: 1)),
         (3, 5, 200, 13, WindowGeometry(kernel: 3, stride: 1, padding: 1)),  // several im2col chunks
+        (3, 5, 3, 26, WindowGeometry(kernel: 3, stride: 1, padding: 0)),    // rows of exactly 3 SIMD8 blocks
+        (3, 5, 5, 17, WindowGeometry(kernel: 5, stride: 1, padding: 2)),    // 17 = 2 blocks + an overlapping one
     ]
 
     @Test(arguments: 0..<cases.count)

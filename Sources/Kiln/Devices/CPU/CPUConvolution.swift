@@ -19,7 +19,8 @@ extension CPUDevice {
             }
             return
         }
-        forEachChunk(input, depth: depth, plane: plane) { images, col in
+        forEachChunk(input, depth: depth, plane: plane) { chunk in
+            let (images, col) = (chunk.images, chunk.columns)
             im2col(input, images: images, outputHeight: output.height, outputWidth: output.width, geometry: geometry, into: col)
             Self.gemm(false, false, m, images.count * plane, depth, w, depth, col, images.count * plane, 0,
                  y + images.lowerBound * plane, columns)
@@ -37,8 +38,12 @@ extension CPUDevice {
             return
         }
         // dcol = Wᵀ · dY per chunk, then col2im onto that chunk's images (disjoint across threads).
-        forEachChunk(gradInput, depth: depth, plane: plane) { images, dcol in
-            Self.gemm(true, false, depth, images.count * plane, m, w, depth, dy + images.lowerBound * plane, columns, 0,
+        // col2im leaves dcol zeroed, so the GEMM accumulates (β = 1) into zeros and OpenBLAS skips its
+        // separate zeroing pass over C: only the thread's first chunk needs a clear scratch.
+        forEachChunk(gradInput, depth: depth, plane: plane) { chunk in
+            let (images, dcol) = (chunk.images, chunk.columns)
+            if chunk.isFirst { dcol.update(repeating: 0, count: chunk.capacity) }
+            Self.gemm(true, false, depth, images.count * plane, m, w, depth, dy + images.lowerBound * plane, columns, 1,
                  dcol, images.count * plane)
             col2im(dcol, images: images, into: gradInput, outputHeight: gradOutput.height,
                    outputWidth: gradOutput.width, geometry: geometry)
@@ -49,30 +54,33 @@ extension CPUDevice {
         let depth = input.channels * geometry.kernel * geometry.kernel
         let (m, columns, plane) = (gradOutput.channels, gradOutput.rowLength, gradOutput.height * gradOutput.width)
         let size = m * depth
-        // dW = dY · colᵀ sums over every output pixel: each thread sums its chunks into its own
-        // partial, and the partials are added in a fixed order.
+        // dWᵀ = col · dYᵀ [depth, m] sums over every output pixel: each thread sums its chunks into
+        // its own partial, and the partials are added in a fixed order. OpenBLAS runs this long-K
+        // product about twice as fast with the wide `depth` side as M than with the narrow `m`.
         let partial = scratch(Self.partialScratch, size * Parallel.threads)
         let dy = floats(gradOutput)
         let parts: Int
         if geometry.isPointwise {
             parts = Parallel.parts(columns) { part, r in
-                Self.gemm(false, true, m, depth, r.count, dy + r.lowerBound, columns, floats(input) + r.lowerBound, columns, 0,
-                     partial + part * size, depth)
+                Self.gemm(false, true, depth, m, r.count, floats(input) + r.lowerBound, columns, dy + r.lowerBound, columns, 0,
+                     partial + part * size, m)
             }
         } else {
-            parts = forEachChunk(input, depth: depth, plane: plane) { images, col in
+            parts = forEachChunk(input, depth: depth, plane: plane) { chunk in
+                let (images, col) = (chunk.images, chunk.columns)
                 im2col(input, images: images, outputHeight: gradOutput.height, outputWidth: gradOutput.width,
                        geometry: geometry, into: col)
-            } accumulate: { part, first, images, col in
-                Self.gemm(false, true, m, depth, images.count * plane, dy + images.lowerBound * plane, columns, col,
-                     images.count * plane, first ? 0 : 1, partial + part * size, depth)
+                Self.gemm(false, true, depth, m, images.count * plane, col, images.count * plane,
+                     dy + images.lowerBound * plane, columns, chunk.isFirst ? 0 : 1, partial + chunk.part * size, m)
             }
         }
         let dW = floats(gradWeight)
-        dW.update(from: partial, count: size)
-        for part in 1..<max(parts, 1) {
-            let p = partial + part * size
-            for i in 0..<size { dW[i] += p[i] }
+        for o in 0..<m {
+            for d in 0..<depth {
+                var sum = partial[d * m + o]
+                for part in 1..<max(parts, 1) { sum += partial[part * size + d * m + o] }
+                dW[o * depth + d] = sum
+            }
         }
     }
 
@@ -93,24 +101,29 @@ extension CPUDevice {
         }
     }
 
-    /// Splits `image`'s batch into L2-sized chunks, hands each thread a contiguous run of them and
-    /// its own column scratch. `accumulate` (optional) runs after `body` on each chunk with whether
-    /// it is the thread's first. Returns the number of threads used.
+    /// One chunk of a batch as `forEachChunk` hands it out.
+    private struct ColumnChunk {
+        /// The thread's index (0 ..< threads) and whether this is its first chunk.
+        let part: Int, isFirst: Bool
+        let images: Range<Int>
+        /// The thread's own column scratch, `capacity` floats.
+        let columns: UnsafeMutablePointer<Float>, capacity: Int
+    }
+
+    /// Splits `image`'s batch into L2-sized chunks and hands each thread a contiguous run of them with
+    /// its own column scratch. Returns the number of threads used.
     @discardableResult
-    private func forEachChunk(_ image: Tensor, depth: Int, plane: Int,
-                              _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void,
-                              accumulate: ((Int, Bool, Range<Int>, UnsafeMutablePointer<Float>) -> Void)? = nil) -> Int {
+    private func forEachChunk(_ image: Tensor, depth: Int, plane: Int, _ body: (ColumnChunk) -> Void) -> Int {
         let n = image.batch
         let perChunk = max(1, min(n, Self.chunkFloats / max(depth * plane, 1)))
         let chunkCount = (n + perChunk - 1) / perChunk
         let stride = perChunk * depth * plane
         let scratchBase = scratch(Self.columnScratch, stride * min(Parallel.threads, chunkCount))
         return Parallel.parts(chunkCount) { part, chunks in
-            let col = scratchBase + part * stride
             for chunk in chunks {
-                let images = chunk * perChunk ..< min(n, (chunk + 1) * perChunk)
-                body(images, col)
-                accumulate?(part, chunk == chunks.lowerBound, images, col)
+                body(ColumnChunk(part: part, isFirst: chunk == chunks.lowerBound,
+                                 images: chunk * perChunk ..< min(n, (chunk + 1) * perChunk),
+                                 columns: scratchBase + part * stride, capacity: stride))
             }
         }
     }
@@ -120,47 +133,37 @@ extension CPUDevice {
                         geometry: WindowGeometry, into col: UnsafeMutablePointer<Float>) {
         let k = geometry.kernel
         let (n, h, w) = (input.batch, input.height, input.width)
-        let (s, pad) = (geometry.stride, geometry.padding)
+        let s = geometry.stride
         let x = floats(input)
         var dst = col
         for r in 0..<input.channels * k * k {
             let (ci, kh, kw) = (r / (k * k), (r / k) % k, r % k)
-            let (lo, hi) = Self.insideColumns(kernelColumn: kw, width: w, outputWidth: ow, geometry: geometry)
+            let (top, bottom) = Self.inside(kernelOffset: kh, size: h, outputSize: oh, geometry: geometry)
+            let (lo, hi) = Self.inside(kernelOffset: kw, size: w, outputSize: ow, geometry: geometry)
             for image in images {
-                let plane = x + (ci * n + image) * h * w
-                for y in 0..<oh {
-                    let iy = y * s - pad + kh
-                    if iy < 0 || iy >= h {
-                        for x in 0..<ow { dst[x] = 0 }
-                    } else {
-                        let src = plane + iy * w + kw - pad
-                        for x in 0..<lo { dst[x] = 0 }
-                        // Stride 1 (most layers) is a copy of a short row: SIMD8 moves, no call per row.
-                        if s == 1 {
-                            var x = lo
-                            while x &+ 8 <= hi {
-                                UnsafeMutableRawPointer(dst + x).storeBytes(
-                                    of: UnsafeRawPointer(src + x).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
-                                x &+= 8
-                            }
-                            while x < hi { dst[x] = src[x]; x &+= 1 }
-                        } else {
-                            for x in lo..<hi { dst[x] = src[x * s] }
-                        }
-                        for x in hi..<ow { dst[x] = 0 }
-                    }
-                    dst += ow
+                // Output rows whose input row falls in the padding are zero; the rest copy [lo, hi).
+                dst.update(repeating: 0, count: top * ow)
+                var src = x + (ci * n + image) * h * w + Self.inputOffset(top, lo, kh, kw, w, geometry)
+                for y in top..<bottom {
+                    let row = dst + y &* ow
+                    row.update(repeating: 0, count: lo)
+                    Self.copyRow(from: src, to: row + lo, count: hi &- lo, stride: s)
+                    (row + hi).update(repeating: 0, count: ow &- hi)
+                    src += s &* w
                 }
+                (dst + bottom * ow).update(repeating: 0, count: (oh - bottom) * ow)
+                dst += oh * ow
             }
         }
     }
 
-    /// The adjoint of im2col: adds each column of `col` [Ci·k·k, images·OH·OW] back onto its pixel.
+    /// The adjoint of im2col: adds each column of `col` [Ci·k·k, images·OH·OW] back onto its pixel,
+    /// and leaves `col` zeroed (each row is cleared while it is still in L1).
     private func col2im(_ col: UnsafeMutablePointer<Float>, images: Range<Int>, into gradInput: Tensor,
                         outputHeight oh: Int, outputWidth ow: Int, geometry: WindowGeometry) {
         let k = geometry.kernel
         let (n, h, w) = (gradInput.batch, gradInput.height, gradInput.width)
-        let (s, pad) = (geometry.stride, geometry.padding)
+        let s = geometry.stride
         let dx = floats(gradInput)
         for ci in 0..<gradInput.channels {
             for image in images { (dx + (ci * n + image) * h * w).update(repeating: 0, count: h * w) }
@@ -168,29 +171,73 @@ extension CPUDevice {
         var src = col
         for r in 0..<gradInput.channels * k * k {
             let (ci, kh, kw) = (r / (k * k), (r / k) % k, r % k)
-            let (lo, hi) = Self.insideColumns(kernelColumn: kw, width: w, outputWidth: ow, geometry: geometry)
+            let (top, bottom) = Self.inside(kernelOffset: kh, size: h, outputSize: oh, geometry: geometry)
+            let (lo, hi) = Self.inside(kernelOffset: kw, size: w, outputSize: ow, geometry: geometry)
             for image in images {
-                let plane = dx + (ci * n + image) * h * w
-                for y in 0..<oh {
-                    let iy = y * s - pad + kh
-                    if iy >= 0 && iy < h {
-                        let dst = plane + iy * w + kw - pad
-                        for x in lo..<hi { dst[x * s] += src[x] }
-                    }
-                    src += ow
+                var dst = dx + (ci * n + image) * h * w + Self.inputOffset(top, lo, kh, kw, w, geometry)
+                for y in top..<bottom {
+                    Self.addRow(from: src + y &* ow + lo, to: dst, count: hi &- lo, stride: s)
+                    dst += s &* w
                 }
+                src.update(repeating: 0, count: oh * ow)
+                src += oh * ow
             }
         }
     }
 
-    /// Output columns [lo, hi) whose input column (x·s − pad + kw) lies inside the image: the same
-    /// range for im2col and its adjoint.
+    /// Output positions [lo, hi) along one axis whose input position (o·s − pad + kernelOffset) lies
+    /// inside the image: the same ranges for im2col and its adjoint.
     @inline(__always)
-    private static func insideColumns(kernelColumn kw: Int, width w: Int, outputWidth ow: Int,
-                                      geometry: WindowGeometry) -> (Int, Int) {
+    private static func inside(kernelOffset kk: Int, size: Int, outputSize: Int, geometry: WindowGeometry) -> (Int, Int) {
         let (s, pad) = (geometry.stride, geometry.padding)
-        let lo = min(ow, max(0, (pad - kw + s - 1) / s))
-        return (lo, max(lo, min(ow, (w + pad - kw + s - 1) / s)))
+        let lo = min(outputSize, max(0, (pad - kk + s - 1) / s))
+        return (lo, max(lo, min(outputSize, (size + pad - kk + s - 1) / s)))
+    }
+
+    /// Offset within an input plane of output pixel (y, x)'s tap (kh, kw).
+    @inline(__always)
+    private static func inputOffset(_ y: Int, _ x: Int, _ kh: Int, _ kw: Int, _ w: Int, _ geometry: WindowGeometry) -> Int {
+        let (s, pad) = (geometry.stride, geometry.padding)
+        let row: Int = y * s - pad + kh, column: Int = x * s - pad + kw
+        return row * w + column
+    }
+
+    /// dst[i] = src[i·stride] for i < count. Stride 1 (most layers) moves SIMD8 blocks, the last one
+    /// overlapping the one before instead of a scalar tail.
+    @inline(__always)
+    private static func copyRow(from src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int, stride: Int) {
+        if stride == 1 && count >= 8 {
+            var i = 0
+            while i &+ 8 < count {
+                move8(from: src + i, to: dst + i)
+                i &+= 8
+            }
+            let last = count &- 8
+            move8(from: src + last, to: dst + last)
+        } else {
+            for i in 0..<count { dst[i] = src[i &* stride] }
+        }
+    }
+
+    @inline(__always)
+    private static func move8(from src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(dst).storeBytes(of: UnsafeRawPointer(src).loadUnaligned(as: SIMD8<Float>.self),
+                                                as: SIMD8<Float>.self)
+    }
+
+    /// dst[i·stride] += src[i] for i < count, in SIMD8 blocks where stride is 1.
+    @inline(__always)
+    private static func addRow(from src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int, stride: Int) {
+        var i = 0
+        if stride == 1 {
+            while i &+ 8 <= count {
+                let sum = UnsafeRawPointer(dst + i).loadUnaligned(as: SIMD8<Float>.self)
+                    + UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(dst + i).storeBytes(of: sum, as: SIMD8<Float>.self)
+                i &+= 8
+            }
+        }
+        while i < count { dst[i &* stride] += src[i]; i &+= 1 }
     }
 
     /// C = α·op(A)·op(B) + β·C, row-major.
