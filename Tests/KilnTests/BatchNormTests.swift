@@ -2,8 +2,10 @@ import Testing
 @testable import Kiln
 
 @Suite struct BatchNormTests {
-    @Test(arguments: [(1, 1, 3), (3, 5, 5), (33, 3, 1), (5, 31, 3)])
-    func trainingForwardBackwardAndRunningStats(c: Int, n: Int, h: Int) throws {
+    /// `rectify` folds a ReLU in: the reference normalises max(x, 0) and zeroes the gradient where x ≤ 0.
+    @Test(arguments: [(1, 1, 3), (3, 5, 5), (33, 3, 1), (5, 31, 3)], [false, true])
+    func trainingForwardBackwardAndRunningStats(shape: (Int, Int, Int), rectify: Bool) throws {
+        let (c, n, h) = shape
         let device = CPUDevice()
         let row = n * h * h
         let (x, xv) = try randomTensor(device, [c, n, h, h], bound: 3)
@@ -16,15 +18,16 @@ import Testing
         let (sm, si) = (try device.allocate([c], .float32), try device.allocate([c], .float32))
         let y = try device.allocate([c, n, h, h], .float32)
         try device.batchNormTrainingForward(input: x, gamma: gamma, beta: beta, runningMean: rm, runningVar: rv, savedMean: sm,
-                                            savedInvStd: si, output: y, momentum: 0.1, epsilon: 1e-5)
+                                            savedInvStd: si, output: y, momentum: 0.1, epsilon: 1e-5, rectify: rectify)
         let dx = try device.allocate([c, n, h, h], .float32)
         let (dg, db) = (try device.allocate([c], .float32), try device.allocate([c], .float32))
         try device.batchNormBackward(input: x, gradOutput: dy, gamma: gamma, savedMean: sm, savedInvStd: si, gradInput: dx,
-                                     gradGamma: dg, gradBeta: db)
+                                     gradGamma: dg, gradBeta: db, rectify: rectify)
 
         var yRef = [Double](), dxRef = [Double](), dgRef = [Double](), dbRef = [Double](), rmRef = [Double](), rvRef = [Double]()
         for ch in 0..<c {
-            let xs = xv[ch * row..<(ch + 1) * row].map(Double.init), ds = dyv[ch * row..<(ch + 1) * row].map(Double.init)
+            let raw = xv[ch * row..<(ch + 1) * row].map(Double.init), ds = dyv[ch * row..<(ch + 1) * row].map(Double.init)
+            let xs = rectify ? raw.map { max($0, 0) } : raw
             let mean = xs.reduce(0, +) / Double(row)
             let variance = xs.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(row)
             let inv = 1 / (variance + 1e-5).squareRoot()
@@ -33,7 +36,9 @@ import Testing
             let sumD = ds.reduce(0, +), sumDX = zip(ds, xhat).map(*).reduce(0, +)
             dbRef.append(sumD)
             dgRef.append(sumDX)
-            dxRef += zip(ds, xhat).map { Double(gv[ch]) * inv / Double(row) * (Double(row) * $0 - sumD - $1 * sumDX) }
+            dxRef += zip(zip(ds, xhat), raw).map { pair, x in
+                rectify && x <= 0 ? 0 : Double(gv[ch]) * inv / Double(row) * (Double(row) * pair.0 - sumD - pair.1 * sumDX)
+            }
             rmRef.append(0.9 * Double(rmv[ch]) + 0.1 * mean)
             rvRef.append(0.9 * Double(rvv[ch]) + 0.1 * variance * Double(row) / Double(max(row - 1, 1)))
         }
@@ -45,7 +50,8 @@ import Testing
         if row > 1 { expectClose(try device.readFloats(rv), rvRef, terms: row, magnitude: 4, "running var") }
     }
 
-    @Test func inferenceUsesRunningStatistics() throws {
+    @Test(arguments: [false, true])
+    func inferenceUsesRunningStatistics(rectify: Bool) throws {
         let device = CPUDevice()
         let (c, n, h) = (3, 5, 3)
         let (x, xv) = try randomTensor(device, [c, n, h, h])
@@ -55,11 +61,11 @@ import Testing
         let rvv = randomFloats(c).map { $0 + 1.5 }
         let y = try device.allocate([c, n, h, h], .float32)
         try device.batchNormInferenceForward(input: x, gamma: gamma, beta: beta, runningMean: rm,
-                                             runningVar: tensor(device, [c], rvv), output: y, epsilon: 1e-5)
+                                             runningVar: tensor(device, [c], rvv), output: y, epsilon: 1e-5, rectify: rectify)
         let row = n * h * h
         let ref = xv.enumerated().map { i, v -> Double in
             let ch = i / row
-            return (Double(v) - Double(rmv[ch])) / (Double(rvv[ch]) + 1e-5).squareRoot() * Double(gv[ch]) + Double(bv[ch])
+            return ((rectify ? max(Double(v), 0) : Double(v)) - Double(rmv[ch])) / (Double(rvv[ch]) + 1e-5).squareRoot() * Double(gv[ch]) + Double(bv[ch])
         }
         expectClose(try device.readFloats(y), ref, terms: 2, magnitude: 4, "inference")
     }

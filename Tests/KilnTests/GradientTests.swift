@@ -2,31 +2,32 @@ import Testing
 @testable import Kiln
 
 /// Every layer's backward against central finite differences of L = Σ r·y, for the input and for
-/// each parameter. Inputs are spaced away from ReLU's and max-pool's kinks.
+/// each parameter. Inputs are spaced away from ReLU's and max-pool's kinks. A ReLU before a batch
+/// norm runs folded into it, so that pair is checked as one.
 @Suite struct GradientTests {
-    static let layers: [(String, LayerSpec, ImageShape)] = [
-        ("conv3x3 stride 2 pad 1", .conv2d(out: 3, kernel: 3, stride: 2, padding: 1, bias: true), ImageShape(channels: 3, size: 5)),
-        ("conv1x1 pad 1", .conv2d(out: 5, kernel: 1, stride: 1, padding: 1, bias: true), ImageShape(channels: 3, size: 3)),
-        ("conv1x1", .conv2d(out: 3, kernel: 1, stride: 1, padding: 0, bias: false), ImageShape(channels: 5, size: 3)),
-        ("batchnorm", .batchNorm2d, ImageShape(channels: 3, size: 3)),
-        ("relu", .relu, ImageShape(channels: 3, size: 3)),
-        ("maxpool", .maxPool2d(WindowGeometry(kernel: 2, stride: 2, padding: 0)), ImageShape(channels: 3, size: 5)),
-        ("maxpool 3/2/1", .maxPool2d(WindowGeometry(kernel: 3, stride: 2, padding: 1)), ImageShape(channels: 1, size: 5)),
-        ("avgpool", .avgPool2d(WindowGeometry(kernel: 3, stride: 2, padding: 1)), ImageShape(channels: 3, size: 5)),
-        ("global avgpool", .globalAvgPool, ImageShape(channels: 3, size: 5)),
-        ("dropout", .dropout(0.3), ImageShape(channels: 3, size: 3)),
-        ("dropout2d", .dropout2d(0.3), ImageShape(channels: 5, size: 3)),
-        ("flatten", .flatten, ImageShape(channels: 3, size: 3)),
-        ("linear", .linear(out: 5, bias: true), ImageShape(channels: 7, size: 1)),
-        ("logsoftmax", .logSoftmax, ImageShape(channels: 5, size: 1)),
+    static let layers: [(String, [LayerSpec], ImageShape)] = [
+        ("conv3x3 stride 2 pad 1", [.conv2d(out: 3, kernel: 3, stride: 2, padding: 1, bias: true)], ImageShape(channels: 3, size: 5)),
+        ("conv1x1 pad 1", [.conv2d(out: 5, kernel: 1, stride: 1, padding: 1, bias: true)], ImageShape(channels: 3, size: 3)),
+        ("conv1x1", [.conv2d(out: 3, kernel: 1, stride: 1, padding: 0, bias: false)], ImageShape(channels: 5, size: 3)),
+        ("batchnorm", [.batchNorm2d], ImageShape(channels: 3, size: 3)),
+        ("relu", [.relu], ImageShape(channels: 3, size: 3)),
+        ("relu folded into batchnorm", [.relu, .batchNorm2d], ImageShape(channels: 3, size: 3)),
+        ("maxpool", [.maxPool2d(WindowGeometry(kernel: 2, stride: 2, padding: 0))], ImageShape(channels: 3, size: 5)),
+        ("maxpool 3/2/1", [.maxPool2d(WindowGeometry(kernel: 3, stride: 2, padding: 1))], ImageShape(channels: 1, size: 5)),
+        ("avgpool", [.avgPool2d(WindowGeometry(kernel: 3, stride: 2, padding: 1))], ImageShape(channels: 3, size: 5)),
+        ("global avgpool", [.globalAvgPool], ImageShape(channels: 3, size: 5)),
+        ("dropout", [.dropout(0.3)], ImageShape(channels: 3, size: 3)),
+        ("dropout2d", [.dropout2d(0.3)], ImageShape(channels: 5, size: 3)),
+        ("flatten", [.flatten], ImageShape(channels: 3, size: 3)),
+        ("linear", [.linear(out: 5, bias: true)], ImageShape(channels: 7, size: 1)),
+        ("logsoftmax", [.logSoftmax], ImageShape(channels: 5, size: 1)),
     ]
 
     @Test(arguments: 0..<layers.count)
     func finiteDifferences(_ index: Int) throws {
-        let (name, spec, shape) = Self.layers[index]
+        let (name, specs, shape) = Self.layers[index]
         let device = CPUDevice()
-        let model = try Sequential(spec: ModelSpec(name: name, input: shape, layers: [spec]), device: device, seed: testSeed)
-        let layer = model.layers[0]
+        let model = try Sequential(spec: ModelSpec(name: name, input: shape, layers: specs), device: device, seed: testSeed)
         let n = 3
         let count = shape.channels * n * shape.size * shape.size
         // Distinct values at least 0.05 apart, none near 0: no kink lies within the step.
@@ -36,16 +37,17 @@ import Testing
         values = perm.map { values[Int($0)] }
         let input = try tensor(device, [shape.channels, n, shape.size, shape.size], values)
         let context = StepContext(mode: .training, step: 5)
-        let output = try layer.forward(input, context: context)
+        let output = try model.forward(input, context: context)
         let r = randomFloats(output.count)
         func loss() throws -> Double {
-            let y = try device.readFloats(try layer.forward(input, context: context))
+            let y = try device.readFloats(try model.forward(input, context: context))
             return zip(y, r).reduce(0) { $0 + Double($1.0) * Double($1.1) }
         }
         _ = try loss()
-        let gradInput = try #require(try layer.backward(tensor(device, output.shape, r), needInputGradient: true))
-        var checks: [(String, Tensor, [Float])] = [("input", input, try device.readFloats(gradInput))]
-        for p in layer.parameters { checks.append((p.name, p.value, try device.readFloats(p.gradient))) }
+        var gradient = try tensor(device, output.shape, r)
+        for layer in model.layers.reversed() { gradient = try #require(try layer.backward(gradient, needInputGradient: true)) }
+        var checks: [(String, Tensor, [Float])] = [("input", input, try device.readFloats(gradient))]
+        for p in model.parameters { checks.append((p.name, p.value, try device.readFloats(p.gradient))) }
 
         let h: Float = 0.01
         for (what, target, analytic) in checks {
@@ -65,6 +67,33 @@ import Testing
             }
             let worst = zip(analytic, numeric).map { abs(Double($0) - $1) / max(1, abs($1)) }.max() ?? 0
             #expect(worst < 2e-2, "\(name) d/d\(what): worst error \(worst)\nanalytic \(analytic.prefix(8))\nnumeric \(numeric.prefix(8))")
+        }
+    }
+
+    /// Folding ReLU into the next batch norm computes the same numbers bit for bit: same values
+    /// summed in the same order, and y > 0 exactly where x > 0. One training step and one inference
+    /// pass of strided12k (ReLU → BN three times over six blocks) with and without folding.
+    @Test func foldedReLUIsBitForBitTheSame() throws {
+        let device = CPUDevice()
+        let spec = Presets.all["strided12k"]!
+        let seed = testSeed
+        let (folded, separate) = (try Sequential(spec: spec, device: device, seed: seed),
+                                  try Sequential(spec: spec, device: device, seed: seed, foldsReLU: false))
+        #expect(folded.layers.contains { ($0 as? ReLU)?.foldedIntoNext == true })
+        let (x, _) = try randomTensor(device, [1, 5, 28, 28], bound: 2)
+        for mode in [Mode.training, .inference] {
+            let context = StepContext(mode: mode, step: 3)
+            let outputs = try [folded, separate].map { try device.readFloats(try $0.forward(x, context: context)) }
+            #expect(outputs[0] == outputs[1], "\(mode) outputs differ")
+        }
+        let context = StepContext(mode: .training, step: 4)
+        let (gradient, _) = try randomTensor(device, [10, 5, 1, 1])
+        for model in [folded, separate] {
+            _ = try model.forward(x, context: context)
+            try model.backward(gradient)
+        }
+        for (a, b) in zip(folded.parameters, separate.parameters) {
+            #expect(try device.readFloats(a.gradient) == device.readFloats(b.gradient), "gradient of \(a.name) differs")
         }
     }
 }

@@ -91,8 +91,9 @@ struct OpenCLParityTests {
         }
     }
 
-    @Test(arguments: [(1, 1, 1), (3, 5, 7), (5, 33, 3), (16, 31, 12)])
-    func batchNorm(c: Int, n: Int, h: Int) throws {
+    @Test(arguments: [(1, 1, 1), (3, 5, 7), (5, 33, 3), (16, 31, 12)], [false, true])
+    func batchNorm(shape: (Int, Int, Int), rectify: Bool) throws {
+        let (c, n, h) = shape
         let x = HostValues.random([c, n, h, h], bound: 3), dy = HostValues.random([c, n, h, h])
         let gamma = HostValues.random([c]), beta = HostValues.random([c])
         let runningMean = HostValues.random([c]), runningVar = HostValues.floats([c], randomFloats(c).map { 1 + abs($0) })
@@ -102,16 +103,17 @@ struct OpenCLParityTests {
                              ([c], .float32), ([c], .float32)], terms: terms) { d, i, o in
             let savedMean = try d.allocate([c], .float32), savedInvStd = try d.allocate([c], .float32)
             try d.batchNormTrainingForward(input: i[0], gamma: i[1], beta: i[2], runningMean: i[3], runningVar: i[4],
-                                           savedMean: savedMean, savedInvStd: savedInvStd, output: o[0], momentum: 0.1, epsilon: 1e-5)
+                                           savedMean: savedMean, savedInvStd: savedInvStd, output: o[0], momentum: 0.1, epsilon: 1e-5,
+                                           rectify: rectify)
             try d.copy(i[3], to: o[1])
             try d.copy(i[4], to: o[2])
             try d.batchNormBackward(input: i[0], gradOutput: i[5], gamma: i[1], savedMean: savedMean, savedInvStd: savedInvStd,
-                                    gradInput: o[3], gradGamma: o[4], gradBeta: o[5])
+                                    gradInput: o[3], gradGamma: o[4], gradBeta: o[5], rectify: rectify)
         }
         try parity("batch norm inference", inputs: [x, gamma, beta, runningMean, runningVar], outputs: [([c, n, h, h], .float32)],
                    terms: 1) { d, i, o in
             try d.batchNormInferenceForward(input: i[0], gamma: i[1], beta: i[2], runningMean: i[3], runningVar: i[4],
-                                            output: o[0], epsilon: 1e-5)
+                                            output: o[0], epsilon: 1e-5, rectify: rectify)
         }
     }
 

@@ -106,7 +106,10 @@ func layerTimes(_ spec: ModelSpec, on device: Device, data: MNISTData, batch n: 
             if step > 0 { backward[i].append(t) }
         }
     }
-    let names = try ModelSummary(spec).rows.map(\.name)
+    // A ReLU folded into the batch norm after it costs nothing itself: its time is in that row.
+    let names = try ModelSummary(spec).rows.enumerated().map { i, row in
+        (model.layers[i] as? ReLU)?.foldedIntoNext == true ? "\(row.name) (folded into the next BatchNorm2d)" : row.name
+    }
     return spec.layers.indices.map { LayerTime(layer: names[$0], forwardMs: 1000 * median(forward[$0]), backwardMs: 1000 * median(backward[$0])) }
 }
 

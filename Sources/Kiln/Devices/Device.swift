@@ -8,7 +8,8 @@
 ///
 /// Call order of one training step (as `Sequential` issues it):
 ///   gatherBatch → forward primitives layer by layer (conv2dForward, addChannelBias, batchNormTrainingForward,
-///   reluForward, dropoutForward, maxPoolForward, …, logSoftmaxForward) → nllLoss (with gradient) →
+///   reluForward unless folded into a batch norm, dropoutForward, maxPoolForward, …, logSoftmaxForward) →
+///   nllLoss (with gradient) →
 ///   backward primitives in reverse (…, conv2dBackwardWeights and channelSums before conv2dBackwardData
 ///   for each convolution) → sgdStep / adamStep for every parameter.
 public protocol Device: AnyObject {
@@ -42,17 +43,21 @@ public protocol Device: AnyObject {
     func channelSums(_ x: Tensor, into sums: Tensor) throws
 
     // MARK: Batch norm (per channel over N·H·W)
+    // `rectify`: normalise max(x, 0) instead of x, and zero the input gradient where x ≤ 0. This is a
+    // ReLU directly before the batch norm folded into its passes (see `Sequential`): it saves a full
+    // read and write of the activation in each direction.
     /// Normalises with batch statistics, saves mean and 1/σ for backward, and updates running
     /// statistics as PyTorch does (momentum, unbiased variance).
     func batchNormTrainingForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
                                   runningVar: Tensor, savedMean: Tensor, savedInvStd: Tensor,
-                                  output: Tensor, momentum: Float, epsilon: Float) throws
+                                  output: Tensor, momentum: Float, epsilon: Float, rectify: Bool) throws
     /// Normalises with the running statistics.
     func batchNormInferenceForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
-                                   runningVar: Tensor, output: Tensor, epsilon: Float) throws
+                                   runningVar: Tensor, output: Tensor, epsilon: Float, rectify: Bool) throws
     /// Gradients of the training forward, from the statistics it saved.
     func batchNormBackward(input: Tensor, gradOutput: Tensor, gamma: Tensor, savedMean: Tensor,
-                           savedInvStd: Tensor, gradInput: Tensor, gradGamma: Tensor, gradBeta: Tensor) throws
+                           savedInvStd: Tensor, gradInput: Tensor, gradGamma: Tensor, gradBeta: Tensor,
+                           rectify: Bool) throws
 
     // MARK: Pooling (per plane; floor mode; average pooling counts padding, as PyTorch's default)
     /// `argmax` (int32, shaped like output) records the winning input offset within each plane.

@@ -1,20 +1,23 @@
 /// Batch normalisation per channel, as `torch.nn.BatchNorm2d` (momentum 0.1, ε 1e-5, unbiased
 /// running variance). Training normalises with batch statistics; inference with running ones.
+/// With `rectifiesInput` it normalises max(x, 0): the ReLU before it, folded in (see `Sequential`).
 public final class BatchNorm2d: Layer {
     public let spec: LayerSpec
     public let parameters: [Parameter]
     public let runningMean: Tensor, runningVar: Tensor
     /// PyTorch's `num_batches_tracked`, kept for checkpoints.
     public var batchesTracked: Int64 = 0
+    public let rectifiesInput: Bool
     static let momentum: Float = 0.1, epsilon: Float = 1e-5
     private let device: Device
     private let savedMean: Tensor, savedInvStd: Tensor
     private let output = TensorSlot(), gradInput = TensorSlot()
     private var input: Tensor?
 
-    init(spec: LayerSpec, device: Device, channels: Int) throws {
+    init(spec: LayerSpec, device: Device, channels: Int, rectifiesInput: Bool = false) throws {
         self.spec = spec
         self.device = device
+        self.rectifiesInput = rectifiesInput
         func vector(_ value: Float) throws -> Tensor {
             let t = try device.allocate([channels], .float32)
             try device.fill(t, with: value)
@@ -37,11 +40,13 @@ public final class BatchNorm2d: Layer {
         case .training:
             try device.batchNormTrainingForward(input: input, gamma: gamma, beta: beta, runningMean: runningMean,
                                                 runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd,
-                                                output: y, momentum: Self.momentum, epsilon: Self.epsilon)
+                                                output: y, momentum: Self.momentum, epsilon: Self.epsilon,
+                                                rectify: rectifiesInput)
             batchesTracked += 1
         case .inference:
             try device.batchNormInferenceForward(input: input, gamma: gamma, beta: beta, runningMean: runningMean,
-                                                 runningVar: runningVar, output: y, epsilon: Self.epsilon)
+                                                 runningVar: runningVar, output: y, epsilon: Self.epsilon,
+                                                 rectify: rectifiesInput)
         }
         return y
     }
@@ -52,7 +57,8 @@ public final class BatchNorm2d: Layer {
         let dx = try gradInput.tensor(input.shape, on: device)
         try device.batchNormBackward(input: input, gradOutput: gradOutput, gamma: parameters[0].value,
                                      savedMean: savedMean, savedInvStd: savedInvStd, gradInput: dx,
-                                     gradGamma: parameters[0].gradient, gradBeta: parameters[1].gradient)
+                                     gradGamma: parameters[0].gradient, gradBeta: parameters[1].gradient,
+                                     rectify: rectifiesInput)
         return needInputGradient ? dx : nil
     }
 }

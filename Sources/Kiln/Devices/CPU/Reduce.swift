@@ -1,48 +1,59 @@
 /// Float reductions with 16 SIMD lanes, combined in a fixed order: fast, and the same result every run.
+/// `rectify` reads max(x, 0) in place of x (a ReLU folded into batch norm).
 enum Reduce {
     @inline(__always)
-    static func sum(_ p: UnsafePointer<Float>, _ count: Int) -> Float {
+    static func sum(_ p: UnsafePointer<Float>, _ count: Int, rectify: Bool = false) -> Float {
         var acc = SIMD16<Float>()
         var i = 0
         while i + 16 <= count {
-            acc += UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
+            acc += load16(p + i, rectify)
             i += 16
         }
         var total = acc.sum()
-        while i < count { total += p[i]; i += 1 }
+        while i < count { total += rectified(p[i], rectify); i += 1 }
         return total
     }
 
     /// Σ (p[i] − mean)²
     @inline(__always)
-    static func squaredDeviations(_ p: UnsafePointer<Float>, _ count: Int, mean: Float) -> Float {
+    static func squaredDeviations(_ p: UnsafePointer<Float>, _ count: Int, mean: Float, rectify: Bool = false) -> Float {
         var acc = SIMD16<Float>()
         let m = SIMD16<Float>(repeating: mean)
         var i = 0
         while i + 16 <= count {
-            let d = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self) - m
+            let d = load16(p + i, rectify) - m
             acc += d * d
             i += 16
         }
         var total = acc.sum()
-        while i < count { let d = p[i] - mean; total += d * d; i += 1 }
+        while i < count { let d = rectified(p[i], rectify) - mean; total += d * d; i += 1 }
         return total
     }
 
     /// Σ a[i]·(b[i] − mean)
     @inline(__always)
-    static func dotCentered(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int, mean: Float) -> Float {
+    static func dotCentered(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int, mean: Float,
+                            rectify: Bool = false) -> Float {
         var acc = SIMD16<Float>()
         let m = SIMD16<Float>(repeating: mean)
         var i = 0
         while i + 16 <= count {
             let x = UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self)
-            let y = UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self) - m
-            acc += x * y
+            acc += x * (load16(b + i, rectify) - m)
             i += 16
         }
         var total = acc.sum()
-        while i < count { total += a[i] * (b[i] - mean); i += 1 }
+        while i < count { total += a[i] * (rectified(b[i], rectify) - mean); i += 1 }
         return total
+    }
+
+    /// x, or max(x, 0) when `rectify` (a NaN stays NaN, as in `reluForward`).
+    @inline(__always)
+    static func rectified(_ x: Float, _ rectify: Bool) -> Float { rectify && x < 0 ? 0 : x }
+
+    @inline(__always)
+    static func load16(_ p: UnsafePointer<Float>, _ rectify: Bool) -> SIMD16<Float> {
+        let v = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+        return rectify ? v.replacing(with: 0, where: v .< 0) : v
     }
 }
