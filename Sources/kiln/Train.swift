@@ -14,7 +14,7 @@ struct Train: ParsableCommand {
     @Option(help: "Images per training step.")
     var batchSize = 128
     @Option(help: "Learning rate (the peak for onecycle).")
-    var lr: Float = 0.1
+    var lr: Float = 0.3
     @Option(help: "sgd or adam.")
     var optimizer: OptimizerConfig.Kind = .sgd
     @Option(help: "SGD momentum.")

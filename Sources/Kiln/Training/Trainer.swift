@@ -9,7 +9,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// StepLR: epochs between decays, and the factor.
     public var stepSize = 5
     public var gamma: Float = 0.1
-    public var learningRate: Float = 0.1
+    public var learningRate: Float = 0.3
     public var augmentation: Augmentation? = Augmentation(maxDegrees: 7, maxShift: 1, background: MNISTData.background)
     public var seed: UInt64 = 1
     /// Test-set batch size: larger is faster, and the result does not depend on it.
