@@ -106,7 +106,8 @@ struct KilnBench: ParsableCommand {
             trainGFLOPs: 3 * 2 * Double(macs) * report.imagesPerSecond / 1e9, sgemmPeakGFLOPs: peak,
             sgemmConvShapesGFLOPs: stepFLOPs / gemmSeconds / 1e9, peakHostMB: peakHostMB(),
             deviceMB: device.allocatedBytes.map { Double($0) / 1_048_576 },
-            layers: try layerTimes(spec, on: device, data: data, batch: min(batchSize, data.train.count), repeats: gemmRepeats))
+            layers: try layerTimes(spec, on: device, train: trainer.trainSplit, batch: min(batchSize, trainer.trainCount),
+                                   repeats: gemmRepeats))
     }
 
     private func readReports(_ path: String) throws -> [EpochReport] {

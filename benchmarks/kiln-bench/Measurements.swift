@@ -86,10 +86,10 @@ func convolutionGEMMs(_ spec: ModelSpec, batch n: Int) throws -> [(m: Int, n: In
 }
 
 /// Median time per layer of forward and backward over `repeats` training steps on one batch.
-func layerTimes(_ spec: ModelSpec, on device: Device, data: MNISTData, batch n: Int, repeats: Int) throws -> [LayerTime] {
+/// `train` is the split the timed runs already uploaded.
+func layerTimes(_ spec: ModelSpec, on device: Device, train: DeviceSplit, batch n: Int, repeats: Int) throws -> [LayerTime] {
     let model = try Sequential(spec: spec, device: device, seed: 1)
-    let (x, labels) = try DeviceSplit(data.train, on: device).batch(start: 0, count: n, into: TensorSlot(), TensorSlot(),
-                                                                    on: device)
+    let (x, labels) = try train.batch(start: 0, count: n, into: TensorSlot(), TensorSlot(), on: device)
     let totals = try device.allocate([2], .float32)
     var forward = [[Double]](repeating: [], count: spec.layers.count), backward = forward
     for step in 0...repeats {  // step 0 warms up

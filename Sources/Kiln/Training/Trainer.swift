@@ -70,7 +70,9 @@ public final class Trainer {
     public var completedEpochs = 0
     public let warmupSeconds: Double
     private let device: Device
-    private let trainSplit: DeviceSplit, testSplit: DeviceSplit
+    /// The training images and labels on the device (uploaded once).
+    public let trainSplit: DeviceSplit
+    private let testSplit: DeviceSplit
     private let batch = TensorSlot(), batchLabels = TensorSlot(), lossGradient = TensorSlot()
     private let totals: Tensor
 
