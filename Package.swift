@@ -17,11 +17,13 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
         .systemLibrary(name: "CCLBlast", path: "Sources/CCLBlast"),
+        // Records every OpenCL kernel launch, CLBlast's included, for `kiln-bench --profile`.
+        .target(name: "CLaunchLog", dependencies: ["COpenCL"], path: "Sources/CLaunchLog"),
         // Kernels/*.cl become Swift string constants at build time, so a copied binary still has them.
         .executableTarget(name: "embed-kernels", path: "Sources/embed-kernels"),
         .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["embed-kernels"],
                 path: "Plugins/EmbedKernels"),
-        .target(name: "Kiln", dependencies: ["CBLAS", "CZlib", "COpenCL", "CCLBlast"], path: "Sources/Kiln",
+        .target(name: "Kiln", dependencies: ["CBLAS", "CZlib", "COpenCL", "CCLBlast", "CLaunchLog"], path: "Sources/Kiln",
                 plugins: ["EmbedKernels"]),
         .executableTarget(
             name: "kiln",

@@ -33,6 +33,10 @@ struct KilnBench: ParsableCommand {
     var out: String?
     @Option(help: "A JSON-lines file from benchmarks/pytorch/mnist_epoch.py: print Kiln's CPU epochs against it.")
     var compare: String?
+    @Flag(help: "Record every kernel launch (Kiln's and CLBlast's) of one training step per model on each OpenCL device.")
+    var profile = false
+    @Option(help: "With --profile: a launch with fewer work-groups than this is small (264: two per SM of a 132-SM GPU).")
+    var minGroups = 264
     @Flag(help: "A smoke run: 2 steps of 16 images, 1 repeat, 500 test images, 256³ peak GEMM; all models and devices.")
     var quick = false
 
@@ -40,6 +44,7 @@ struct KilnBench: ParsableCommand {
         guard repeats >= 1, batchSize >= 1 else { throw ValidationError("--repeats and --batch-size must be at least 1") }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        guard minGroups >= 1 else { throw ValidationError("--min-groups must be at least 1") }
     }
 
     func run() throws {
@@ -50,7 +55,7 @@ struct KilnBench: ParsableCommand {
         let requests = try deviceRequests()
         let data = try MNISTData(folder: MNISTData.bundledFolder(), trainLimit: steps.map { $0 * batchSize }, testLimit: testLimit)
         let comparison = try compare.map(readReports)
-        var results: [BenchResult] = []
+        var results: [BenchResult] = [], profiles: [LaunchProfile] = []
         for request in requests {
             let opened = Date()
             let device = try DeviceSelection.select(request).device
@@ -58,13 +63,19 @@ struct KilnBench: ParsableCommand {
             let peak = try sgemmGFLOPs(device, m: peakSize, n: peakSize, k: peakSize, repeats: quick ? 1 : 3)
             for spec in specs {
                 FileHandle.standardError.write("\(spec.name) on \(device.summary)…\n".data(using: .utf8)!)
-                results.append(try measure(spec, on: device, openSeconds: openSeconds, data: data, batchSize: batchSize,
-                                           repeats: repeats, peak: peak))
+                let (result, trainer) = try measure(spec, on: device, openSeconds: openSeconds, data: data,
+                                                    batchSize: batchSize, repeats: repeats, peak: peak)
+                results.append(result)
+                if profile, device is OpenCLDevice {
+                    profiles.append(try profileStep(trainer, model: spec.name, device: device, batchSize: batchSize,
+                                                    minGroups: minGroups))
+                }
             }
         }
-        let markdown = Tables.markdown(results, machine: Machine.describe(), peakSize: peakSize, comparison: comparison)
+        var markdown = Tables.markdown(results, machine: Machine.describe(), peakSize: peakSize, comparison: comparison)
+        if profile { markdown += Tables.launches(profiles) }
         print(markdown)
-        if let out { try write(results, markdown: markdown, to: out) }
+        if let out { try write(results, profiles: profile ? profiles : nil, markdown: markdown, to: out) }
     }
 
     private var peakSize: Int { quick ? 256 : 1024 }
@@ -76,7 +87,7 @@ struct KilnBench: ParsableCommand {
     }
 
     private func measure(_ spec: ModelSpec, on device: Device, openSeconds: Double, data: MNISTData, batchSize: Int,
-                         repeats: Int, peak: Double) throws -> BenchResult {
+                         repeats: Int, peak: Double) throws -> (BenchResult, Trainer) {
         let gemmRepeats = quick ? 1 : 3
         let setupStart = Date()
         let model = try Sequential(spec: spec, device: device, seed: 1)
@@ -101,13 +112,14 @@ struct KilnBench: ParsableCommand {
             return total + flops / (try sgemmGFLOPs(device, m: g.m, n: g.n, k: g.k, repeats: gemmRepeats) * 1e9)
         }
         let stepFLOPs = 2 * Double(macs) * Double(batchSize)
-        return BenchResult(
+        let result = BenchResult(
             report: report, epochSecondsRuns: reports.map(\.epochSeconds), steps: trainer.schedule.stepsPerEpoch,
             trainGFLOPs: 3 * 2 * Double(macs) * report.imagesPerSecond / 1e9, sgemmPeakGFLOPs: peak,
             sgemmConvShapesGFLOPs: stepFLOPs / gemmSeconds / 1e9, peakHostMB: peakHostMB(),
             deviceMB: device.allocatedBytes.map { Double($0) / 1_048_576 },
             layers: try layerTimes(spec, on: device, train: trainer.trainSplit, batch: min(batchSize, trainer.trainCount),
                                    repeats: gemmRepeats))
+        return (result, trainer)
     }
 
     private func readReports(_ path: String) throws -> [EpochReport] {
@@ -119,7 +131,7 @@ struct KilnBench: ParsableCommand {
         }
     }
 
-    private func write(_ results: [BenchResult], markdown: String, to folder: String) throws {
+    private func write(_ results: [BenchResult], profiles: [LaunchProfile]?, markdown: String, to folder: String) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -128,5 +140,9 @@ struct KilnBench: ParsableCommand {
         try Data(lines.utf8).write(to: url.appendingPathComponent("results.jsonl"), options: .atomic)
         try Data(markdown.utf8).write(to: url.appendingPathComponent("results.md"), options: .atomic)
         try Data(Chart.svg(results).utf8).write(to: url.appendingPathComponent("chart.svg"), options: .atomic)
+        if let profiles {
+            let lines = try profiles.map { String(decoding: try encoder.encode($0), as: UTF8.self) }.joined(separator: "\n") + "\n"
+            try Data(lines.utf8).write(to: url.appendingPathComponent("launches.jsonl"), options: .atomic)
+        }
     }
 }

@@ -29,6 +29,11 @@ public protocol Device: AnyObject {
     func finish() throws
     /// Device memory allocated so far in bytes, where the device keeps count (OpenCL); nil on the CPU.
     var allocatedBytes: Int? { get }
+    /// A tensor of `shape` over `tensor`'s elements from `offset` on (no copy; writes show through).
+    /// `offset` must be a multiple of `viewAlignment`.
+    func view(_ tensor: Tensor, offset: Int, shape: [Int]) throws -> Tensor
+    /// Elements a view's offset must be a multiple of (OpenCL sub-buffers start at aligned addresses).
+    var viewAlignment: Int { get }
 
     // MARK: Convolution (square kernel; weight [Co, Ci, k, k]; x [Ci, N, H, W]; y [Co, N, OH, OW])
     /// y = conv(x, weight). A Linear layer is the pointwise case on `[F, N, 1, 1]`.
@@ -110,6 +115,14 @@ extension Device {
     func checkTransfer(_ count: Int, _ tensor: Tensor, _ dtype: DType) throws {
         guard count == tensor.count, dtype == tensor.dtype else {
             throw KilnError("cannot copy \(count) \(dtype) values into a \(tensor.dtype) tensor of shape \(tensor.shape)")
+        }
+    }
+
+    /// A view must lie within its tensor, at an aligned offset.
+    func checkView(_ tensor: Tensor, offset: Int, shape: [Int]) throws {
+        let count = shape.reduce(1, *)
+        guard offset >= 0, offset % viewAlignment == 0, shape.allSatisfy({ $0 >= 0 }), offset + count <= tensor.count else {
+            throw KilnError("cannot view \(shape) at offset \(offset) of a tensor of \(tensor.count) elements (alignment \(viewAlignment))")
         }
     }
 

@@ -74,7 +74,7 @@ public struct Checkpoint {
 
     /// Restores the optimizer's state and step count.
     public func load(into optimizer: Optimizer, of model: Sequential) throws {
-        try optimizer.prepare(model.parameters)
+        try optimizer.prepare(model.parameterBuffer)
         for (name, parameter) in Self.parameterNames(model) {
             for (slot, tensor) in zip(optimizer.config.stateNames, parameter.optimizerState) {
                 try model.device.write(try floats("optimizer.\(name).\(slot)", shape: tensor.shape), to: tensor)

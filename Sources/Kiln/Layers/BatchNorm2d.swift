@@ -14,7 +14,8 @@ public final class BatchNorm2d: Layer {
     private let output = TensorSlot(), gradInput = TensorSlot()
     private var input: Tensor?
 
-    init(spec: LayerSpec, device: Device, channels: Int, rectifiesInput: Bool = false) throws {
+    /// `parameters`: γ ("weight") and β ("bias"), as the model's `ParameterBuffer` laid them out.
+    init(spec: LayerSpec, device: Device, channels: Int, parameters: [Parameter], rectifiesInput: Bool = false) throws {
         self.spec = spec
         self.device = device
         self.rectifiesInput = rectifiesInput
@@ -23,7 +24,9 @@ public final class BatchNorm2d: Layer {
             try device.fill(t, with: value)
             return t
         }
-        parameters = [try Parameter("weight", vector(1), on: device), try Parameter("bias", vector(0), on: device)]
+        self.parameters = parameters
+        try device.fill(parameters[0].value, with: 1)
+        try device.fill(parameters[1].value, with: 0)
         runningMean = try vector(0)
         runningVar = try vector(1)
         savedMean = try vector(0)

@@ -9,24 +9,18 @@ public final class Conv2d: Layer {
     private let output = TensorSlot(), gradInput = TensorSlot()
     private var input: Tensor?
 
+    /// `parameters`: the weight, then the bias if there is one, as the model's `ParameterBuffer` laid them out.
     init(spec: LayerSpec, device: Device, inChannels: Int, outChannels: Int, geometry: WindowGeometry,
-         bias: Bool, weightShape: [Int], random: inout HostRandom) throws {
+         parameters: [Parameter], random: inout HostRandom) throws {
         self.spec = spec
         self.device = device
         self.geometry = geometry
         self.outChannels = outChannels
+        self.parameters = parameters
         // PyTorch's default: kaiming_uniform(a=√5) for weights, i.e. U(±1/√fan_in), and the same for bias.
         let fanIn = inChannels * geometry.kernel * geometry.kernel
         let bound = 1 / Float(fanIn).squareRoot()
-        let weight = try device.allocate(weightShape, .float32)
-        try device.write(random.uniform(weight.count, bound: bound), to: weight)
-        var parameters = [try Parameter("weight", weight, on: device)]
-        if bias {
-            let b = try device.allocate([outChannels], .float32)
-            try device.write(random.uniform(outChannels, bound: bound), to: b)
-            parameters.append(try Parameter("bias", b, on: device))
-        }
-        self.parameters = parameters
+        for p in parameters { try device.write(random.uniform(p.value.count, bound: bound), to: p.value) }
     }
 
     public func forward(_ input: Tensor, context: StepContext) throws -> Tensor {

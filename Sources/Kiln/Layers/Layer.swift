@@ -9,19 +9,20 @@ public struct StepContext: Sendable {
     public init(mode: Mode, step: UInt64 = 0) { self.mode = mode; self.step = step }
 }
 
-/// A learnable tensor, its gradient (written by `backward`), and state its optimizer keeps.
+/// A learnable tensor, its gradient (written by `backward`), and state its optimizer keeps: views into
+/// the model's `ParameterBuffer` and the optimizer's flat state.
 public final class Parameter {
     /// PyTorch's name within its module: "weight" or "bias".
     public let name: String
     public let value: Tensor
     public let gradient: Tensor
     /// Optimizer slots (momentum, Adam moments), created by the optimizer on first use.
-    public var optimizerState: [Tensor] = []
+    public internal(set) var optimizerState: [Tensor] = []
 
-    init(_ name: String, _ value: Tensor, on device: Device) throws {
+    init(_ name: String, value: Tensor, gradient: Tensor) {
         self.name = name
         self.value = value
-        gradient = try device.allocate(value.shape, .float32)
+        self.gradient = gradient
     }
 }
 

@@ -111,14 +111,19 @@ public struct ModelSpec: Equatable, Sendable {
         return shapes
     }
 
-    /// Learnable parameters of layer `i` given its input shape.
-    public static func parameterCount(_ layer: LayerSpec, input: ImageShape) -> Int {
+    /// A layer's learnable parameters given its input shape: PyTorch's names and shapes, in `state_dict` order.
+    public static func parameterShapes(_ layer: LayerSpec, input: ImageShape) -> [(name: String, shape: [Int])] {
         switch layer {
-        case let .conv2d(out, k, _, _, bias): out * input.channels * k * k + (bias ? out : 0)
-        case let .linear(out, bias): out * input.channels + (bias ? out : 0)
-        case .batchNorm2d: 2 * input.channels
-        default: 0
+        case let .conv2d(out, k, _, _, bias): [("weight", [out, input.channels, k, k])] + (bias ? [("bias", [out])] : [])
+        case let .linear(out, bias): [("weight", [out, input.channels])] + (bias ? [("bias", [out])] : [])
+        case .batchNorm2d: [("weight", [input.channels]), ("bias", [input.channels])]
+        default: []
         }
+    }
+
+    /// Learnable parameters of a layer given its input shape.
+    public static func parameterCount(_ layer: LayerSpec, input: ImageShape) -> Int {
+        parameterShapes(layer, input: input).reduce(0) { $0 + $1.shape.reduce(1, *) }
     }
 
     public func parameterCount() throws -> Int {

@@ -9,24 +9,33 @@ public final class Sequential {
     /// same function with one read and write of the activation fewer each way.
     public init(spec: ModelSpec, device: Device, seed: UInt64, foldsReLU: Bool = true) throws {
         let shapes = try spec.validate()
+        let inputs = [spec.input] + shapes.dropLast()
+        let layerParameters = zip(spec.layers, inputs).map { ModelSpec.parameterShapes($0, input: $1) }
+        parameterBuffer = try ParameterBuffer(layerParameters.flatMap { $0 }, on: device)
+        var remaining = parameterBuffer.parameters[...]
+        /// Layer i's parameters, in the buffer's order.
+        func parameters(_ i: Int) -> [Parameter] {
+            defer { remaining = remaining.dropFirst(layerParameters[i].count) }
+            return Array(remaining.prefix(layerParameters[i].count))
+        }
         var random = HostRandom(seed: seed, stream: RandomStream.initialisation)
         var layers: [Layer] = []
         func folded(_ i: Int) -> Bool {
             foldsReLU && i >= 0 && i + 1 < spec.layers.count && spec.layers[i] == .relu && spec.layers[i + 1] == .batchNorm2d
         }
         for (i, layer) in spec.layers.enumerated() {
-            let input = i == 0 ? spec.input : shapes[i - 1]
+            let input = inputs[i]
             switch layer {
-            case let .conv2d(out, kernel, stride, padding, bias):
+            case let .conv2d(out, kernel, stride, padding, _):
                 layers.append(try Conv2d(spec: layer, device: device, inChannels: input.channels, outChannels: out,
                                          geometry: WindowGeometry(kernel: kernel, stride: stride, padding: padding),
-                                         bias: bias, weightShape: [out, input.channels, kernel, kernel], random: &random))
-            case let .linear(out, bias):
+                                         parameters: parameters(i), random: &random))
+            case let .linear(out, _):
                 layers.append(try Linear.make(spec: layer, device: device, inFeatures: input.channels,
-                                              outFeatures: out, bias: bias, random: &random))
+                                              outFeatures: out, parameters: parameters(i), random: &random))
             case .batchNorm2d:
                 layers.append(try BatchNorm2d(spec: layer, device: device, channels: input.channels,
-                                              rectifiesInput: folded(i - 1)))
+                                              parameters: parameters(i), rectifiesInput: folded(i - 1)))
             case .relu: layers.append(ReLU(device: device, foldedIntoNext: folded(i)))
             case let .maxPool2d(g): layers.append(MaxPool2d(spec: layer, device: device, geometry: g))
             case let .avgPool2d(g): layers.append(AvgPool2d(spec: layer, device: device, geometry: g))
@@ -45,7 +54,9 @@ public final class Sequential {
         self.device = device
     }
 
-    public var parameters: [Parameter] { layers.flatMap(\.parameters) }
+    /// Every parameter and gradient, in one flat buffer each.
+    public let parameterBuffer: ParameterBuffer
+    public var parameters: [Parameter] { parameterBuffer.parameters }
 
     /// Runs every layer; `input` is [C, N, H, W]. Returns the last layer's output.
     public func forward(_ input: Tensor, context: StepContext) throws -> Tensor {

@@ -77,7 +77,7 @@ public enum Parity {
         let lengths = zip(spec.layers, zip(inputs, shapes)).map { reductionLength($0, input: $1.0, output: $1.1, batch: n) }
         let models = try [reference, device].map { try Sequential(spec: spec, device: $0, seed: options.seed) }
         let optimizers = [reference, device].map { Optimizer(config: OptimizerConfig(kind: .sgd), device: $0) }
-        for (model, optimizer) in zip(models, optimizers) { try optimizer.prepare(model.parameters) }
+        for (model, optimizer) in zip(models, optimizers) { try optimizer.prepare(model.parameterBuffer) }
         let split = try DeviceSplit(data.train, on: reference)
         let images = TensorSlot(), labels = TensorSlot()
         let totals = try [reference, device].map { try $0.allocate([2], .float32) }
@@ -128,7 +128,7 @@ public enum Parity {
                 gradient = next
             }
             for (model, optimizer) in zip(models, optimizers) {
-                try optimizer.update(model.parameters, learningRate: options.learningRate, momentum: nil)
+                try optimizer.update(model.parameterBuffer, learningRate: options.learningRate, momentum: nil)
             }
             for (i, (r, d)) in zip(models[0].layers, models[1].layers).enumerated() {
                 for (a, b) in zip(r.parameters, d.parameters) { try compare(step, i, "\(a.name) updated", a.value, b.value) }

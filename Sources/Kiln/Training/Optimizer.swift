@@ -18,46 +18,44 @@ public struct OptimizerConfig: Codable, Equatable, Sendable {
     }
 }
 
-/// Applies one update to every parameter from its gradient; its state stays on the device.
+/// Applies one update to every parameter of a model from its gradient, as one device call over the
+/// model's flat `ParameterBuffer`; its state is flat too, and stays on the device.
 public final class Optimizer {
     public let config: OptimizerConfig
     /// Updates taken so far (Adam's bias correction counts them).
     public var step = 0
     private let device: Device
+    /// The buffer the state belongs to, and the state: one flat tensor per slot of `config.stateNames`.
+    private var prepared: (buffer: ParameterBuffer, state: [Tensor])?
 
     public init(config: OptimizerConfig, device: Device) {
         self.config = config
         self.device = device
     }
 
-    /// Creates zeroed state for any parameter that has none yet.
-    public func prepare(_ parameters: [Parameter]) throws {
-        for p in parameters where p.optimizerState.count != config.stateNames.count {
-            p.optimizerState = try config.stateNames.map { _ in
-                let t = try device.allocate(p.value.shape, .float32)
-                try device.fill(t, with: 0)
-                return t
-            }
-        }
+    /// Creates zeroed state for `buffer` (once), and gives each parameter its views of it.
+    public func prepare(_ buffer: ParameterBuffer) throws {
+        if let prepared, prepared.buffer === buffer { return }
+        let slots = try config.stateNames.map { _ in try buffer.state() }
+        for (i, p) in buffer.parameters.enumerated() { p.optimizerState = slots.map { $0.views[i] } }
+        prepared = (buffer, slots.map(\.flat))
     }
 
     /// `momentum`, when given, replaces SGD's momentum or Adam's β₁ for this step (one-cycle cycles it).
-    public func update(_ parameters: [Parameter], learningRate: Float, momentum: Float?) throws {
-        try prepare(parameters)
+    public func update(_ buffer: ParameterBuffer, learningRate: Float, momentum: Float?) throws {
+        try prepare(buffer)
+        let state = prepared!.state
         step += 1
-        for p in parameters {
-            switch config.kind {
-            case .sgd:
-                let m = config.momentum == 0 ? 0 : momentum ?? config.momentum
-                try device.sgdStep(parameter: p.value, gradient: p.gradient, velocity: p.optimizerState.first ?? p.gradient,
-                                   learningRate: learningRate, momentum: m, nesterov: config.nesterov,
-                                   weightDecay: config.weightDecay)
-            case .adam:
-                try device.adamStep(parameter: p.value, gradient: p.gradient, firstMoment: p.optimizerState[0],
-                                    secondMoment: p.optimizerState[1], learningRate: learningRate,
-                                    beta1: momentum ?? config.beta1, beta2: config.beta2, epsilon: config.epsilon,
-                                    weightDecay: config.weightDecay, step: step)
-            }
+        switch config.kind {
+        case .sgd:
+            let m = config.momentum == 0 ? 0 : momentum ?? config.momentum
+            try device.sgdStep(parameter: buffer.values, gradient: buffer.gradients, velocity: state.first ?? buffer.gradients,
+                               learningRate: learningRate, momentum: m, nesterov: config.nesterov,
+                               weightDecay: config.weightDecay)
+        case .adam:
+            try device.adamStep(parameter: buffer.values, gradient: buffer.gradients, firstMoment: state[0],
+                                secondMoment: state[1], learningRate: learningRate, beta1: momentum ?? config.beta1,
+                                beta2: config.beta2, epsilon: config.epsilon, weightDecay: config.weightDecay, step: step)
         }
     }
 }

@@ -90,7 +90,7 @@ public final class Trainer {
         self.options = options
         device = model.device
         optimizer = Optimizer(config: options.optimizer, device: device)
-        try optimizer.prepare(model.parameters)
+        try optimizer.prepare(model.parameterBuffer)
         trainSplit = try DeviceSplit(data.train, on: device)
         testSplit = try DeviceSplit(data.test, on: device)
         totals = try device.allocate([2], .float32)
@@ -152,20 +152,27 @@ public final class Trainer {
         var random = HostRandom(seed: options.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15, stream: RandomStream.shuffle)
         try device.write(random.permutation(trainSplit.count), to: trainSplit.order)
         try device.fill(totals, with: 0)
-        let augmenter = Philox(seed: options.seed, stream: RandomStream.augmentation)
         let batches = schedule.stepsPerEpoch
         for b in 0..<batches {
-            let start = b * options.batchSize, n = min(options.batchSize, trainSplit.count - start)
-            let step = UInt64(optimizer.step)
-            let (x, labels) = try trainSplit.batch(start: start, count: n, into: batch, batchLabels, on: device,
-                                                   augmentation: options.augmentation, generator: augmenter, step: step)
-            let (learningRate, momentum) = schedule.at(optimizer.step)
-            try Self.trainStep(model, optimizer, x, labels, totals: totals, gradient: lossGradient, step: step,
-                               learningRate: learningRate, momentum: momentum)
+            let start = b * options.batchSize
+            try trainStep(start: start, count: min(options.batchSize, trainSplit.count - start))
             for callback in callbacks { try callback.batchEnded(epoch: epoch, batch: b + 1, of: batches, trainer: self) }
         }
         let (loss, correct) = try readTotals()
         return (loss / Double(trainSplit.count), 100 * correct / Double(trainSplit.count))
+    }
+
+    /// One training step on images `start ..< start+count` of the epoch's shuffled order: gather (and
+    /// augment), forward, loss (added to the epoch's totals), backward, update.
+    public func trainStep(start: Int, count: Int) throws {
+        let step = UInt64(optimizer.step)
+        let (x, labels) = try trainSplit.batch(start: start, count: count, into: batch, batchLabels, on: device,
+                                               augmentation: options.augmentation,
+                                               generator: Philox(seed: options.seed, stream: RandomStream.augmentation),
+                                               step: step)
+        let (learningRate, momentum) = schedule.at(optimizer.step)
+        try Self.trainStep(model, optimizer, x, labels, totals: totals, gradient: lossGradient, step: step,
+                           learningRate: learningRate, momentum: momentum)
     }
 
     /// One step on a gathered batch: forward in training mode, NLL (added to `totals`), backward, update.
@@ -175,7 +182,7 @@ public final class Trainer {
         let g = try gradient.tensor(output.shape, on: model.device)
         try model.device.nllLoss(logProbs: output, labels: labels, totals: totals, gradient: g)
         try model.backward(g)
-        try optimizer.update(model.parameters, learningRate: learningRate, momentum: momentum)
+        try optimizer.update(model.parameterBuffer, learningRate: learningRate, momentum: momentum)
     }
 
     /// Loss summed and correct predictions counted so far this epoch (reads two numbers back).

@@ -1,16 +1,24 @@
 import CBLAS
 
-/// Host memory, 64-byte aligned for SIMD loads.
+/// Host memory, 64-byte aligned for SIMD loads; or a view into another storage, which it keeps alive.
 final class CPUStorage: DeviceStorage {
     let raw: UnsafeMutableRawPointer
     let byteCapacity: Int
+    private let parent: CPUStorage?
 
     init(bytes: Int) {
         byteCapacity = bytes
         raw = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+        parent = nil
     }
 
-    deinit { raw.deallocate() }
+    init(viewing parent: CPUStorage, fromByte offset: Int, bytes: Int) {
+        byteCapacity = bytes
+        raw = parent.raw + offset
+        self.parent = parent
+    }
+
+    deinit { if parent == nil { raw.deallocate() } }
 }
 
 /// The CPU device: convolutions as im2col + OpenBLAS sgemm, everything else as loops over raw
@@ -70,6 +78,16 @@ public final class CPUDevice: Device {
     public func finish() throws {}
 
     public var allocatedBytes: Int? { nil }
+
+    /// 16 floats: views start on a 64-byte boundary, as allocations do.
+    public var viewAlignment: Int { 16 }
+
+    public func view(_ tensor: Tensor, offset: Int, shape: [Int]) throws -> Tensor {
+        try checkView(tensor, offset: offset, shape: shape)
+        let bytes = shape.reduce(1, *) * tensor.dtype.byteSize
+        return Tensor(shape: shape, dtype: tensor.dtype,
+                      storage: CPUStorage(viewing: tensor.storage as! CPUStorage, fromByte: offset * tensor.dtype.byteSize, bytes: bytes))
+    }
 
     public func fill(_ tensor: Tensor, with value: Float) throws {
         floats(tensor).update(repeating: value, count: tensor.count)

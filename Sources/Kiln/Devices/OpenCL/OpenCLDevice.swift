@@ -2,19 +2,32 @@ import CCLBlast
 import COpenCL
 import Foundation
 
-/// A `cl_mem` buffer. When its last tensor goes, the buffer returns to the device's pool.
+/// A `cl_mem` buffer. When its last tensor goes, the buffer returns to the device's pool. A sub-buffer
+/// (a view) keeps its parent alive and is released on its own.
 final class OpenCLStorage: DeviceStorage {
     let buffer: cl_mem
     let byteCapacity: Int
-    private let pool: BufferPool
+    private let owner: Owner
+    private enum Owner { case pool(BufferPool), parent(OpenCLStorage) }
 
     init(buffer: cl_mem, bytes: Int, pool: BufferPool) {
         self.buffer = buffer
         byteCapacity = bytes
-        self.pool = pool
+        owner = .pool(pool)
     }
 
-    deinit { pool.give(buffer, bytes: byteCapacity) }
+    init(subBuffer: cl_mem, bytes: Int, parent: OpenCLStorage) {
+        buffer = subBuffer
+        byteCapacity = bytes
+        owner = .parent(parent)
+    }
+
+    deinit {
+        switch owner {
+        case .pool(let pool): pool.give(buffer, bytes: byteCapacity)
+        case .parent: clReleaseMemObject(buffer)
+        }
+    }
 }
 
 /// Freed buffers, by size, for the next allocation of that size: steps that allocate the same
@@ -62,6 +75,8 @@ public final class OpenCLDevice: Device {
     let pool = BufferPool()
     /// Work-group size of the reduction kernels (`REDUCE_GROUP` in the kernels) and of element-wise ones.
     let reduceGroup: Int, elementGroup: Int
+    /// Sub-buffer origins must be multiples of this many floats (`CL_DEVICE_MEM_BASE_ADDR_ALIGN`).
+    public let viewAlignment: Int
     private let program: cl_program
     private var kernels: [String: cl_kernel] = [:]
     private var columns: OpenCLStorage?
@@ -96,6 +111,8 @@ public final class OpenCLDevice: Device {
         while group > info.maxWorkGroupSize { group /= 2 }
         reduceGroup = group
         elementGroup = min(64, group)
+        let alignmentBits: cl_uint = try OpenCLPlatforms.deviceValue(info.id, CL_DEVICE_MEM_BASE_ADDR_ALIGN)
+        viewAlignment = max(Int(alignmentBits) / 32, 1)
         program = try Self.build(context: context, device: info.id, options: "-cl-std=CL1.2 -D REDUCE_GROUP=\(group)")
         kernels = try Self.kernels(in: program)
         buildSeconds = Date().timeIntervalSince(started)
@@ -183,6 +200,9 @@ public final class OpenCLDevice: Device {
             }
             try checkCL(status, "clSetKernelArg(\(name), \(index))")
         }
+        if LaunchLog.isRecording {
+            LaunchLog.note(nil, elements: arguments.map { if case .buffer(let t) = $0 { t.count } else { 0 } }.max() ?? 0)
+        }
         var globalSize = global, localSize = local
         try checkCL(clEnqueueNDRangeKernel(queue, kernel, 1, nil, &globalSize, &localSize, 0, nil, nil),
                     "clEnqueueNDRangeKernel(\(name))")
@@ -192,6 +212,7 @@ public final class OpenCLDevice: Device {
     func gemm(_ transposeA: Bool, _ transposeB: Bool, m: Int, n: Int, k: Int,
               _ a: Tensor, lda: Int, _ b: Tensor, ldb: Int, _ c: Tensor, ldc: Int) throws {
         guard m > 0, n > 0, k > 0 else { return }
+        if LaunchLog.isRecording { LaunchLog.note("CLBlastSgemm \(m)×\(n)×\(k)", elements: max(m * n, m * k, k * n)) }
         let status = CLBlastSgemm(CLBlastLayoutRowMajor, transposeA ? CLBlastTransposeYes : CLBlastTransposeNo,
                                   transposeB ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, 1, memory(a), 0, lda,
                                   memory(b), 0, ldb, 0, memory(c), 0, ldc, &queue, nil)
@@ -224,6 +245,18 @@ public final class OpenCLDevice: Device {
 
     public func allocate(_ shape: [Int], _ dtype: DType) throws -> Tensor {
         Tensor(shape: shape, dtype: dtype, storage: try storage(bytes: shape.reduce(1, *) * dtype.byteSize))
+    }
+
+    public func view(_ tensor: Tensor, offset: Int, shape: [Int]) throws -> Tensor {
+        try checkView(tensor, offset: offset, shape: shape)
+        let parent = tensor.storage as! OpenCLStorage
+        let bytes = max(shape.reduce(1, *) * tensor.dtype.byteSize, 4)
+        var region = cl_buffer_region(origin: offset * tensor.dtype.byteSize, size: bytes)
+        var status: cl_int = 0
+        let buffer = clCreateSubBuffer(parent.buffer, cl_mem_flags(CL_MEM_READ_WRITE),
+                                       cl_buffer_create_type(CL_BUFFER_CREATE_TYPE_REGION), &region, &status)
+        try checkCL(status, "clCreateSubBuffer(offset \(offset), \(bytes) bytes)")
+        return Tensor(shape: shape, dtype: tensor.dtype, storage: OpenCLStorage(subBuffer: buffer!, bytes: bytes, parent: parent))
     }
 
     public func write(_ values: [Float], to tensor: Tensor) throws {
