@@ -11,7 +11,7 @@ import Testing
         for (_, t) in model.namedTensors { try device.write(randomFloats(t.count), to: t) }
         for case let bn as BatchNorm2d in model.layers { bn.batchesTracked = 41 }
         let optimizer = Optimizer(config: OptimizerConfig(kind: .sgd), device: device)
-        try optimizer.prepare(model.parameters)
+        try optimizer.prepare(model.parameterBuffer)
         for p in model.parameters { try device.write(randomFloats(p.value.count), to: p.optimizerState[0]) }
         optimizer.step = 1234
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID().uuidString).safetensors").path

@@ -245,7 +245,7 @@ struct OpenCLParityTests {
             let model = try Sequential(spec: spec, device: from, seed: testSeed)
             for (_, t) in model.namedTensors { try from.write(randomFloats(t.count), to: t) }
             let optimizer = Optimizer(config: OptimizerConfig(kind: .adam), device: from)
-            try optimizer.prepare(model.parameters)
+            try optimizer.prepare(model.parameterBuffer)
             for p in model.parameters { try from.write(randomFloats(p.value.count), to: p.optimizerState[1]) }
             try Checkpoint.save(model: model, optimizer: optimizer, options: nil, completedEpochs: 1, to: path)
             try expectCheckpointReloads(path, model: model, optimizer: optimizer, on: to)
