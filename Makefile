@@ -2,10 +2,12 @@
 # Both install the Debian packages they need first (sudo when not root).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # OpenBLAS and zlib for the CPU path; the OpenCL ICD loader, CLBlast and PoCL (an OpenCL CPU device,
-# so the OpenCL path is tested everywhere) for the OpenCL path.
-PACKAGES := libopenblas-dev zlib1g-dev ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd
+# so the OpenCL path is tested everywhere) for the OpenCL path. clang-15 and AMD's device library (built
+# for it) compile the kernels offline for GPU instruction sets: see kernel-check.
+PACKAGES := libopenblas-dev zlib1g-dev ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd \
+	clang-15 rocm-device-libs
 
-.PHONY: deps build train test bench summary clean
+.PHONY: deps build train test kernel-check bench summary clean
 
 # Installs only when a package is missing (dpkg -s is quick, so every run checks).
 deps:
@@ -21,11 +23,17 @@ train: build
 # PoCL caches compiled kernels here, inside the clone (never an empty POCL_CACHE_DIR: PoCL aborts).
 export POCL_CACHE_DIR := $(CURDIR)/.pocl-cache
 
-# The tests, then a smoke run of the benchmark on every device.
-test: deps
+# The kernel check (seconds, so first), the tests, then a smoke run of the benchmark on every device.
+test: deps kernel-check
 	swift test -c release
 	swift build -c release --product kiln-bench
 	.build/release/kiln-bench --quick
+
+# The OpenCL kernels compiled offline for AMD and NVIDIA GPUs (no GPU needed): fails on any compiler
+# warning or register spill, prints each kernel's registers and memory. `benchmarks/gpu-compile/check.sh
+# --out benchmarks/results/kernel-resources.md` refreshes the committed table.
+kernel-check: deps
+	benchmarks/gpu-compile/check.sh
 
 bench: build
 	.build/release/kiln-bench $(ARGS)

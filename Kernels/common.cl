@@ -36,5 +36,3 @@ float group_sum(float value, __local float* scratch) {
     barrier(CLK_LOCAL_MEM_FENCE);  // the caller may reuse scratch at once
     return total;
 }
-
-#define REDUCTION_KERNEL __kernel __attribute__((reqd_work_group_size(REDUCE_GROUP, 1, 1)))

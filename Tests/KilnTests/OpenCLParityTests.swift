@@ -70,6 +70,8 @@ struct OpenCLParityTests {
         (1, 3, 5, 7, WindowGeometry(kernel: 3, stride: 1, padding: 1)), (3, 5, 1, 11, WindowGeometry(kernel: 3, stride: 2, padding: 1)),
         (5, 1, 3, 31, WindowGeometry(kernel: 5, stride: 1, padding: 2)), (33, 5, 3, 5, WindowGeometry(kernel: 1, stride: 1, padding: 0)),
         (5, 31, 3, 5, WindowGeometry(kernel: 1, stride: 1, padding: 1)), (3, 3, 33, 3, WindowGeometry(kernel: 3, stride: 1, padding: 0)),
+        // N·OH·OW = 2673: the weight gradient is split over 33 chunks of K.
+        (3, 5, 33, 9, WindowGeometry(kernel: 3, stride: 1, padding: 1)),
     ]
 
     @Test(arguments: convCases)
@@ -91,7 +93,8 @@ struct OpenCLParityTests {
         }
     }
 
-    @Test(arguments: [(1, 1, 1), (3, 5, 7), (5, 33, 3), (16, 31, 12)], [false, true])
+    // (1, 33, 13): a row of 5,577 in 88 slices, the last one shorter.
+    @Test(arguments: [(1, 1, 1), (3, 5, 7), (5, 33, 3), (16, 31, 12), (1, 33, 13)], [false, true])
     func batchNorm(shape: (Int, Int, Int), rectify: Bool) throws {
         let (c, n, h) = shape
         let x = HostValues.random([c, n, h, h], bound: 3), dy = HostValues.random([c, n, h, h])
@@ -128,7 +131,7 @@ struct OpenCLParityTests {
         try parity("max pool", inputs: [x, dy], outputs: [([c, n, oh, oh], .float32), ([c, n, oh, oh], .int32), ([c, n, h, h], .float32)],
                    terms: g.kernel * g.kernel) { d, i, o in
             try d.maxPoolForward(input: i[0], output: o[0], argmax: o[1], geometry: g)
-            try d.maxPoolBackward(gradOutput: i[1], argmax: o[1], gradInput: o[2])
+            try d.maxPoolBackward(gradOutput: i[1], argmax: o[1], gradInput: o[2], geometry: g)
         }
         try parity("avg pool", inputs: [.random([c, n, h, h]), dy], outputs: [([c, n, oh, oh], .float32), ([c, n, h, h], .float32)],
                    terms: g.kernel * g.kernel) { d, i, o in
@@ -250,6 +253,37 @@ struct OpenCLParityTests {
             try Checkpoint.save(model: model, optimizer: optimizer, options: nil, completedEpochs: 1, to: path)
             try expectCheckpointReloads(path, model: model, optimizer: optimizer, on: to)
         }
+    }
+
+    /// A training step of lean8k at batch 128, shaped for a GPU: every launch on a tensor of 65,536 elements
+    /// or more has at least 264 work-groups (two per SM of a 132-SM GPU), and the launch log sees CLBlast's
+    /// kernels as well as Kiln's.
+    @Test func trainingStepIsShapedForAGPU() throws {
+        let data = try MNISTData(folder: MNISTData.bundledFolder(), trainLimit: 128, testLimit: 100)
+        var options = TrainingOptions()
+        options.epochs = 1
+        let trainer = try Trainer(model: Sequential(spec: Presets.all["lean8k"]!, device: gpu, seed: testSeed), data: data,
+                                  options: options)
+        let launches = try LaunchLog.record { try trainer.trainStep(start: 0, count: 128) }
+        #expect(launches.contains { $0.routine?.hasPrefix("CLBlastSgemm") == true && !$0.kernel.isEmpty })
+        #expect(launches.contains { $0.kernel == "sgd_step" } && launches.filter { $0.kernel == "sgd_step" }.count == 1)
+        let small = launches.filter { $0.elements >= 65_536 && ($0.workGroups ?? 0) < 264 }
+        #expect(small.isEmpty, "small launches on large tensors: \(small.map(\.kernel))")
+        #expect(launches.count <= 70, "\(launches.count) launches per step")
+    }
+
+    /// Two OpenCL runs from the same seed end with the same weights bit for bit (no float atomics anywhere).
+    @Test func sameSeedSameOpenCLRun() throws {
+        let data = try MNISTData(folder: MNISTData.bundledFolder(), trainLimit: 96, testLimit: 10)
+        var options = TrainingOptions()
+        options.batchSize = 32
+        let weights = try (0..<2).map { _ in
+            let trainer = try Trainer(model: Sequential(spec: Presets.all["strided12k"]!, device: gpu, seed: testSeed),
+                                      data: data, options: options)
+            _ = try trainer.trainEpoch(1)
+            return try gpu.readFloats(trainer.model.parameterBuffer.values)
+        }
+        #expect(weights[0] == weights[1])
     }
 
     /// Layers the presets lack: strided 5x5 conv, padded average pooling, dropout, flatten, linear.

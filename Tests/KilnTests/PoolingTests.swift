@@ -37,7 +37,7 @@ import Testing
         let dx = try device.allocate([c, n, h, h], .float32)
         try device.maxPoolForward(input: x, output: y, argmax: argmax, geometry: g)
         expectClose(try device.readFloats(y), maxRef, terms: 1, "max forward")
-        try device.maxPoolBackward(gradOutput: dy, argmax: argmax, gradInput: dx)
+        try device.maxPoolBackward(gradOutput: dy, argmax: argmax, gradInput: dx, geometry: g)
         expectClose(try device.readFloats(dx), maxGrad, terms: g.kernel * g.kernel, "max backward")
         try device.avgPoolForward(input: x, output: y, geometry: g)
         expectClose(try device.readFloats(y), avgRef, terms: g.kernel * g.kernel, "avg forward")

@@ -67,7 +67,7 @@ public protocol Device: AnyObject {
     // MARK: Pooling (per plane; floor mode; average pooling counts padding, as PyTorch's default)
     /// `argmax` (int32, shaped like output) records the winning input offset within each plane.
     func maxPoolForward(input: Tensor, output: Tensor, argmax: Tensor, geometry: WindowGeometry) throws
-    func maxPoolBackward(gradOutput: Tensor, argmax: Tensor, gradInput: Tensor) throws
+    func maxPoolBackward(gradOutput: Tensor, argmax: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws
     func avgPoolForward(input: Tensor, output: Tensor, geometry: WindowGeometry) throws
     func avgPoolBackward(gradOutput: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws
 

@@ -25,7 +25,7 @@ public final class MaxPool2d: Layer {
         guard needInputGradient else { return nil }
         let dx = try gradInput.tensor(inputShape, on: device)
         try device.maxPoolBackward(gradOutput: gradOutput, argmax: argmax.tensor(gradOutput.shape, on: device, dtype: .int32),
-                                   gradInput: dx)
+                                   gradInput: dx, geometry: geometry)
         return dx
     }
 }

@@ -72,7 +72,7 @@ extension CPUDevice {
         }
     }
 
-    public func maxPoolBackward(gradOutput: Tensor, argmax: Tensor, gradInput: Tensor) throws {
+    public func maxPoolBackward(gradOutput: Tensor, argmax: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws {
         let planeIn = gradInput.height * gradInput.width, planeOut = gradOutput.height * gradOutput.width
         let (dy, idx, dx) = (floats(gradOutput), ints(argmax), floats(gradInput))
         Parallel.chunks(gradInput.channels * gradInput.batch) { planes in

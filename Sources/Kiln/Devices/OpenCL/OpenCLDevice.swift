@@ -78,8 +78,8 @@ public final class OpenCLDevice: Device {
     /// Sub-buffer origins must be multiples of this many floats (`CL_DEVICE_MEM_BASE_ADDR_ALIGN`).
     public let viewAlignment: Int
     private let program: cl_program
-    private var kernels: [String: cl_kernel] = [:]
-    private var columns: OpenCLStorage?
+    private let kernels: [String: cl_kernel]
+    private var columns: OpenCLStorage?, partials: OpenCLStorage?
 
     nonisolated(unsafe) private static var opened: [String: OpenCLDevice] = [:]
     private static let openLock = NSLock()
@@ -106,15 +106,27 @@ public final class OpenCLDevice: Device {
         self.context = context
         queue = clCreateCommandQueue(context, info.id, 0, &status)
         try checkCL(status, "clCreateCommandQueue")
-        // The largest power of two up to 256 that the device allows in one work-group.
-        var group = 256
-        while group > info.maxWorkGroupSize { group /= 2 }
-        reduceGroup = group
-        elementGroup = min(64, group)
         let alignmentBits: cl_uint = try OpenCLPlatforms.deviceValue(info.id, CL_DEVICE_MEM_BASE_ADDR_ALIGN)
         viewAlignment = max(Int(alignmentBits) / 32, 1)
-        program = try Self.build(context: context, device: info.id, options: "-cl-std=CL1.2 -D REDUCE_GROUP=\(group)")
-        kernels = try Self.kernels(in: program)
+        // The largest power of two up to 64 that the device allows in one work-group and every compiled
+        // kernel allows too (registers or local memory can hold a kernel below the device's limit): when
+        // one allows less, the program is built again for that size. No kernel fixes its size with
+        // reqd_work_group_size, which a device may refuse. 64 items (a wavefront on AMD, two warps on
+        // NVIDIA) keep a reduction's tree short; parallelism comes from the number of groups.
+        var group = 64
+        while group > info.maxWorkGroupSize { group /= 2 }
+        var built = try Self.program(context: context, device: info.id, group: group)
+        if built.limit < group {
+            while group > built.limit { group /= 2 }
+            Self.release(built)
+            built = try Self.program(context: context, device: info.id, group: group)
+        }
+        guard built.limit >= group else {
+            throw KilnError("\(info.name): a kernel allows \(built.limit) work-items per group, fewer than the \(group) it was built for")
+        }
+        reduceGroup = group
+        elementGroup = group
+        (program, kernels) = (built.program, built.kernels)
         buildSeconds = Date().timeIntervalSince(started)
     }
 
@@ -124,6 +136,27 @@ public final class OpenCLDevice: Device {
     public var allocatedBytes: Int? { pool.allocatedBytes }
 
     // MARK: Program
+
+    /// The program built with `REDUCE_GROUP` = `group`, its kernels, and the smallest work-group size
+    /// any of them allows on the device (`CL_KERNEL_WORK_GROUP_SIZE`).
+    private static func program(context: cl_context, device: cl_device_id, group: Int)
+        throws -> (program: cl_program, kernels: [String: cl_kernel], limit: Int) {
+        let program = try build(context: context, device: device, options: "-cl-std=CL1.2 -D REDUCE_GROUP=\(group)")
+        let kernels = try kernels(in: program)
+        var limit = Int.max
+        for (name, kernel) in kernels {
+            var size = 0
+            try checkCL(clGetKernelWorkGroupInfo(kernel, device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
+                                                 MemoryLayout<Int>.size, &size, nil), "clGetKernelWorkGroupInfo(\(name))")
+            limit = min(limit, size)
+        }
+        return (program, kernels, limit)
+    }
+
+    private static func release(_ built: (program: cl_program, kernels: [String: cl_kernel], limit: Int)) {
+        for kernel in built.kernels.values { clReleaseKernel(kernel) }
+        clReleaseProgram(built.program)
+    }
 
     private static func build(context: cl_context, device: cl_device_id, options: String) throws -> cl_program {
         // common.cl (Philox, group_sum) first; `#line` keeps build-log line numbers per file.
@@ -170,12 +203,37 @@ public final class OpenCLDevice: Device {
         try enqueue(name, global: (items + elementGroup - 1) / elementGroup * elementGroup, local: elementGroup, arguments)
     }
 
-    /// Runs a reduction kernel as `groups` work-groups of `reduceGroup` items (one group per channel, …).
+    /// Runs a reduction kernel as `groups` work-groups of `reduceGroup` items (one group per row slice, …).
     func runGroups(_ name: String, groups: Int, _ arguments: KernelArgument...) throws {
         try enqueue(name, global: groups * reduceGroup, local: reduceGroup, arguments)
     }
 
-    private func enqueue(_ name: String, global: Int, local: Int, _ arguments: [KernelArgument]) throws {
+    /// Runs a kernel over `channels` rows of `row` elements with no work-group straddling two rows, each
+    /// work-item taking `perItem` elements a local size apart (the kernel gets `perItem` too).
+    func runRows(_ name: String, channels: Int, row: Int, perItem: Int, _ arguments: KernelArgument...) throws {
+        let span = elementGroup * perItem, groupsPerRow = (row + span - 1) / span
+        try enqueue(name, global: channels * groupsPerRow * elementGroup, local: elementGroup, arguments)
+    }
+
+    /// Elements per work-item for `runRows`: up to 8 while the tensor still makes `parallelGroups` groups,
+    /// so that work done once per group (folding a reduction's partials) is done fewer times.
+    func elementsPerItem(channels: Int, row: Int) -> Int {
+        max(1, min(8, channels * row / (elementGroup * Self.parallelGroups)))
+    }
+
+    /// How stage 1 of a per-channel reduction cuts each row: into slices of at least 128 elements (two per
+    /// work-item), as many as make about `parallelGroups` work-groups over all channels. It depends on
+    /// the shape alone, so results repeat on every device with the same `REDUCE_GROUP`.
+    func reductionSlices(channels: Int, row: Int) -> (length: Int, count: Int) {
+        let wanted = max(1, min((Self.parallelGroups + channels - 1) / max(channels, 1), (row + 127) / 128))
+        let length = max((row + wanted - 1) / wanted, 1)
+        return (length, (row + length - 1) / length)
+    }
+
+    /// Work-groups a reduction aims for: enough to fill a large GPU (an H100 has 132 SMs).
+    static let parallelGroups = 512
+
+    func enqueue(_ name: String, global: Int, local: Int, _ arguments: [KernelArgument]) throws {
         guard global > 0 else { return }
         guard global <= Int(Int32.max) else {
             throw KilnError("\(name): \(global) work-items exceed the kernels' 32-bit indices; use a smaller batch")
@@ -219,6 +277,22 @@ public final class OpenCLDevice: Device {
         try checkCLBlast(status, "CLBlastSgemm(m \(m), n \(n), k \(k))")
     }
 
+    /// `count` products C_i = op(A_i) · op(B_i), row-major, where each operand steps by its stride (in
+    /// elements) from one product to the next: one CLBlast call.
+    func gemmStridedBatched(_ transposeA: Bool, _ transposeB: Bool, m: Int, n: Int, k: Int,
+                            _ a: Tensor, lda: Int, strideA: Int, _ b: Tensor, ldb: Int, strideB: Int,
+                            _ c: Tensor, ldc: Int, strideC: Int, count: Int) throws {
+        guard m > 0, n > 0, k > 0, count > 0 else { return }
+        if LaunchLog.isRecording {
+            LaunchLog.note("CLBlastSgemmStridedBatched \(count)×(\(m)×\(n)×\(k))", elements: max(a.count, b.count, count * m * n))
+        }
+        let status = CLBlastSgemmStridedBatched(
+            CLBlastLayoutRowMajor, transposeA ? CLBlastTransposeYes : CLBlastTransposeNo,
+            transposeB ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, 1, memory(a), 0, lda, strideA,
+            memory(b), 0, ldb, strideB, 0, memory(c), 0, ldc, strideC, count, &queue, nil)
+        try checkCLBlast(status, "CLBlastSgemmStridedBatched(\(count) × m \(m), n \(n), k \(k))")
+    }
+
     public func finish() throws {
         try checkCL(clFinish(queue), "clFinish")
     }
@@ -227,10 +301,15 @@ public final class OpenCLDevice: Device {
 
     func memory(_ t: Tensor) -> cl_mem { (t.storage as! OpenCLStorage).buffer }
 
-    /// A scratch tensor of `count` floats (im2col columns); its buffer grows to the largest layer, then stays.
-    func columnScratch(_ count: Int) throws -> Tensor {
-        if columns == nil || columns!.byteCapacity < count * 4 { columns = try storage(bytes: count * 4) }
-        return Tensor(shape: [count], dtype: .float32, storage: columns!)
+    /// A scratch tensor of `count` floats for im2col columns; its buffer grows to the largest layer, then stays.
+    func columnScratch(_ count: Int) throws -> Tensor { try scratch(&columns, count) }
+
+    /// A scratch tensor of `count` floats for a reduction's partial results, which live from one launch to the next.
+    func partialScratch(_ count: Int) throws -> Tensor { try scratch(&partials, count) }
+
+    private func scratch(_ slot: inout OpenCLStorage?, _ count: Int) throws -> Tensor {
+        if slot == nil || slot!.byteCapacity < count * 4 { slot = try storage(bytes: count * 4) }
+        return Tensor(shape: [count], dtype: .float32, storage: slot!)
     }
 
     private func storage(bytes: Int) throws -> OpenCLStorage {

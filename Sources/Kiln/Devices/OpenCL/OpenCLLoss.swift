@@ -11,7 +11,13 @@ extension OpenCLDevice {
     }
 
     public func nllLoss(logProbs: Tensor, labels: Tensor, totals: Tensor, gradient: Tensor?) throws {
-        try runGroups("nll_loss", groups: 1, .buffer(logProbs), .buffer(labels), .buffer(totals), .optional(gradient),
-                      .int(logProbs.channels), .int(logProbs.rowLength))
+        // Four samples per work-item: a training batch of up to 4·REDUCE_GROUP is one launch.
+        let groups = (logProbs.rowLength + 4 * reduceGroup - 1) / (4 * reduceGroup)
+        let partials = try partialScratch(2 * groups)
+        try runGroups("nll_loss", groups: groups, .buffer(logProbs), .buffer(labels), .buffer(totals), .buffer(partials),
+                      .optional(gradient), .int(logProbs.channels), .int(logProbs.rowLength))
+        // One group added its sums to the totals itself.
+        guard groups > 1 else { return }
+        try run("add_totals", items: 1, .buffer(partials), .buffer(totals), .int(groups))
     }
 }

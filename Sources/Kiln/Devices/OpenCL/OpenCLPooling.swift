@@ -1,5 +1,7 @@
-/// Max and average pooling on OpenCL: forward one work-item per output element, backward one per
-/// (c, n) plane, scattering in the CPU's order. Kernels: Kernels/pooling.cl.
+/// Max and average pooling on OpenCL: forward one work-item per output element (one work-group per
+/// output for wide windows such as global average pooling), backward one work-item per input element,
+/// gathering over the windows that hold it (per window where windows tile the plane). Kernels:
+/// Kernels/pooling.cl.
 extension OpenCLDevice {
     public func maxPoolForward(input: Tensor, output: Tensor, argmax: Tensor, geometry: WindowGeometry) throws {
         try run("max_pool_forward", items: output.count, .buffer(input), .buffer(output), .buffer(argmax),
@@ -8,23 +10,42 @@ extension OpenCLDevice {
                 .int(geometry.kernel), .int(geometry.stride), .int(geometry.padding))
     }
 
-    public func maxPoolBackward(gradOutput: Tensor, argmax: Tensor, gradInput: Tensor) throws {
-        let planes = gradInput.channels * gradInput.batch
-        try run("max_pool_backward", items: planes, .buffer(gradOutput), .buffer(argmax), .buffer(gradInput),
-                .int(planes), .int(gradInput.height * gradInput.width), .int(gradOutput.height * gradOutput.width))
-    }
-
-    public func avgPoolForward(input: Tensor, output: Tensor, geometry: WindowGeometry) throws {
-        try run("avg_pool_forward", items: output.count, .buffer(input), .buffer(output),
-                .int(input.channels * input.batch), .int(input.height), .int(input.width),
-                .int(output.height), .int(output.width),
+    public func maxPoolBackward(gradOutput: Tensor, argmax: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws {
+        if geometry.stride == geometry.kernel && geometry.padding == 0 {
+            try run("max_pool_backward_tiled", items: gradOutput.count, .buffer(gradOutput), .buffer(argmax), .buffer(gradInput),
+                    .int(gradInput.channels * gradInput.batch), .int(gradInput.height), .int(gradInput.width),
+                    .int(gradOutput.height), .int(gradOutput.width), .int(geometry.kernel))
+            return
+        }
+        try run("max_pool_backward", items: gradInput.count, .buffer(gradOutput), .buffer(argmax), .buffer(gradInput),
+                .int(gradInput.channels * gradInput.batch), .int(gradInput.height), .int(gradInput.width),
+                .int(gradOutput.height), .int(gradOutput.width),
                 .int(geometry.kernel), .int(geometry.stride), .int(geometry.padding))
     }
 
+    public func avgPoolForward(input: Tensor, output: Tensor, geometry: WindowGeometry) throws {
+        let area = geometry.kernel * geometry.kernel
+        guard area >= Self.wideWindow else {
+            try run("avg_pool_forward", items: output.count, .buffer(input), .buffer(output),
+                    .int(input.channels * input.batch), .int(input.height), .int(input.width),
+                    .int(output.height), .int(output.width),
+                    .int(geometry.kernel), .int(geometry.stride), .int(geometry.padding))
+            return
+        }
+        // The largest power of two up to the window and the element-wise group size.
+        var size = 1
+        while size * 2 <= min(area, elementGroup) { size *= 2 }
+        try enqueue("avg_pool_forward_wide", global: output.count * size, local: size,
+                    [.buffer(input), .buffer(output), .int(input.height), .int(input.width), .int(output.height),
+                     .int(output.width), .int(geometry.kernel), .int(geometry.stride), .int(geometry.padding)])
+    }
+
+    /// Windows of at least this many elements are averaged by a work-group each.
+    static let wideWindow = 16
+
     public func avgPoolBackward(gradOutput: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws {
-        let planes = gradInput.channels * gradInput.batch
-        try run("avg_pool_backward", items: planes, .buffer(gradOutput), .buffer(gradInput),
-                .int(planes), .int(gradInput.height), .int(gradInput.width),
+        try run("avg_pool_backward", items: gradInput.count, .buffer(gradOutput), .buffer(gradInput),
+                .int(gradInput.channels * gradInput.batch), .int(gradInput.height), .int(gradInput.width),
                 .int(gradOutput.height), .int(gradOutput.width),
                 .int(geometry.kernel), .int(geometry.stride), .int(geometry.padding))
     }
