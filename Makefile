@@ -2,17 +2,22 @@
 # Both install the Debian packages they need first (sudo when not root).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # OpenBLAS and zlib for the CPU path; the OpenCL ICD loader, CLBlast and PoCL (an OpenCL CPU device,
-# so the OpenCL path is tested everywhere) for the OpenCL path. clang-15 and AMD's device library (built
-# for it) compile the kernels offline for GPU instruction sets: see kernel-check.
-PACKAGES := libopenblas-dev zlib1g-dev ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd \
-	clang-15 rocm-device-libs
+# so the OpenCL path is tested everywhere) for the OpenCL path.
+PACKAGES := libopenblas-dev zlib1g-dev ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd
+# For the tests only: clang-15 and AMD's device library (built for it) compile the kernels offline for
+# GPU instruction sets (see kernel-check).
+CHECK_PACKAGES := clang-15 rocm-device-libs
 
-.PHONY: deps build train test kernel-check bench summary clean
+.PHONY: deps check-deps build train test kernel-check bench summary clean
 
 # Installs only when a package is missing (dpkg -s is quick, so every run checks).
 deps:
 	@if ! dpkg -s $(PACKAGES) >/dev/null 2>&1; then \
 		$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $(PACKAGES); fi
+
+check-deps: deps
+	@if ! dpkg -s $(CHECK_PACKAGES) >/dev/null 2>&1; then \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $(CHECK_PACKAGES); fi
 
 build: deps
 	swift build -c release
@@ -32,7 +37,7 @@ test: deps kernel-check
 # The OpenCL kernels compiled offline for AMD and NVIDIA GPUs (no GPU needed): fails on any compiler
 # warning or register spill, prints each kernel's registers and memory. `benchmarks/gpu-compile/check.sh
 # --out benchmarks/results/kernel-resources.md` refreshes the committed table.
-kernel-check: deps
+kernel-check: check-deps
 	benchmarks/gpu-compile/check.sh
 
 bench: build

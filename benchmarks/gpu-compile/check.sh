@@ -9,9 +9,10 @@ SELF=benchmarks/gpu-compile/check.sh
 
 # Kiln's build options live in OpenCLDevice.swift (`options:` in init). Its fixed flags are read from
 # there; each `-D NAME=\(value)` it interpolates takes its values from VARIANTS, one compile per entry.
-# REDUCE_GROUP is a power of two <= 256: 256 on GPUs, 64 covers a smaller group. Add new -D's here.
+# REDUCE_GROUP is a power of two <= 64: 64 on GPUs, 16 covers a device whose kernels allow fewer.
+# Add new -D's here.
 SWIFT=Sources/Kiln/Devices/OpenCL/OpenCLDevice.swift
-VARIANTS=("REDUCE_GROUP=256" "REDUCE_GROUP=64")
+VARIANTS=("REDUCE_GROUP=64" "REDUCE_GROUP=16")
 # AMD: CDNA2 (MI200, wave64) and RDNA3 (RX 7000, wave32). NVIDIA: sm_80 (A100), clang-15's newest but one.
 AMD_CPUS=(gfx90a gfx1100)
 NV_ARCH=sm_80
