@@ -1,76 +1,161 @@
-// Convolution helpers around CLBlast's sgemm (see OpenCLConvolution.swift for the call order).
-// Activations are [C, N, H, W]; a column matrix is [Ci*k*k, N*OH*OW], row (ci*k + ky)*k + kx.
+// Direct convolution (see OpenCLConvolution.swift): every work-item computes its outputs from the
+// activation itself, so no column matrix is written or read. Activations are [C, N, H, W], weights
+// [Co, Ci, k, k]. This file is built apart from the others, once per layer shape, specialised with:
+//   KS, ST    the window's size and stride;
+//   OXT, CT   a work-item's outputs: OXT neighbours along a row times CT channels.
+// An item keeps its OXT·CT sums in registers and reads each input row segment once for all of them,
+// so the sums outnumber the loads; OpenCLConvolution.swift picks OXT and CT per layer so that a GPU
+// still sees hundreds of work-groups. Items past the end compute on a clamped index and write
+// nothing: no early return, so loops run the same trip count in every item of a group.
+#ifndef KS
+#define KS 3
+#endif
+#ifndef ST
+#define ST 1
+#endif
+#ifndef OXT
+#define OXT 4
+#endif
+#ifndef CT
+#define CT 8
+#endif
+// Input columns under OXT neighbouring windows of a row.
+#define SPAN ((OXT - 1) * ST + KS)
 
-// col[row][n, oy, ox] = x[ci][n][oy*s - pad + ky][ox*s - pad + kx], 0 outside the image.
-__kernel void im2col(__global const float* x, __global float* col, int channels, int batch, int height,
-                     int width, int out_height, int out_width, int kernel_size, int stride, int pad) {
-    const int i = get_global_id(0);
-    const int columns = batch * out_height * out_width;
-    if (i >= channels * kernel_size * kernel_size * columns) return;
-    const int row = i / columns, column = i % columns;
-    const int ci = row / (kernel_size * kernel_size), kx = row % kernel_size, ky = row / kernel_size % kernel_size;
-    const int n = column / (out_height * out_width), ox = column % out_width, oy = column / out_width % out_height;
-    const int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
-    const bool inside = iy >= 0 && iy < height && ix >= 0 && ix < width;
-    col[i] = inside ? x[((ci * batch + n) * height + iy) * width + ix] : 0.0f;
-}
-
-// The adjoint of im2col, as a gather: each input element sums the column entries that read it, in
-// (ky, kx) order. No two work-items write the same element, so no atomics are needed.
-__kernel void col2im(__global const float* col, __global float* dx, int channels, int batch, int height,
-                     int width, int out_height, int out_width, int kernel_size, int stride, int pad) {
-    const int i = get_global_id(0);
-    if (i >= channels * batch * height * width) return;
-    const int ix = i % width, iy = i / width % height, n = i / (width * height) % batch;
-    const int ci = i / (width * height * batch);
-    const int columns = batch * out_height * out_width;
-    float sum = 0.0f;
-    for (int ky = 0; ky < kernel_size; ++ky) {
-        const int ty = iy + pad - ky;
-        if (ty < 0 || ty % stride != 0 || ty / stride >= out_height) continue;
-        for (int kx = 0; kx < kernel_size; ++kx) {
-            const int tx = ix + pad - kx;
-            if (tx < 0 || tx % stride != 0 || tx / stride >= out_width) continue;
-            const int row = (ci * kernel_size + ky) * kernel_size + kx;
-            sum += col[row * columns + (n * out_height + ty / stride) * out_width + tx / stride];
+// out[t][n, oy, ox] = sum over c, a, b of W(t, c, a, b) * in[c][n][oy*ST - pad + a][ox*ST - pad + b], zero
+// outside the image, for an item's OXT outputs of one row and CT output channels. W(t, c, a, b) is
+// w[t*t_stride + c*c_stride + a*KS + b], or with `flip` the window turned by 180°: the transposed
+// convolution is then the same loop. A launch covers the channel tiles one after the other, `padded`
+// items each (whole work-groups, so a group reads one tile's weights throughout).
+void conv_rows(__global const float* in, __global const float* w, __global float* out, int channels, int batch,
+               int height, int width, int out_channels, int out_height, int out_width, int pad, int padded,
+               int t_stride, int c_stride, const bool flip) {
+    const int segments = (out_width + OXT - 1) / OXT, items = batch * out_height * segments;
+    const int item = get_global_id(0) % padded, i = min(item, items - 1);
+    const int t0 = get_global_id(0) / padded * CT;
+    const int ox0 = i % segments * OXT, oy = i / segments % out_height, n = i / (segments * out_height);
+    float acc[CT][OXT];
+    for (int t = 0; t < CT; ++t)
+        for (int o = 0; o < OXT; ++o) acc[t][o] = 0.0f;
+    for (int c = 0; c < channels; ++c) {
+        __global const float* plane = in + (long)(c * batch + n) * height * width;
+        for (int a = 0; a < KS; ++a) {
+            const int iy = oy * ST - pad + a;
+            const bool row_inside = iy >= 0 && iy < height;
+            float row[SPAN];
+            for (int j = 0; j < SPAN; ++j) {
+                const int ix = ox0 * ST - pad + j;
+                row[j] = row_inside && ix >= 0 && ix < width ? plane[iy * width + ix] : 0.0f;
+            }
+            for (int t = 0; t < CT; ++t) {
+                // Channels past the last read the last one's weights and are never written.
+                __global const float* wt = w + (long)min(t0 + t, out_channels - 1) * t_stride + (long)c * c_stride;
+                for (int b = 0; b < KS; ++b) {
+                    const float wv = flip ? wt[(KS - 1 - a) * KS + KS - 1 - b] : wt[a * KS + b];
+                    for (int o = 0; o < OXT; ++o) acc[t][o] += wv * row[o * ST + b];
+                }
+            }
         }
     }
-    dx[i] = sum;
+    if (item >= items) return;
+    const long pixels = (long)batch * out_height * out_width;
+    for (int t = 0; t < CT && t0 + t < out_channels; ++t)
+        for (int o = 0; o < OXT; ++o)
+            if (ox0 + o < out_width) out[(t0 + t) * pixels + (n * out_height + oy) * out_width + ox0 + o] = acc[t][o];
 }
 
-// x[c, ...] += bias[c], rows of `row` elements.
-__kernel void add_channel_bias(__global float* x, __global const float* bias, int row, int count) {
-    const int i = get_global_id(0);
-    if (i < count) x[i] += bias[i / row];
+// y = conv(x, w): output channels in tiles of CT.
+__kernel void conv_forward(__global const float* x, __global const float* w, __global float* y, int in_channels,
+                           int batch, int height, int width, int out_channels, int out_height, int out_width,
+                           int pad, int padded) {
+    conv_rows(x, w, y, in_channels, batch, height, width, out_channels, out_height, out_width, pad, padded,
+              in_channels * KS * KS, KS * KS, false);
 }
 
-// sums[c] = sum of row c, in two stages as batch norm's (see batchnorm.cl): first one work-group per
-// (channel, slice) of the row, then sum_parts.
-__kernel void slice_sums(__global const float* x, __global float* partials, int row, int slice, int slices) {
-    __local float scratch[REDUCE_GROUP];
-    const int group = get_group_id(0);
-    __global const float* xc = x + (long)(group / slices) * row;
-    const int begin = group % slices * slice, end = min(begin + slice, row);
-    float s = 0.0f;
-    for (int i = begin + get_local_id(0); i < end; i += REDUCE_GROUP) s += xc[i];
-    s = group_sum(s, scratch);
-    if (get_local_id(0) == 0) partials[group] = s;
+// dx = conv_transpose(dy, w) for stride 1: a convolution of dy with the window turned by 180°, input and
+// output channels swapped, and padding KS - 1 - pad. Input channels in tiles of CT.
+__kernel void conv_backward_data(__global const float* dy, __global const float* w, __global float* dx,
+                                 int in_channels, int batch, int height, int width, int out_channels,
+                                 int out_height, int out_width, int pad, int padded) {
+    conv_rows(dy, w, dx, out_channels, batch, out_height, out_width, in_channels, height, width, KS - 1 - pad, padded,
+              KS * KS, in_channels * KS * KS, true);
 }
 
-// out[o] = sum over p < parts of partials[o * output_stride + p * part_stride]: the second stage of a
-// split reduction (slice sums, split-K weight gradients). One work-group per output, its items taking
-// parts t, t + size, …, then a fixed tree; the local size is a power of two up to 64.
-__kernel void sum_parts(__global const float* partials, __global float* out, int parts, int output_stride,
-                        int part_stride) {
-    __local float scratch[64];
-    const int o = get_group_id(0), t = get_local_id(0), size = get_local_size(0);
-    float s = 0.0f;
-    for (int p = t; p < parts; p += size) s += partials[(long)o * output_stride + (long)p * part_stride];
-    scratch[t] = s;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int span = size / 2; span > 0; span >>= 1) {
-        if (t < span) scratch[t] += scratch[t + span];
-        barrier(CLK_LOCAL_MEM_FENCE);
+// dx for ST > 1, as a gather: each input pixel sums w * dy over the windows that cover it (most taps
+// miss the stride's grid). One item per input pixel and CT input channels.
+__kernel void conv_backward_data_strided(__global const float* dy, __global const float* w, __global float* dx,
+                                         int in_channels, int batch, int height, int width, int out_channels,
+                                         int out_height, int out_width, int pad, int padded) {
+    const int inputs = batch * height * width, item = get_global_id(0) % padded, q = min(item, inputs - 1);
+    const int ci0 = get_global_id(0) / padded * CT;
+    const int ix = q % width, iy = q / width % height, n = q / (width * height);
+    float acc[CT];
+    for (int t = 0; t < CT; ++t) acc[t] = 0.0f;
+    for (int co = 0; co < out_channels; ++co) {
+        __global const float* plane = dy + (long)(co * batch + n) * out_height * out_width;
+        for (int ky = 0; ky < KS; ++ky) {
+            const int ty = iy + pad - ky;
+            for (int kx = 0; kx < KS; ++kx) {
+                const int tx = ix + pad - kx;
+                const bool hit = ty >= 0 && tx >= 0 && ty % ST == 0 && tx % ST == 0 && ty / ST < out_height &&
+                                 tx / ST < out_width;
+                const float g = hit ? plane[ty / ST * out_width + tx / ST] : 0.0f;
+                for (int t = 0; t < CT; ++t)
+                    acc[t] += w[(((long)co * in_channels + min(ci0 + t, in_channels - 1)) * KS + ky) * KS + kx] * g;
+            }
+        }
     }
-    if (t == 0) out[o] = scratch[0];
+    if (item >= inputs) return;
+    for (int t = 0; t < CT && ci0 + t < in_channels; ++t) dx[(long)(ci0 + t) * inputs + q] = acc[t];
+}
+
+// Window rows per work-item of conv_backward_weights: KS, or 1 where a small layer needs more items.
+#ifndef KY
+#define KY KS
+#endif
+
+// Stage 1 of the weight gradient dw[co, ci, ky, kx] = sum over the batch's output pixels p of
+// dy[co][p] * x[ci][window of p]: a sum of N·OH·OW terms into few outputs, so it is split. Item (j, u)
+// sums pixels u, u + parts, u + 2·parts, … for one j = (tile of CT output channels, ci, KY window rows):
+// CT·KY·KS sums, written to partials[u][co, ci, ky, kx]. `parts` is a multiple of the work-group size,
+// so a group shares j and its items read neighbouring pixels (contiguous loads). Stage 2 is sum_parts
+// over u, in a fixed order.
+__kernel void conv_backward_weights(__global const float* x, __global const float* dy, __global float* partials,
+                                    int in_channels, int batch, int height, int width, int out_channels,
+                                    int out_height, int out_width, int pad, int parts) {
+    const int u = get_global_id(0) % parts, j = get_global_id(0) / parts;
+    const int ky0 = j % (KS / KY) * KY, ci = j / (KS / KY) % in_channels, co0 = j / (KS / KY * in_channels) * CT;
+    const int pixels = batch * out_height * out_width;
+    // The pixel (n, oy, ox) advances by `parts` each round: by (dn, dy, dx) with carries, no division.
+    const int step_x = parts % out_width, step_y = parts / out_width % out_height, step_n = parts / (out_width * out_height);
+    int ox = u % out_width, oy = u / out_width % out_height, n = u / (out_width * out_height);
+    float acc[CT][KY * KS];
+    for (int t = 0; t < CT; ++t)
+        for (int b = 0; b < KY * KS; ++b) acc[t][b] = 0.0f;
+    for (int p0 = 0; p0 < pixels; p0 += parts) {
+        // The last round's items past the end read a clamped pixel and add nothing.
+        const bool live = p0 + u < pixels;
+        const int p = live ? p0 + u : pixels - 1, n_read = live ? n : batch - 1;
+        float g[CT];
+        for (int t = 0; t < CT; ++t) g[t] = live ? dy[(long)min(co0 + t, out_channels - 1) * pixels + p] : 0.0f;
+        __global const float* plane = x + (long)(ci * batch + n_read) * height * width;
+        for (int a = 0; a < KY; ++a) {
+            const int iy = oy * ST - pad + ky0 + a;
+            for (int b = 0; b < KS; ++b) {
+                const int ix = ox * ST - pad + b;
+                const float v = live && iy >= 0 && iy < height && ix >= 0 && ix < width ? plane[iy * width + ix] : 0.0f;
+                for (int t = 0; t < CT; ++t) acc[t][a * KS + b] += g[t] * v;
+            }
+        }
+        ox += step_x;
+        if (ox >= out_width) { ox -= out_width; ++oy; }
+        oy += step_y;
+        if (oy >= out_height) { oy -= out_height; ++n; }
+        n += step_n;
+    }
+    const long weights = (long)out_channels * in_channels * KS * KS;
+    for (int t = 0; t < CT && co0 + t < out_channels; ++t)
+        for (int a = 0; a < KY; ++a)
+            for (int b = 0; b < KS; ++b)
+                partials[u * weights + (((long)(co0 + t) * in_channels + ci) * KS + ky0 + a) * KS + b] = acc[t][a * KS + b];
 }

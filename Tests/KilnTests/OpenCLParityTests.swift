@@ -255,14 +255,15 @@ struct OpenCLParityTests {
         }
     }
 
-    /// A training step of lean8k at batch 128, shaped for a GPU: every launch on a tensor of 65,536 elements
-    /// or more has at least 264 work-groups (two per SM of a 132-SM GPU), and the launch log sees CLBlast's
-    /// kernels as well as Kiln's.
+    /// A training step of lean8k at batch 128 as cut for a GPU (on any device): every launch on a tensor
+    /// of 65,536 elements or more has at least 264 work-groups (two per SM of a 132-SM GPU), and the
+    /// launch log sees CLBlast's kernels as well as Kiln's.
     @Test func trainingStepIsShapedForAGPU() throws {
         let data = try MNISTData(folder: MNISTData.bundledFolder(), trainLimit: 128, testLimit: 100)
         var options = TrainingOptions()
         options.epochs = 1
-        let trainer = try Trainer(model: Sequential(spec: Presets.all["lean8k"]!, device: gpu, seed: testSeed), data: data,
+        let device = try OpenCLDevice.open(gpu.info, shape: .gpu)
+        let trainer = try Trainer(model: Sequential(spec: Presets.all["lean8k"]!, device: device, seed: testSeed), data: data,
                                   options: options)
         let launches = try LaunchLog.record { try trainer.trainStep(start: 0, count: 128) }
         #expect(launches.contains { $0.routine?.hasPrefix("CLBlastSgemm") == true && !$0.kernel.isEmpty })

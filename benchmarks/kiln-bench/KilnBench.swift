@@ -33,7 +33,7 @@ struct KilnBench: ParsableCommand {
     var out: String?
     @Option(help: "A JSON-lines file from benchmarks/pytorch/mnist_epoch.py: print Kiln's CPU epochs against it.")
     var compare: String?
-    @Flag(help: "Record every kernel launch (Kiln's and CLBlast's) of one training step per model on each OpenCL device.")
+    @Flag(help: "Record every kernel launch (Kiln's and CLBlast's) of one training step per model on each OpenCL device, with launches cut for a GPU.")
     var profile = false
     @Option(help: "With --profile: a launch with fewer work-groups than this is small (264: two per SM of a 132-SM GPU).")
     var minGroups = 264
@@ -63,12 +63,10 @@ struct KilnBench: ParsableCommand {
             let peak = try sgemmGFLOPs(device, m: peakSize, n: peakSize, k: peakSize, repeats: quick ? 1 : 3)
             for spec in specs {
                 FileHandle.standardError.write("\(spec.name) on \(device.summary)…\n".data(using: .utf8)!)
-                let (result, trainer) = try measure(spec, on: device, openSeconds: openSeconds, data: data,
-                                                    batchSize: batchSize, repeats: repeats, peak: peak)
-                results.append(result)
-                if profile, device is OpenCLDevice {
-                    profiles.append(try profileStep(trainer, model: spec.name, device: device, batchSize: batchSize,
-                                                    minGroups: minGroups))
+                results.append(try measure(spec, on: device, openSeconds: openSeconds, data: data, batchSize: batchSize,
+                                           repeats: repeats, peak: peak))
+                if profile, let device = device as? OpenCLDevice {
+                    profiles.append(try profileStep(spec, on: device, data: data, batchSize: batchSize, minGroups: minGroups))
                 }
             }
         }
@@ -87,7 +85,7 @@ struct KilnBench: ParsableCommand {
     }
 
     private func measure(_ spec: ModelSpec, on device: Device, openSeconds: Double, data: MNISTData, batchSize: Int,
-                         repeats: Int, peak: Double) throws -> (BenchResult, Trainer) {
+                         repeats: Int, peak: Double) throws -> BenchResult {
         let gemmRepeats = quick ? 1 : 3
         let setupStart = Date()
         let model = try Sequential(spec: spec, device: device, seed: 1)
@@ -119,7 +117,7 @@ struct KilnBench: ParsableCommand {
             deviceMB: device.allocatedBytes.map { Double($0) / 1_048_576 },
             layers: try layerTimes(spec, on: device, train: trainer.trainSplit, batch: min(batchSize, trainer.trainCount),
                                    repeats: gemmRepeats))
-        return (result, trainer)
+        return result
     }
 
     private func readReports(_ path: String) throws -> [EpochReport] {

@@ -28,12 +28,18 @@ struct LaunchProfile: Encodable {
     }
 }
 
-/// One training step of `trainer`'s model (gather, forward, loss, backward, update), recorded.
-func profileStep(_ trainer: Trainer, model: String, device: Device, batchSize: Int, minGroups: Int) throws -> LaunchProfile {
-    try device.finish()
+/// One training step of `spec` (gather, forward, loss, backward, update) on `device` with its launches cut
+/// for a GPU (`LaunchShape.gpu`, whatever the device's kind), recorded.
+func profileStep(_ spec: ModelSpec, on device: OpenCLDevice, data: MNISTData, batchSize: Int, minGroups: Int) throws -> LaunchProfile {
+    let shaped = try OpenCLDevice.open(device.info, shape: .gpu)
+    var options = TrainingOptions()
+    options.batchSize = batchSize
+    options.augmentation = nil
+    let trainer = try Trainer(model: Sequential(spec: spec, device: shaped, seed: 1), data: data, options: options)
+    try shaped.finish()
     let launches = try LaunchLog.record { try trainer.trainStep(start: 0, count: min(batchSize, trainer.trainCount)) }
-    try device.finish()
-    return LaunchProfile(model: model, device: device.summary, batchSize: batchSize, minGroups: minGroups, launches: launches)
+    try shaped.finish()
+    return LaunchProfile(model: spec.name, device: shaped.summary, batchSize: batchSize, minGroups: minGroups, launches: launches)
 }
 
 extension Tables {
@@ -41,7 +47,7 @@ extension Tables {
     static func launches(_ profiles: [LaunchProfile]) -> String {
         var lines: [String] = []
         for p in profiles {
-            lines += ["", "## \(p.model) on \(p.device): kernel launches per training step (batch \(p.batchSize))", "",
+            lines += ["", "## \(p.model) on \(p.device): kernel launches per training step (batch \(p.batchSize), cut for a GPU)", "",
                       "\(p.launches.count) launches (\(p.launches.count - p.clblastLaunches) Kiln, \(p.clblastLaunches) CLBlast); "
                       + "\(p.small.count) below \(p.minGroups) work-groups, \(p.smallOnLargeTensors.count) of them on a tensor "
                       + "of ≥ \(LaunchProfile.largeTensor) elements.", "",

@@ -1,44 +1,91 @@
-/// Convolution on OpenCL: the `im2col` kernel, then one CLBlast sgemm over the whole batch, whose
-/// output is the activation itself (channel-major layout). Backward-data is sgemm then the `col2im`
-/// gather; backward-weights is sgemm against the columns. A pointwise convolution (and so a Linear
-/// layer) is the GEMM alone. Kernels: Kernels/convolution.cl.
+/// Convolution on OpenCL. A window larger than 1×1 runs as Kiln's direct kernels (Kernels/convolution.cl,
+/// built per window size, stride and tiling): one launch each for forward and backward-data, and a
+/// split sum for the weights, with no column matrix written or read. A pointwise convolution (and so a
+/// Linear layer) is a plain CLBlast GEMM on the channel-major activation.
 extension OpenCLDevice {
-    public func conv2dForward(input: Tensor, weight: Tensor, output: Tensor, geometry: WindowGeometry) throws {
-        let depth = input.channels * geometry.kernel * geometry.kernel, columns = output.rowLength
-        let source = geometry.isPointwise ? input : try im2col(input, output, geometry)
-        try gemm(false, false, m: output.channels, n: columns, k: depth, weight, lda: depth, source, ldb: columns,
-                 output, ldc: columns)
+    public func conv2dForward(input: Tensor, weight: Tensor, output: Tensor, geometry g: WindowGeometry) throws {
+        guard !g.isPointwise else {
+            return try gemm(false, false, m: output.channels, n: output.rowLength, k: input.channels, weight,
+                            lda: input.channels, input, ldb: output.rowLength, output, ldc: output.rowLength)
+        }
+        try runRows("conv_forward", geometry: g, channels: output.channels, rows: output.batch * output.height,
+                    width: output.width, [.buffer(input), .buffer(weight), .buffer(output)] + shapeArguments(input, output, g))
     }
 
-    public func conv2dBackwardData(gradOutput: Tensor, weight: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws {
-        let depth = gradInput.channels * geometry.kernel * geometry.kernel, columns = gradOutput.rowLength
-        let target = geometry.isPointwise ? gradInput : try columnScratch(depth * columns)
-        try gemm(true, false, m: depth, n: columns, k: gradOutput.channels, weight, lda: depth, gradOutput, ldb: columns,
-                 target, ldc: columns)
-        guard !geometry.isPointwise else { return }
-        try run("col2im", items: gradInput.count, .buffer(target), .buffer(gradInput),
-                .int(gradInput.channels), .int(gradInput.batch), .int(gradInput.height), .int(gradInput.width),
-                .int(gradOutput.height), .int(gradOutput.width),
-                .int(geometry.kernel), .int(geometry.stride), .int(geometry.padding))
+    public func conv2dBackwardData(gradOutput: Tensor, weight: Tensor, gradInput: Tensor, geometry g: WindowGeometry) throws {
+        guard !g.isPointwise else {
+            return try gemm(true, false, m: gradInput.channels, n: gradOutput.rowLength, k: gradOutput.channels, weight,
+                            lda: gradInput.channels, gradOutput, ldb: gradOutput.rowLength, gradInput, ldc: gradOutput.rowLength)
+        }
+        let arguments = [.buffer(gradOutput), .buffer(weight), .buffer(gradInput)] + shapeArguments(gradInput, gradOutput, g)
+        // With stride 1 it is a convolution itself (row tiles); a larger stride leaves holes, so it gathers per pixel.
+        try runRows(g.stride == 1 ? "conv_backward_data" : "conv_backward_data_strided", geometry: g,
+                    channels: gradInput.channels, rows: gradInput.batch * gradInput.height, width: gradInput.width,
+                    neighbours: g.stride == 1 ? nil : 1, arguments)
     }
 
-    /// The weight gradient sums over every pixel of the batch (K = N·OH·OW, up to ~10⁵), while its output is
-    /// tiny (Co × Ci·k·k): one GEMM would run in a handful of work-groups. So K is split into equal chunks,
-    /// one strided-batched GEMM computes every chunk's partial gradient, and `sum_parts` adds them in a
-    /// fixed order.
-    public func conv2dBackwardWeights(input: Tensor, gradOutput: Tensor, gradWeight: Tensor, geometry: WindowGeometry) throws {
-        let depth = input.channels * geometry.kernel * geometry.kernel, columns = gradOutput.rowLength
-        let source = geometry.isPointwise ? input : try im2col(input, gradOutput, geometry)
+    /// The weight gradient sums over every pixel of the batch (N·OH·OW, up to ~10⁵) into only Co·Ci·k²
+    /// outputs, so the sum is split into `parts` interleaved shares, summed in a fixed order by `sum_parts`.
+    public func conv2dBackwardWeights(input: Tensor, gradOutput: Tensor, gradWeight: Tensor, geometry g: WindowGeometry) throws {
+        guard !g.isPointwise else { return try pointwiseBackwardWeights(input, gradOutput, gradWeight) }
+        // Parts stay few enough that the partials are a small tensor (sum_parts has one work-group per
+        // weight), and no more than the pixels.
+        let pixels = gradOutput.rowLength
+        let partGroups = max(1, min(Self.smallTensor / gradWeight.count, pixels) / elementGroup)
+        func plan(_ t: WeightTiling) -> (items: Int, parts: Int) {
+            let items = (gradOutput.channels + t.channels - 1) / t.channels * input.channels * (g.kernel / t.rows)
+            return (items, min((launchGroups + items - 1) / items, partGroups) * elementGroup)
+        }
+        let candidates = WeightTiling.all(g.kernel)
+        let tiling = candidates.first { let p = plan($0); return p.items * p.parts / elementGroup >= launchGroups } ?? candidates.last!
+        let (items, parts) = plan(tiling)
+        let partials = try partialScratch(parts * gradWeight.count)
+        try enqueue("conv_backward_weights", global: items * parts, local: elementGroup,
+                    [.buffer(input), .buffer(gradOutput), .buffer(partials)] + shapeArguments(input, gradOutput, g) + [.int(parts)],
+                    defines: tiling.defines(g))
+        try sumParts(partials, into: gradWeight, parts: parts, outputStride: 1, partStride: gradWeight.count)
+    }
+
+    /// Elements below which a tensor may be handled by few work-groups (the launch profile's threshold).
+    static let smallTensor = 65_536
+
+    /// Work-groups a direct convolution launch aims for: two per SM of a 132-SM GPU, or a few per core
+    /// of a CPU device.
+    var launchGroups: Int { shape == .gpu ? 264 : 4 * max(info.computeUnits, 1) }
+
+    /// Runs a direct kernel over `channels` × `rows` output rows of `width`, with the largest tiling that
+    /// still makes `launchGroups` work-groups (or the smallest one). `neighbours` fixes OXT.
+    private func runRows(_ name: String, geometry g: WindowGeometry, channels: Int, rows: Int, width: Int,
+                         neighbours: Int? = nil, _ arguments: [KernelArgument]) throws {
+        let candidates = ConvTiling.all.filter { neighbours == nil || $0.neighbours == neighbours }
+        func size(_ t: ConvTiling) -> (padded: Int, tiles: Int) {
+            let items = rows * ((width + t.neighbours - 1) / t.neighbours)
+            return ((items + elementGroup - 1) / elementGroup * elementGroup, (channels + t.channels - 1) / t.channels)
+        }
+        let tiling = candidates.first { let s = size($0); return s.padded / elementGroup * s.tiles >= launchGroups } ?? candidates.last!
+        let (padded, tiles) = size(tiling)
+        try enqueue(name, global: tiles * padded, local: elementGroup, arguments + [.int(padded)], defines: tiling.defines(g))
+    }
+
+    /// The shape arguments every direct kernel takes, from the input-side and output-side activations.
+    private func shapeArguments(_ x: Tensor, _ y: Tensor, _ g: WindowGeometry) -> [KernelArgument] {
+        [.int(x.channels), .int(x.batch), .int(x.height), .int(x.width), .int(y.channels), .int(y.height), .int(y.width),
+         .int(g.padding)]
+    }
+
+    /// A pointwise weight gradient is one GEMM, dW = dY · Xᵀ with K = N·H·W: K is cut into chunks that one
+    /// strided-batched GEMM computes side by side, and `sum_parts` adds them.
+    private func pointwiseBackwardWeights(_ input: Tensor, _ gradOutput: Tensor, _ gradWeight: Tensor) throws {
+        let depth = input.channels, columns = gradOutput.rowLength
         let chunks = Self.splitK(columns)
         guard chunks > 1 else {
-            try gemm(false, true, m: gradOutput.channels, n: depth, k: columns, gradOutput, lda: columns, source, ldb: columns,
-                     gradWeight, ldc: depth)
-            return
+            return try gemm(false, true, m: gradOutput.channels, n: depth, k: columns, gradOutput, lda: columns, input,
+                            ldb: columns, gradWeight, ldc: depth)
         }
         let chunk = columns / chunks, outputs = gradWeight.count
         let partials = try partialScratch(chunks * outputs)
         try gemmStridedBatched(false, true, m: gradOutput.channels, n: depth, k: chunk, gradOutput, lda: columns, strideA: chunk,
-                               source, ldb: columns, strideB: chunk, partials, ldc: depth, strideC: outputs, count: chunks)
+                               input, ldb: columns, strideB: chunk, partials, ldc: depth, strideC: outputs, count: chunks)
         try sumParts(partials, into: gradWeight, parts: chunks, outputStride: 1, partStride: outputs)
     }
 
@@ -64,20 +111,38 @@ extension OpenCLDevice {
         try sumParts(partials, into: sums, parts: slices, outputStride: slices, partStride: 1)
     }
 
-    /// out[o] = Σₚ partials[o·outputStride + p·partStride], one work-group per output (Kernels/convolution.cl).
+    /// out[o] = Σₚ partials[o·outputStride + p·partStride], one work-group per output (Kernels/channels.cl).
     private func sumParts(_ partials: Tensor, into out: Tensor, parts: Int, outputStride: Int, partStride: Int) throws {
         var size = 1
         while size < min(parts, elementGroup) { size *= 2 }
         try enqueue("sum_parts", global: out.count * size, local: size,
                     [.buffer(partials), .buffer(out), .int(parts), .int(outputStride), .int(partStride)])
     }
+}
 
-    /// Columns [Ci·k·k, N·OH·OW] of `input` for an output shaped like `output`, in the scratch buffer.
-    private func im2col(_ input: Tensor, _ output: Tensor, _ g: WindowGeometry) throws -> Tensor {
-        let col = try columnScratch(input.channels * g.kernel * g.kernel * output.rowLength)
-        try run("im2col", items: col.count, .buffer(input), .buffer(col),
-                .int(input.channels), .int(input.batch), .int(input.height), .int(input.width),
-                .int(output.height), .int(output.width), .int(g.kernel), .int(g.stride), .int(g.padding))
-        return col
+/// A direct convolution work-item's outputs: `neighbours` along a row (OXT) times `channels` (CT).
+struct ConvTiling {
+    let neighbours: Int, channels: Int
+
+    /// From the most work per item to the least: a launch takes the first that fills the device.
+    static let all = [(8, 8), (4, 8), (2, 8), (1, 8), (1, 4), (1, 2), (1, 1)].map { ConvTiling(neighbours: $0, channels: $1) }
+
+    /// The `-D` constants of Kernels/convolution.cl for this tiling and window.
+    func defines(_ g: WindowGeometry) -> String { "KS=\(g.kernel) ST=\(g.stride) OXT=\(neighbours) CT=\(channels)" }
+}
+
+/// A `conv_backward_weights` work-item's sums: `channels` output channels (CT) times `rows` window rows
+/// (KY: all k, or one) times k.
+struct WeightTiling {
+    let channels: Int, rows: Int
+
+    /// From the most work per item to the least, keeping at most 72 sums (8 channels of a 3×3 window)
+    /// so that they stay in registers.
+    static func all(_ kernel: Int) -> [WeightTiling] {
+        [(8, kernel), (4, kernel), (2, kernel), (1, kernel), (8, 1), (4, 1), (2, 1), (1, 1)]
+            .filter { $0 * $1 * kernel <= 72 }
+            .map { WeightTiling(channels: $0, rows: $1) }
     }
+
+    func defines(_ g: WindowGeometry) -> String { "KS=\(g.kernel) ST=\(g.stride) OXT=1 CT=\(channels) KY=\(rows)" }
 }

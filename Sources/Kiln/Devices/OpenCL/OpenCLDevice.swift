@@ -60,14 +60,20 @@ enum KernelArgument {
     case ulong(UInt64)
 }
 
+/// How launches are cut. A GPU needs hundreds of work-groups per launch to fill its compute units; a
+/// CPU device (PoCL) runs best with a few large ones. `gpu` on a CPU device shows a GPU's launches there.
+public enum LaunchShape: String, Sendable { case gpu, cpu }
+
 /// An OpenCL device: one context, one in-order queue, one program built from `Kernels/*.cl` (embedded
-/// at build time), CLBlast for every GEMM. There is one instance per device per process (`open`), so
-/// programs are built once and CLBlast's per-context kernel cache is reused.
+/// at build time) and one per convolution shape from `Kernels/convolution.cl`, CLBlast for the GEMMs
+/// of pointwise convolutions and Linear layers. There is one instance per device and launch shape per
+/// process (`open`), so programs are built once and CLBlast's per-context kernel cache is reused.
 ///
 /// Nothing is read back unless asked: primitives only enqueue work, and `readFloats`/`readInts` are the
 /// only blocking calls. The primitives live in the files beside this one, one op family each.
 public final class OpenCLDevice: Device {
     public let info: OpenCLDeviceInfo
+    public let shape: LaunchShape
     /// Seconds spent building the kernel program when the device was opened.
     public let buildSeconds: Double
     let context: cl_context
@@ -79,24 +85,31 @@ public final class OpenCLDevice: Device {
     public let viewAlignment: Int
     private let program: cl_program
     private let kernels: [String: cl_kernel]
-    private var columns: OpenCLStorage?, partials: OpenCLStorage?
+    /// Programs of `Kernels/convolution.cl`, by their `-D` options, built on first use.
+    private var specialised: [String: [String: cl_kernel]] = [:]
+    private let specialisedLock = NSLock()
+    private var partials: OpenCLStorage?
 
     nonisolated(unsafe) private static var opened: [String: OpenCLDevice] = [:]
     private static let openLock = NSLock()
 
-    /// The process-wide instance for `info`, created (and its program built) on first use.
-    public static func open(_ info: OpenCLDeviceInfo) throws -> OpenCLDevice {
-        try openLock.withLock {
-            if let device = opened[info.address] { return device }
-            let device = try OpenCLDevice(info)
-            opened[info.address] = device
+    /// The process-wide instance for `info`, created (and its program built) on first use. `shape`
+    /// defaults to the device's kind: `cpu` for a CPU device, `gpu` for anything else.
+    public static func open(_ info: OpenCLDeviceInfo, shape: LaunchShape? = nil) throws -> OpenCLDevice {
+        let shape = shape ?? (info.isCPU ? .cpu : .gpu)
+        return try openLock.withLock {
+            let key = "\(info.address) \(shape)"
+            if let device = opened[key] { return device }
+            let device = try OpenCLDevice(info, shape: shape)
+            opened[key] = device
             return device
         }
     }
 
-    private init(_ info: OpenCLDeviceInfo) throws {
+    private init(_ info: OpenCLDeviceInfo, shape: LaunchShape) throws {
         let started = Date()
         self.info = info
+        self.shape = shape
         var status: cl_int = 0
         var id: cl_device_id? = info.id
         guard let context = clCreateContext(nil, 1, &id, nil, nil, &status) else {
@@ -141,8 +154,14 @@ public final class OpenCLDevice: Device {
     /// any of them allows on the device (`CL_KERNEL_WORK_GROUP_SIZE`).
     private static func program(context: cl_context, device: cl_device_id, group: Int)
         throws -> (program: cl_program, kernels: [String: cl_kernel], limit: Int) {
-        let program = try build(context: context, device: device, options: "-cl-std=CL1.2 -D REDUCE_GROUP=\(group)")
+        let files = KernelSources.files.filter { $0.name != "convolution.cl" }
+        let program = try build(files, context: context, device: device, options: "-cl-std=CL1.2 -D REDUCE_GROUP=\(group)")
         let kernels = try kernels(in: program)
+        return (program, kernels, try smallestGroupLimit(kernels, device))
+    }
+
+    /// The smallest `CL_KERNEL_WORK_GROUP_SIZE` of `kernels` on `device`.
+    private static func smallestGroupLimit(_ kernels: [String: cl_kernel], _ device: cl_device_id) throws -> Int {
         var limit = Int.max
         for (name, kernel) in kernels {
             var size = 0
@@ -150,7 +169,27 @@ public final class OpenCLDevice: Device {
                                                  MemoryLayout<Int>.size, &size, nil), "clGetKernelWorkGroupInfo(\(name))")
             limit = min(limit, size)
         }
-        return (program, kernels, limit)
+        return limit
+    }
+
+    /// Kernel `name` of `Kernels/convolution.cl` built with the `-D` constants `defines` ("KS=3 ST=1 …"),
+    /// building that program on first use.
+    func specialisedKernel(_ name: String, _ defines: String) throws -> cl_kernel {
+        try specialisedLock.withLock {
+            if specialised[defines] == nil {
+                let files = KernelSources.files.filter { $0.name == "convolution.cl" }
+                let options = "-cl-std=CL1.2 -D REDUCE_GROUP=\(reduceGroup) " + defines.split(separator: " ").map { "-D \($0)" }.joined(separator: " ")
+                let program = try Self.build(files, context: context, device: info.id, options: options)
+                let kernels = try Self.kernels(in: program)
+                let limit = try Self.smallestGroupLimit(kernels, info.id)
+                guard limit >= elementGroup else {
+                    throw KilnError("\(info.name): convolution kernels (\(defines)) allow \(limit) work-items per group, fewer than \(elementGroup)")
+                }
+                specialised[defines] = kernels
+            }
+            guard let kernel = specialised[defines]?[name] else { throw KilnError("OpenCL kernel \(name) is not in convolution.cl") }
+            return kernel
+        }
     }
 
     private static func release(_ built: (program: cl_program, kernels: [String: cl_kernel], limit: Int)) {
@@ -158,9 +197,11 @@ public final class OpenCLDevice: Device {
         clReleaseProgram(built.program)
     }
 
-    private static func build(context: cl_context, device: cl_device_id, options: String) throws -> cl_program {
-        // common.cl (Philox, group_sum) first; `#line` keeps build-log line numbers per file.
-        let files = KernelSources.files.filter { $0.name == "common.cl" } + KernelSources.files.filter { $0.name != "common.cl" }
+    /// A program from common.cl (Philox, group_sum, shared by all) and `files`.
+    private static func build(_ files: [(name: String, source: String)], context: cl_context, device: cl_device_id,
+                              options: String) throws -> cl_program {
+        // `#line` keeps build-log line numbers per file.
+        let files = KernelSources.files.filter { $0.name == "common.cl" } + files.filter { $0.name != "common.cl" }
         let source = files.map { "#line 1 \"\($0.name)\"\n\($0.source)\n" }.joined()
         var status: cl_int = 0
         let program = source.withCString { text -> cl_program? in
@@ -233,12 +274,19 @@ public final class OpenCLDevice: Device {
     /// Work-groups a reduction aims for: enough to fill a large GPU (an H100 has 132 SMs).
     static let parallelGroups = 512
 
-    func enqueue(_ name: String, global: Int, local: Int, _ arguments: [KernelArgument]) throws {
+    /// Launches kernel `name`: from the main program, or with `defines` from convolution.cl built with them.
+    func enqueue(_ name: String, global: Int, local: Int, _ arguments: [KernelArgument], defines: String? = nil) throws {
         guard global > 0 else { return }
         guard global <= Int(Int32.max) else {
             throw KilnError("\(name): \(global) work-items exceed the kernels' 32-bit indices; use a smaller batch")
         }
-        guard let kernel = kernels[name] else { throw KilnError("OpenCL kernel \(name) is not in the program") }
+        let kernel: cl_kernel
+        if let defines {
+            kernel = try specialisedKernel(name, defines)
+        } else {
+            guard let k = kernels[name] else { throw KilnError("OpenCL kernel \(name) is not in the program") }
+            kernel = k
+        }
         for (index, argument) in arguments.enumerated() {
             let i = cl_uint(index)
             let status: cl_int
@@ -301,10 +349,8 @@ public final class OpenCLDevice: Device {
 
     func memory(_ t: Tensor) -> cl_mem { (t.storage as! OpenCLStorage).buffer }
 
-    /// A scratch tensor of `count` floats for im2col columns; its buffer grows to the largest layer, then stays.
-    func columnScratch(_ count: Int) throws -> Tensor { try scratch(&columns, count) }
-
-    /// A scratch tensor of `count` floats for a reduction's partial results, which live from one launch to the next.
+    /// A scratch tensor of `count` floats for a reduction's partial results, which live from one launch to the
+    /// next; its buffer grows to the largest need, then stays.
     func partialScratch(_ count: Int) throws -> Tensor { try scratch(&partials, count) }
 
     private func scratch(_ slot: inout OpenCLStorage?, _ count: Int) throws -> Tensor {
