@@ -27,7 +27,7 @@
 // w[t*t_stride + c*c_stride + a*KS + b], or with `flip` the window turned by 180°: the transposed
 // convolution is then the same loop. A launch covers the channel tiles one after the other, `padded`
 // items each (whole work-groups, so a group reads one tile's weights throughout).
-void conv_rows(__global const float* in, __global const float* w, __global float* out, int channels, int batch,
+__attribute__((always_inline)) void conv_rows(__global const float* in, __global const float* w, __global float* out, int channels, int batch,
                int height, int width, int out_channels, int out_height, int out_width, int pad, int padded,
                int t_stride, int c_stride, const bool flip) {
     const int segments = (out_width + OXT - 1) / OXT, items = batch * out_height * segments;
@@ -39,6 +39,9 @@ void conv_rows(__global const float* in, __global const float* w, __global float
         for (int o = 0; o < OXT; ++o) acc[t][o] = 0.0f;
     for (int c = 0; c < channels; ++c) {
         __global const float* plane = in + (long)(c * batch + n) * height * width;
+        // One window row at a time: unrolled, the compiler would load every row's inputs and weights
+        // up front and run out of registers on a GPU.
+#pragma unroll 1
         for (int a = 0; a < KS; ++a) {
             const int iy = oy * ST - pad + a;
             const bool row_inside = iy >= 0 && iy < height;
@@ -91,8 +94,10 @@ __kernel void conv_backward_data_strided(__global const float* dy, __global cons
     const int ix = q % width, iy = q / width % height, n = q / (width * height);
     float acc[CT];
     for (int t = 0; t < CT; ++t) acc[t] = 0.0f;
+#pragma unroll 1
     for (int co = 0; co < out_channels; ++co) {
         __global const float* plane = dy + (long)(co * batch + n) * out_height * out_width;
+#pragma unroll 1
         for (int ky = 0; ky < KS; ++ky) {
             const int ty = iy + pad - ky;
             for (int kx = 0; kx < KS; ++kx) {
@@ -132,6 +137,8 @@ __kernel void conv_backward_weights(__global const float* x, __global const floa
     float acc[CT][KY * KS];
     for (int t = 0; t < CT; ++t)
         for (int b = 0; b < KY * KS; ++b) acc[t][b] = 0.0f;
+    // Not unrolled: a copy of the body per unrolled round would double the registers it needs.
+#pragma unroll 1
     for (int p0 = 0; p0 < pixels; p0 += parts) {
         // The last round's items past the end read a clamped pixel and add nothing.
         const bool live = p0 + u < pixels;

@@ -57,7 +57,7 @@ extension OpenCLDevice {
     /// still makes `launchGroups` work-groups (or the smallest one). `neighbours` fixes OXT.
     private func runRows(_ name: String, geometry g: WindowGeometry, channels: Int, rows: Int, width: Int,
                          neighbours: Int? = nil, _ arguments: [KernelArgument]) throws {
-        let candidates = ConvTiling.all.filter { neighbours == nil || $0.neighbours == neighbours }
+        let candidates = ConvTiling.all(shape).filter { neighbours == nil || $0.neighbours == neighbours }
         func size(_ t: ConvTiling) -> (padded: Int, tiles: Int) {
             let items = rows * ((width + t.neighbours - 1) / t.neighbours)
             return ((items + elementGroup - 1) / elementGroup * elementGroup, (channels + t.channels - 1) / t.channels)
@@ -124,8 +124,12 @@ extension OpenCLDevice {
 struct ConvTiling {
     let neighbours: Int, channels: Int
 
-    /// From the most work per item to the least: a launch takes the first that fills the device.
-    static let all = [(8, 8), (4, 8), (2, 8), (1, 8), (1, 4), (1, 2), (1, 1)].map { ConvTiling(neighbours: $0, channels: $1) }
+    /// From the most work per item to the least: a launch takes the first that fills the device. A GPU
+    /// item keeps at most 32 sums: more would spill registers (see benchmarks/results/kernel-resources.md).
+    static func all(_ shape: LaunchShape) -> [ConvTiling] {
+        let sizes = (shape == .cpu ? [(8, 8)] : []) + [(4, 8), (2, 8), (1, 8), (1, 4), (1, 2), (1, 1)]
+        return sizes.map { ConvTiling(neighbours: $0, channels: $1) }
+    }
 
     /// The `-D` constants of Kernels/convolution.cl for this tiling and window.
     func defines(_ g: WindowGeometry) -> String { "KS=\(g.kernel) ST=\(g.stride) OXT=\(neighbours) CT=\(channels)" }

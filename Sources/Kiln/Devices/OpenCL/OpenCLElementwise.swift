@@ -1,4 +1,5 @@
-/// ReLU, dropout, products and the flatten permutation on OpenCL, one work-item per element. Kernels: Kernels/activation.cl, Kernels/dropout.cl.
+/// ReLU, dropout, products and the flatten permutation on OpenCL, one work-item per element (per run of 16
+/// for dropout, which shares its random numbers along the run). Kernels: Kernels/activation.cl, Kernels/dropout.cl.
 extension OpenCLDevice {
     public func reluForward(input: Tensor, output: Tensor) throws {
         try run("relu_forward", items: input.count, .buffer(input), .buffer(output), .int(input.count))
@@ -12,7 +13,7 @@ extension OpenCLDevice {
     public func dropoutForward(input: Tensor, output: Tensor, mask: Tensor, probability: Float,
                                channelwise: Bool, generator: Philox, step: UInt64) throws {
         let spread = channelwise ? input.height * input.width : 1
-        try run("dropout_forward", items: input.count, .buffer(input), .buffer(output), .buffer(mask), .int(input.count),
+        try run("dropout_forward", items: (input.count + 15) / 16, .buffer(input), .buffer(output), .buffer(mask), .int(input.count),
                 .int(spread), .float(probability), .float(probability < 1 ? 1 / (1 - probability) : 0),
                 .uint(generator.key.0), .uint(generator.key.1), .ulong(step))
     }
