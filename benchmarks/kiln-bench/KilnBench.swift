@@ -70,10 +70,10 @@ struct KilnBench: ParsableCommand {
                 }
             }
         }
-        var markdown = Tables.markdown(results, machine: Machine.describe(), peakSize: peakSize, comparison: comparison)
-        if profile { markdown += Tables.launches(profiles) }
-        print(markdown)
-        if let out { try write(results, profiles: profile ? profiles : nil, markdown: markdown, to: out) }
+        let markdown = Tables.markdown(results, machine: Machine.describe(), peakSize: peakSize, comparison: comparison)
+        let launches = profile ? Tables.launches(profiles) : ""
+        print(markdown + launches)
+        if let out { try write(results, profiles: profile ? profiles : nil, markdown: markdown, launches: launches, to: out) }
     }
 
     private var peakSize: Int { quick ? 256 : 1024 }
@@ -129,7 +129,8 @@ struct KilnBench: ParsableCommand {
         }
     }
 
-    private func write(_ results: [BenchResult], profiles: [LaunchProfile]?, markdown: String, to folder: String) throws {
+    private func write(_ results: [BenchResult], profiles: [LaunchProfile]?, markdown: String, launches: String,
+                       to folder: String) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -141,6 +142,8 @@ struct KilnBench: ParsableCommand {
         if let profiles {
             let lines = try profiles.map { String(decoding: try encoder.encode($0), as: UTF8.self) }.joined(separator: "\n") + "\n"
             try Data(lines.utf8).write(to: url.appendingPathComponent("launches.jsonl"), options: .atomic)
+            let page = "# Kernel launches per training step\n\nWritten by `kiln-bench --profile --out`.\n" + launches
+            try Data(page.utf8).write(to: url.appendingPathComponent("launches.md"), options: .atomic)
         }
     }
 }
