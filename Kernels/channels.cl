@@ -21,10 +21,11 @@ __kernel void slice_sums(__global const float* x, __global float* partials, int 
 }
 
 // out[o] = sum over p < parts of partials[o * output_stride + p * part_stride]: the second stage of a
-// split reduction (slice sums, split-K weight gradients). One work-group per output, its items taking
-// parts t, t + size, …, then a fixed tree; the local size is a power of two up to 64.
-__kernel void sum_parts(__global const float* partials, __global float* out, int parts, int output_stride,
-                        int part_stride) {
+// split reduction (slice sums, split weight gradients). Outputs from `split` on go to out2[o - split]
+// instead (a weight gradient's bias). One work-group per output, its items taking parts t, t + size,
+// …, then a fixed tree; the local size is a power of two up to 64.
+__kernel void sum_parts(__global const float* partials, __global float* out, __global float* out2, int split,
+                        int parts, int output_stride, int part_stride) {
     __local float scratch[64];
     const int o = get_group_id(0), t = get_local_id(0), size = get_local_size(0);
     float s = 0.0f;
@@ -35,5 +36,8 @@ __kernel void sum_parts(__global const float* partials, __global float* out, int
         if (t < span) scratch[t] += scratch[t + span];
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    if (t == 0) out[o] = scratch[0];
+    if (t == 0) {
+        if (o < split) out[o] = scratch[0];
+        else out2[o - split] = scratch[0];
+    }
 }

@@ -23,11 +23,13 @@
 #define SPAN ((OXT - 1) * ST + KS)
 
 // out[t][n, oy, ox] = sum over c, a, b of W(t, c, a, b) * in[c][n][oy*ST - pad + a][ox*ST - pad + b], zero
-// outside the image, for an item's OXT outputs of one row and CT output channels. W(t, c, a, b) is
+// outside the image, plus bias[t] when bias is not null, for an item's OXT outputs of one row and CT
+// output channels. W(t, c, a, b) is
 // w[t*t_stride + c*c_stride + a*KS + b], or with `flip` the window turned by 180°: the transposed
 // convolution is then the same loop. A launch covers the channel tiles one after the other, `padded`
 // items each (whole work-groups, so a group reads one tile's weights throughout).
-__attribute__((always_inline)) void conv_rows(__global const float* in, __global const float* w, __global float* out, int channels, int batch,
+__attribute__((always_inline)) void conv_rows(__global const float* in, __global const float* w, __global const float* bias,
+                                              __global float* out, int channels, int batch,
                int height, int width, int out_channels, int out_height, int out_width, int pad, int padded,
                int t_stride, int c_stride, const bool flip) {
     const int segments = (out_width + OXT - 1) / OXT, items = batch * out_height * segments;
@@ -62,16 +64,19 @@ __attribute__((always_inline)) void conv_rows(__global const float* in, __global
     }
     if (item >= items) return;
     const long pixels = (long)batch * out_height * out_width;
-    for (int t = 0; t < CT && t0 + t < out_channels; ++t)
+    for (int t = 0; t < CT && t0 + t < out_channels; ++t) {
+        const float b = bias ? bias[t0 + t] : 0.0f;
         for (int o = 0; o < OXT; ++o)
-            if (ox0 + o < out_width) out[(t0 + t) * pixels + (n * out_height + oy) * out_width + ox0 + o] = acc[t][o];
+            if (ox0 + o < out_width) out[(t0 + t) * pixels + (n * out_height + oy) * out_width + ox0 + o] = acc[t][o] + b;
+    }
 }
 
-// y = conv(x, w): output channels in tiles of CT.
-__kernel void conv_forward(__global const float* x, __global const float* w, __global float* y, int in_channels,
+// y = conv(x, w) + bias (bias may be null): output channels in tiles of CT.
+__kernel void conv_forward(__global const float* x, __global const float* w, __global const float* bias,
+                           __global float* y, int in_channels,
                            int batch, int height, int width, int out_channels, int out_height, int out_width,
                            int pad, int padded) {
-    conv_rows(x, w, y, in_channels, batch, height, width, out_channels, out_height, out_width, pad, padded,
+    conv_rows(x, w, bias, y, in_channels, batch, height, width, out_channels, out_height, out_width, pad, padded,
               in_channels * KS * KS, KS * KS, false);
 }
 
@@ -80,7 +85,7 @@ __kernel void conv_forward(__global const float* x, __global const float* w, __g
 __kernel void conv_backward_data(__global const float* dy, __global const float* w, __global float* dx,
                                  int in_channels, int batch, int height, int width, int out_channels,
                                  int out_height, int out_width, int pad, int padded) {
-    conv_rows(dy, w, dx, out_channels, batch, out_height, out_width, in_channels, height, width, KS - 1 - pad, padded,
+    conv_rows(dy, w, 0, dx, out_channels, batch, out_height, out_width, in_channels, height, width, KS - 1 - pad, padded,
               KS * KS, in_channels * KS * KS, true);
 }
 
@@ -122,21 +127,25 @@ __kernel void conv_backward_data_strided(__global const float* dy, __global cons
 // Stage 1 of the weight gradient dw[co, ci, ky, kx] = sum over the batch's output pixels p of
 // dy[co][p] * x[ci][window of p]: a sum of N·OH·OW terms into few outputs, so it is split. Item (j, u)
 // sums pixels u, u + parts, u + 2·parts, … for one j = (tile of CT output channels, ci, KY window rows):
-// CT·KY·KS sums, written to partials[u][co, ci, ky, kx]. `parts` is a multiple of the work-group size,
-// so a group shares j and its items read neighbouring pixels (contiguous loads). Stage 2 is sum_parts
-// over u, in a fixed order.
+// CT·KY·KS sums, written to partials[u][co, ci, ky, kx]. With `bias_sums`, the items of ci = 0 and the
+// first window rows also sum dy itself, the bias gradient, into partials[u][weights + co]. `parts` is
+// a multiple of the work-group size, so a group shares j and its items read neighbouring pixels
+// (contiguous loads). Stage 2 is sum_parts over u, in a fixed order.
 __kernel void conv_backward_weights(__global const float* x, __global const float* dy, __global float* partials,
                                     int in_channels, int batch, int height, int width, int out_channels,
-                                    int out_height, int out_width, int pad, int parts) {
+                                    int out_height, int out_width, int pad, int bias_sums, int parts) {
     const int u = get_global_id(0) % parts, j = get_global_id(0) / parts;
     const int ky0 = j % (KS / KY) * KY, ci = j / (KS / KY) % in_channels, co0 = j / (KS / KY * in_channels) * CT;
     const int pixels = batch * out_height * out_width;
     // The pixel (n, oy, ox) advances by `parts` each round: by (dn, dy, dx) with carries, no division.
     const int step_x = parts % out_width, step_y = parts / out_width % out_height, step_n = parts / (out_width * out_height);
     int ox = u % out_width, oy = u / out_width % out_height, n = u / (out_width * out_height);
-    float acc[CT][KY * KS];
-    for (int t = 0; t < CT; ++t)
+    const bool sums_bias = bias_sums && ci == 0 && ky0 == 0;  // the same for a whole work-group
+    float acc[CT][KY * KS], bias_acc[CT];
+    for (int t = 0; t < CT; ++t) {
+        bias_acc[t] = 0.0f;
         for (int b = 0; b < KY * KS; ++b) acc[t][b] = 0.0f;
+    }
     // Not unrolled: a copy of the body per unrolled round would double the registers it needs.
 #pragma unroll 1
     for (int p0 = 0; p0 < pixels; p0 += parts) {
@@ -145,6 +154,8 @@ __kernel void conv_backward_weights(__global const float* x, __global const floa
         const int p = live ? p0 + u : pixels - 1, n_read = live ? n : batch - 1;
         float g[CT];
         for (int t = 0; t < CT; ++t) g[t] = live ? dy[(long)min(co0 + t, out_channels - 1) * pixels + p] : 0.0f;
+        if (sums_bias)
+            for (int t = 0; t < CT; ++t) bias_acc[t] += g[t];
         __global const float* plane = x + (long)(ci * batch + n_read) * height * width;
         for (int a = 0; a < KY; ++a) {
             const int iy = oy * ST - pad + ky0 + a;
@@ -160,9 +171,11 @@ __kernel void conv_backward_weights(__global const float* x, __global const floa
         if (oy >= out_height) { oy -= out_height; ++n; }
         n += step_n;
     }
-    const long weights = (long)out_channels * in_channels * KS * KS;
-    for (int t = 0; t < CT && co0 + t < out_channels; ++t)
+    const long weights = (long)out_channels * in_channels * KS * KS, row = weights + (bias_sums ? out_channels : 0);
+    for (int t = 0; t < CT && co0 + t < out_channels; ++t) {
         for (int a = 0; a < KY; ++a)
             for (int b = 0; b < KS; ++b)
-                partials[u * weights + (((long)(co0 + t) * in_channels + ci) * KS + ky0 + a) * KS + b] = acc[t][a * KS + b];
+                partials[u * row + (((long)(co0 + t) * in_channels + ci) * KS + ky0 + a) * KS + b] = acc[t][a * KS + b];
+        if (sums_bias) partials[u * row + weights + co0 + t] = bias_acc[t];
+    }
 }

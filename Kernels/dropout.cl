@@ -1,15 +1,13 @@
 // Dropout and Dropout2d with the counter-based generator of common.cl.
 
-// Elements per work-item of dropout_forward.
-#define DROPOUT_RUN 16
-
 // mask = keep ? 1/(1-p) : 0; y = x * mask, for decisions over `spread` elements each (1, or a plane's).
 // The decision d is Philox word d%4 of block d/4 at counter (d/4, step). Each work-item takes a run of
-// DROPOUT_RUN neighbouring elements and computes each Philox block once for the run: four times for
-// Dropout, once or twice for Dropout2d, instead of once per element.
+// `run` neighbouring elements and computes each Philox block once for the run (for a run of 16: four
+// times for Dropout, once or twice for Dropout2d) instead of once per element.
 __kernel void dropout_forward(__global const float* x, __global float* y, __global float* mask, int count,
-                              int spread, float probability, float keep_scale, uint key0, uint key1, ulong step) {
-    const int first = get_global_id(0) * DROPOUT_RUN, end = min(first + DROPOUT_RUN, count);
+                              int spread, float probability, float keep_scale, uint key0, uint key1, ulong step,
+                              int run) {
+    const int first = get_global_id(0) * run, end = min(first + run, count);
     const uint2 key = (uint2)(key0, key1);
     int block = -1;
     uint4 words = (uint4)(0u);

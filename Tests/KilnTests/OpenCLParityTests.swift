@@ -80,16 +80,14 @@ struct OpenCLParityTests {
         let x = HostValues.random([c.ci, c.n, c.h, c.h]), w = HostValues.random([c.co, c.ci, k, k])
         let dy = HostValues.random([c.co, c.n, oh, oh]), bias = HostValues.random([c.co])
         try parity("conv forward + bias", inputs: [x, w, bias], outputs: [([c.co, c.n, oh, oh], .float32)], terms: c.ci * k * k) { d, i, o in
-            try d.conv2dForward(input: i[0], weight: i[1], output: o[0], geometry: c.g)
-            try d.addChannelBias(o[0], bias: i[2])
+            try d.conv2dForward(input: i[0], weight: i[1], bias: i[2], output: o[0], geometry: c.g)
         }
         try parity("conv backward data", inputs: [dy, w], outputs: [([c.ci, c.n, c.h, c.h], .float32)], terms: c.co * k * k) { d, i, o in
             try d.conv2dBackwardData(gradOutput: i[0], weight: i[1], gradInput: o[0], geometry: c.g)
         }
         try parity("conv backward weights, bias", inputs: [x, dy], outputs: [([c.co, c.ci, k, k], .float32), ([c.co], .float32)],
                    terms: c.n * oh * oh) { d, i, o in
-            try d.conv2dBackwardWeights(input: i[0], gradOutput: i[1], gradWeight: o[0], geometry: c.g)
-            try d.channelSums(i[1], into: o[1])
+            try d.conv2dBackwardWeights(input: i[0], gradOutput: i[1], gradWeight: o[0], gradBias: o[1], geometry: c.g)
         }
     }
 

@@ -67,8 +67,8 @@ func sgemmGFLOPs(_ device: Device, m: Int, n: Int, k: Int, repeats: Int) throws 
     try device.fill(a, with: 0.01)
     try device.fill(b, with: 0.02)
     let pointwise = WindowGeometry(kernel: 1, stride: 1, padding: 0)
-    try device.conv2dForward(input: b, weight: a, output: c, geometry: pointwise)
-    let seconds = try (0..<repeats).map { _ in try timed(device) { try device.conv2dForward(input: b, weight: a, output: c, geometry: pointwise) } }
+    try device.conv2dForward(input: b, weight: a, bias: nil, output: c, geometry: pointwise)
+    let seconds = try (0..<repeats).map { _ in try timed(device) { try device.conv2dForward(input: b, weight: a, bias: nil, output: c, geometry: pointwise) } }
     return 2 * Double(m) * Double(n) * Double(k) / median(seconds) / 1e9
 }
 

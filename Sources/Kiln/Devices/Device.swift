@@ -7,10 +7,10 @@
 /// next primitive and to `read`. Errors name the failing call.
 ///
 /// Call order of one training step (as `Sequential` issues it):
-///   gatherBatch → forward primitives layer by layer (conv2dForward, addChannelBias, batchNormTrainingForward,
+///   gatherBatch → forward primitives layer by layer (conv2dForward, batchNormTrainingForward,
 ///   reluForward unless folded into a batch norm, dropoutForward, maxPoolForward, …, logSoftmaxForward) →
 ///   nllLoss (with gradient) →
-///   backward primitives in reverse (…, conv2dBackwardWeights and channelSums before conv2dBackwardData
+///   backward primitives in reverse (…, conv2dBackwardWeights before conv2dBackwardData
 ///   for each convolution) → sgdStep / adamStep for every parameter.
 public protocol Device: AnyObject {
     /// One line naming the device, e.g. "cpu (OpenBLAS, 2 threads)".
@@ -36,16 +36,15 @@ public protocol Device: AnyObject {
     var viewAlignment: Int { get }
 
     // MARK: Convolution (square kernel; weight [Co, Ci, k, k]; x [Ci, N, H, W]; y [Co, N, OH, OW])
-    /// y = conv(x, weight). A Linear layer is the pointwise case on `[F, N, 1, 1]`.
-    func conv2dForward(input: Tensor, weight: Tensor, output: Tensor, geometry: WindowGeometry) throws
+    /// y = conv(x, weight), plus bias[c] on channel c when given. A Linear layer is the pointwise case
+    /// on `[F, N, 1, 1]`.
+    func conv2dForward(input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor, geometry: WindowGeometry) throws
     /// gradInput = conv_transpose(gradOutput, weight).
     func conv2dBackwardData(gradOutput: Tensor, weight: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws
-    /// gradWeight = correlation of gradOutput with input, summed over the batch.
-    func conv2dBackwardWeights(input: Tensor, gradOutput: Tensor, gradWeight: Tensor, geometry: WindowGeometry) throws
-    /// x[c, …] += bias[c] (in place).
-    func addChannelBias(_ x: Tensor, bias: Tensor) throws
-    /// sums[c] = Σ x[c, …]: the gradient of a bias.
-    func channelSums(_ x: Tensor, into sums: Tensor) throws
+    /// gradWeight = correlation of gradOutput with input, summed over the batch; gradBias[c] = Σ gradOutput[c, …]
+    /// when given.
+    func conv2dBackwardWeights(input: Tensor, gradOutput: Tensor, gradWeight: Tensor, gradBias: Tensor?,
+                               geometry: WindowGeometry) throws
 
     // MARK: Batch norm (per channel over N·H·W)
     // `rectify`: normalise max(x, 0) instead of x, and zero the input gradient where x ≤ 0. This is a

@@ -26,16 +26,15 @@ public final class Conv2d: Layer {
     public func forward(_ input: Tensor, context: StepContext) throws -> Tensor {
         self.input = input
         let y = try output.tensor(windowOutputShape(input, channels: outChannels, geometry), on: device)
-        try device.conv2dForward(input: input, weight: parameters[0].value, output: y, geometry: geometry)
-        if parameters.count > 1 { try device.addChannelBias(y, bias: parameters[1].value) }
+        try device.conv2dForward(input: input, weight: parameters[0].value, bias: parameters.count > 1 ? parameters[1].value : nil,
+                                 output: y, geometry: geometry)
         return y
     }
 
     public func backward(_ gradOutput: Tensor, needInputGradient: Bool) throws -> Tensor? {
         guard let input else { throw KilnError("Conv2d.backward called before forward") }
         try device.conv2dBackwardWeights(input: input, gradOutput: gradOutput, gradWeight: parameters[0].gradient,
-                                         geometry: geometry)
-        if parameters.count > 1 { try device.channelSums(gradOutput, into: parameters[1].gradient) }
+                                         gradBias: parameters.count > 1 ? parameters[1].gradient : nil, geometry: geometry)
         guard needInputGradient else { return nil }
         let dx = try gradInput.tensor(input.shape, on: device)
         try device.conv2dBackwardData(gradOutput: gradOutput, weight: parameters[0].value, gradInput: dx,

@@ -8,7 +8,12 @@ extension CPUDevice {
     /// Floats of im2col columns per chunk: about 512 KB, a share of L2.
     private static let chunkFloats = 128 * 1024
 
-    public func conv2dForward(input: Tensor, weight: Tensor, output: Tensor, geometry: WindowGeometry) throws {
+    public func conv2dForward(input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor, geometry: WindowGeometry) throws {
+        convolve(input, weight, output, geometry)
+        if let bias { addChannelBias(output, bias: bias) }
+    }
+
+    private func convolve(_ input: Tensor, _ weight: Tensor, _ output: Tensor, _ geometry: WindowGeometry) {
         let depth = input.channels * geometry.kernel * geometry.kernel
         let (m, columns, plane) = (output.channels, output.rowLength, output.height * output.width)
         let (w, y) = (floats(weight), floats(output))
@@ -50,7 +55,13 @@ extension CPUDevice {
         }
     }
 
-    public func conv2dBackwardWeights(input: Tensor, gradOutput: Tensor, gradWeight: Tensor, geometry: WindowGeometry) throws {
+    public func conv2dBackwardWeights(input: Tensor, gradOutput: Tensor, gradWeight: Tensor, gradBias: Tensor?,
+                                      geometry: WindowGeometry) throws {
+        weightGradient(input, gradOutput, gradWeight, geometry)
+        if let gradBias { channelSums(gradOutput, into: gradBias) }
+    }
+
+    private func weightGradient(_ input: Tensor, _ gradOutput: Tensor, _ gradWeight: Tensor, _ geometry: WindowGeometry) {
         let depth = input.channels * geometry.kernel * geometry.kernel
         let (m, columns, plane) = (gradOutput.channels, gradOutput.rowLength, gradOutput.height * gradOutput.width)
         let size = m * depth
@@ -84,7 +95,8 @@ extension CPUDevice {
         }
     }
 
-    public func addChannelBias(_ x: Tensor, bias: Tensor) throws {
+    /// x[c, …] += bias[c] (in place).
+    func addChannelBias(_ x: Tensor, bias: Tensor) {
         let row = x.rowLength, data = floats(x), b = floats(bias)
         Parallel.chunks(x.channels) { channels in
             for c in channels {
@@ -94,7 +106,8 @@ extension CPUDevice {
         }
     }
 
-    public func channelSums(_ x: Tensor, into sums: Tensor) throws {
+    /// sums[c] = Σ x[c, …]: the gradient of a bias.
+    func channelSums(_ x: Tensor, into sums: Tensor) {
         let row = x.rowLength, data = floats(x), out = floats(sums)
         Parallel.chunks(x.channels) { channels in
             for c in channels { out[c] = Reduce.sum(data + c * row, row) }

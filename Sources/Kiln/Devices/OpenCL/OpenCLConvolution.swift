@@ -3,13 +3,16 @@
 /// split sum for the weights, with no column matrix written or read. A pointwise convolution (and so a
 /// Linear layer) is a plain CLBlast GEMM on the channel-major activation.
 extension OpenCLDevice {
-    public func conv2dForward(input: Tensor, weight: Tensor, output: Tensor, geometry g: WindowGeometry) throws {
+    public func conv2dForward(input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor, geometry g: WindowGeometry) throws {
         guard !g.isPointwise else {
-            return try gemm(false, false, m: output.channels, n: output.rowLength, k: input.channels, weight,
-                            lda: input.channels, input, ldb: output.rowLength, output, ldc: output.rowLength)
+            try gemm(false, false, m: output.channels, n: output.rowLength, k: input.channels, weight,
+                     lda: input.channels, input, ldb: output.rowLength, output, ldc: output.rowLength)
+            if let bias { try addChannelBias(output, bias: bias) }
+            return
         }
         try runRows("conv_forward", geometry: g, channels: output.channels, rows: output.batch * output.height,
-                    width: output.width, [.buffer(input), .buffer(weight), .buffer(output)] + shapeArguments(input, output, g))
+                    width: output.width,
+                    [.buffer(input), .buffer(weight), .optional(bias), .buffer(output)] + shapeArguments(input, output, g))
     }
 
     public func conv2dBackwardData(gradOutput: Tensor, weight: Tensor, gradInput: Tensor, geometry g: WindowGeometry) throws {
@@ -26,12 +29,19 @@ extension OpenCLDevice {
 
     /// The weight gradient sums over every pixel of the batch (N·OH·OW, up to ~10⁵) into only Co·Ci·k²
     /// outputs, so the sum is split into `parts` interleaved shares, summed in a fixed order by `sum_parts`.
-    public func conv2dBackwardWeights(input: Tensor, gradOutput: Tensor, gradWeight: Tensor, geometry g: WindowGeometry) throws {
-        guard !g.isPointwise else { return try pointwiseBackwardWeights(input, gradOutput, gradWeight) }
+    /// The bias gradient rides along in the same two launches.
+    public func conv2dBackwardWeights(input: Tensor, gradOutput: Tensor, gradWeight: Tensor, gradBias: Tensor?,
+                                      geometry g: WindowGeometry) throws {
+        guard !g.isPointwise else {
+            try pointwiseBackwardWeights(input, gradOutput, gradWeight)
+            if let gradBias { try channelSums(gradOutput, into: gradBias) }
+            return
+        }
+        let row = gradWeight.count + (gradBias?.count ?? 0)
         // Parts stay few enough that the partials are a small tensor (sum_parts has one work-group per
         // weight), and no more than the pixels.
         let pixels = gradOutput.rowLength
-        let partGroups = max(1, min(Self.smallTensor / gradWeight.count, pixels) / elementGroup)
+        let partGroups = max(1, min(Self.smallTensor / row, pixels) / elementGroup)
         func plan(_ t: WeightTiling) -> (items: Int, parts: Int) {
             let items = (gradOutput.channels + t.channels - 1) / t.channels * input.channels * (g.kernel / t.rows)
             return (items, min((launchGroups + items - 1) / items, partGroups) * elementGroup)
@@ -39,19 +49,16 @@ extension OpenCLDevice {
         let candidates = WeightTiling.all(g.kernel)
         let tiling = candidates.first { let p = plan($0); return p.items * p.parts / elementGroup >= launchGroups } ?? candidates.last!
         let (items, parts) = plan(tiling)
-        let partials = try partialScratch(parts * gradWeight.count)
+        let partials = try partialScratch(parts * row)
         try enqueue("conv_backward_weights", global: items * parts, local: elementGroup,
-                    [.buffer(input), .buffer(gradOutput), .buffer(partials)] + shapeArguments(input, gradOutput, g) + [.int(parts)],
+                    [.buffer(input), .buffer(gradOutput), .buffer(partials)] + shapeArguments(input, gradOutput, g)
+                        + [.int(gradBias == nil ? 0 : 1), .int(parts)],
                     defines: tiling.defines(g))
-        try sumParts(partials, into: gradWeight, parts: parts, outputStride: 1, partStride: gradWeight.count)
+        try sumParts(partials, into: gradWeight, then: gradBias, parts: parts, outputStride: 1, partStride: row)
     }
 
     /// Elements below which a tensor may be handled by few work-groups (the launch profile's threshold).
     static let smallTensor = 65_536
-
-    /// Work-groups a direct convolution launch aims for: two per SM of a 132-SM GPU, or a few per core
-    /// of a CPU device.
-    var launchGroups: Int { shape == .gpu ? 264 : 4 * max(info.computeUnits, 1) }
 
     /// Runs a direct kernel over `channels` × `rows` output rows of `width`, with the largest tiling that
     /// still makes `launchGroups` work-groups (or the smallest one). `neighbours` fixes OXT.
@@ -99,11 +106,13 @@ extension OpenCLDevice {
         return max(chunks, 1)
     }
 
-    public func addChannelBias(_ x: Tensor, bias: Tensor) throws {
+    /// x[c, …] += bias[c] (in place): the pointwise convolution's bias.
+    private func addChannelBias(_ x: Tensor, bias: Tensor) throws {
         try run("add_channel_bias", items: x.count, .buffer(x), .buffer(bias), .int(x.rowLength), .int(x.count))
     }
 
-    public func channelSums(_ x: Tensor, into sums: Tensor) throws {
+    /// sums[c] = Σ x[c, …]: the pointwise convolution's bias gradient.
+    private func channelSums(_ x: Tensor, into sums: Tensor) throws {
         let (slice, slices) = reductionSlices(channels: x.channels, row: x.rowLength)
         let partials = try partialScratch(x.channels * slices)
         try runGroups("slice_sums", groups: x.channels * slices, .buffer(x), .buffer(partials), .int(x.rowLength),
@@ -111,12 +120,15 @@ extension OpenCLDevice {
         try sumParts(partials, into: sums, parts: slices, outputStride: slices, partStride: 1)
     }
 
-    /// out[o] = Σₚ partials[o·outputStride + p·partStride], one work-group per output (Kernels/channels.cl).
-    private func sumParts(_ partials: Tensor, into out: Tensor, parts: Int, outputStride: Int, partStride: Int) throws {
+    /// out[o] = Σₚ partials[o·outputStride + p·partStride], one work-group per output (Kernels/channels.cl);
+    /// outputs past `out` go on into `then`.
+    private func sumParts(_ partials: Tensor, into out: Tensor, then: Tensor? = nil, parts: Int, outputStride: Int,
+                          partStride: Int) throws {
         var size = 1
         while size < min(parts, elementGroup) { size *= 2 }
-        try enqueue("sum_parts", global: out.count * size, local: size,
-                    [.buffer(partials), .buffer(out), .int(parts), .int(outputStride), .int(partStride)])
+        try enqueue("sum_parts", global: (out.count + (then?.count ?? 0)) * size, local: size,
+                    [.buffer(partials), .buffer(out), .optional(then), .int(out.count), .int(parts), .int(outputStride),
+                     .int(partStride)])
     }
 }
 

@@ -274,6 +274,10 @@ public final class OpenCLDevice: Device {
     /// Work-groups a reduction aims for: enough to fill a large GPU (an H100 has 132 SMs).
     static let parallelGroups = 512
 
+    /// Work-groups a launch that can trade work per item for more items (direct convolutions, dropout)
+    /// aims for: two per SM of a 132-SM GPU, or a few per core of a CPU device.
+    var launchGroups: Int { shape == .gpu ? 264 : 4 * max(info.computeUnits, 1) }
+
     /// Launches kernel `name`: from the main program, or with `defines` from convolution.cl built with them.
     func enqueue(_ name: String, global: Int, local: Int, _ arguments: [KernelArgument], defines: String? = nil) throws {
         guard global > 0 else { return }

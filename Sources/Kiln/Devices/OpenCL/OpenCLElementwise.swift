@@ -1,5 +1,5 @@
-/// ReLU, dropout, products and the flatten permutation on OpenCL, one work-item per element (per run of 16
-/// for dropout, which shares its random numbers along the run). Kernels: Kernels/activation.cl, Kernels/dropout.cl.
+/// ReLU, dropout, products and the flatten permutation on OpenCL, one work-item per element (per run of up
+/// to 16 for dropout, which shares its random numbers along the run). Kernels: Kernels/activation.cl, Kernels/dropout.cl.
 extension OpenCLDevice {
     public func reluForward(input: Tensor, output: Tensor) throws {
         try run("relu_forward", items: input.count, .buffer(input), .buffer(output), .int(input.count))
@@ -13,9 +13,12 @@ extension OpenCLDevice {
     public func dropoutForward(input: Tensor, output: Tensor, mask: Tensor, probability: Float,
                                channelwise: Bool, generator: Philox, step: UInt64) throws {
         let spread = channelwise ? input.height * input.width : 1
-        try run("dropout_forward", items: (input.count + 15) / 16, .buffer(input), .buffer(output), .buffer(mask), .int(input.count),
+        // Runs of 16, shorter where a GPU would otherwise get too few work-groups.
+        var run = 16
+        while run > 1 && (input.count + run * elementGroup - 1) / (run * elementGroup) < launchGroups { run /= 2 }
+        try self.run("dropout_forward", items: (input.count + run - 1) / run, .buffer(input), .buffer(output), .buffer(mask), .int(input.count),
                 .int(spread), .float(probability), .float(probability < 1 ? 1 / (1 - probability) : 0),
-                .uint(generator.key.0), .uint(generator.key.1), .ulong(step))
+                .uint(generator.key.0), .uint(generator.key.1), .ulong(step), .int(run))
     }
 
     public func multiply(_ a: Tensor, _ b: Tensor, into c: Tensor) throws {
