@@ -42,7 +42,12 @@ public struct Checkpoint {
         file.metadata["format"] = "pt"
         file.metadata[specKey] = model.spec.jsonString()
         file.metadata[epochKey] = String(completedEpochs)
-        if let options { file.metadata[optionsKey] = String(decoding: try JSONEncoder().encode(options), as: UTF8.self) }
+        if let options {
+            // Sorted keys: the same run writes the same bytes.
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            file.metadata[optionsKey] = String(decoding: try encoder.encode(options), as: UTF8.self)
+        }
         do {
             try file.encoded().write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
