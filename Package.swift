@@ -28,7 +28,7 @@ let package = Package(
         .executableTarget(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Sources/kiln"),
+            path: "Sources/KilnCLI"),
         .executableTarget(
             name: "kiln-bench",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -43,4 +43,23 @@ import Testing
         }
         try? FileManager.default.removeItem(atPath: path)
     }
+
+    /// A diverging run stops with an error naming the epoch, before any callback sees a non-finite
+    /// report: the last checkpoint and log are never overwritten with NaN.
+    @Test func divergenceStopsTheRunBeforeTheCallbacks() throws {
+        final class Recorder: TrainingCallback {
+            var epochs: [Int] = []
+            func epochEnded(_ report: EpochReport, trainer: Trainer) throws { epochs.append(report.epoch) }
+        }
+        var options = TrainingOptions()
+        options.epochs = 2
+        options.learningRate = 1e9
+        options.schedule = .none
+        let data = try MNISTData(folder: Self.root.appendingPathComponent("Data/mnist").path, trainLimit: 512, testLimit: 100)
+        let trainer = try Trainer(model: Sequential(spec: Presets.all["lean8k"]!, device: CPUDevice(), seed: 1), data: data,
+                                  options: options)
+        let recorder = Recorder()
+        #expect { try trainer.run(callbacks: [recorder]) } throws: { "\($0)".contains("epoch 1:") && "\($0)".contains("diverged") }
+        #expect(recorder.epochs.isEmpty)
+    }
 }

@@ -85,6 +85,12 @@ public final class Trainer {
         guard model.spec.input == data.train.shape else {
             throw KilnError("model \(model.spec.name) takes \(model.spec.input) images, the data has \(data.train.shape)")
         }
+        guard data.test.shape == data.train.shape else {
+            throw KilnError("the test images are \(data.test.shape), the training images \(data.train.shape): both splits must match the model")
+        }
+        guard data.train.count > 0, data.test.count > 0 else {
+            throw KilnError("the \(data.train.count == 0 ? "training" : "test") split of \(data.folder) has no images")
+        }
         guard options.batchSize >= 1, options.epochs >= 1 else { throw KilnError("batch size and epochs must be at least 1") }
         self.model = model
         self.options = options
@@ -132,6 +138,12 @@ public final class Trainer {
             let (loss, accuracy) = try trainEpoch(epoch, callbacks: callbacks)
             let trained = Date()
             let result = try evaluate()
+            // A diverged run stops here, before any callback: the last checkpoint and log stay as they were.
+            guard loss.isFinite, result.loss.isFinite else {
+                let bad = loss.isFinite ? result.loss : loss
+                throw KilnError("epoch \(epoch): the \(loss.isFinite ? "test" : "training") loss is \(bad.isNaN ? "NaN" : "infinite"): "
+                                + "the run diverged (learning rate \(learningRate)); try a lower --lr")
+            }
             completedEpochs = epoch
             let seconds = trained.timeIntervalSince(started)
             let report = EpochReport(

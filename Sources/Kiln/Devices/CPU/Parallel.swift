@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 
 /// Splits loops over the CPU's cores. Chunks are contiguous and fixed for a given thread count, and
 /// every reduction is combined in chunk order, so results repeat bit for bit.
@@ -45,15 +46,5 @@ private struct UncheckedSendable<Value>: @unchecked Sendable {
 }
 
 public enum System {
-    public static var coreCount: Int {
-        #if canImport(Glibc)
-        return Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        #else
-        return 1
-        #endif
-    }
+    public static var coreCount: Int { ProcessInfo.processInfo.activeProcessorCount }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

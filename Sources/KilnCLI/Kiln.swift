@@ -25,7 +25,7 @@ struct DeviceOptions: ParsableArguments {
     /// Opens the requested device and prints the one line saying which one and why.
     func makeDevice() throws -> Device {
         if let threads {
-            guard threads >= 1 else { throw KilnError("--threads must be at least 1, got \(threads)") }
+            guard (1...1024).contains(threads) else { throw KilnError("--threads must be between 1 and 1024, got \(threads)") }
             Parallel.threads = threads
         }
         let selection = try select(DeviceRequest(parsing: device), verbose: verbose)

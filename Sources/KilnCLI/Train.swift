@@ -47,16 +47,23 @@ struct Train: ParsableCommand {
     var resume: String?
 
     func validate() throws {
-        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard (1...1_000_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 1,000,000") }
+        guard (1...1 << 20).contains(batchSize) else { throw ValidationError("--batch-size must be between 1 and 1,048,576") }
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be positive") }
         guard momentum >= 0, momentum < 1 else { throw ValidationError("--momentum must be in [0, 1)") }
-        guard rotate >= 0, shift >= 0 else { throw ValidationError("--rotate and --shift must not be negative") }
+        guard rotate >= 0, rotate <= 180 else { throw ValidationError("--rotate must be between 0 and 180 degrees") }
+        guard shift >= 0, shift <= 28 else { throw ValidationError("--shift must be between 0 and 28 pixels") }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
         guard stepSize >= 1 else { throw ValidationError("--step-size must be at least 1") }
+        if let save, let log, URL(fileURLWithPath: save).standardizedFileURL == URL(fileURLWithPath: log).standardizedFileURL {
+            throw ValidationError("--save and --log name the same file")
+        }
     }
 
     func run() throws {
+        // A path that cannot be written fails now, not after the first epoch.
+        if let save { try checkWritable(save, flag: "--save") }
+        if let log { try checkWritable(log, flag: "--log") }
         let setupStart = Date()
         let device = try deviceOptions.makeDevice()
         let checkpoint = try resume.map(Checkpoint.init(path:))
@@ -99,6 +106,21 @@ struct Train: ParsableCommand {
         if let log { callbacks.append(try JSONLogWriter(path: log, keepEpochs: checkpoint?.completedEpochs ?? 0)) }
         if let save { callbacks.append(CheckpointWriter(path: save)) }
         try trainer.run(callbacks: callbacks)
+    }
+}
+
+/// `path` can be written as a file: its folder exists and is writable, and it is not a folder itself.
+func checkWritable(_ path: String, flag: String) throws {
+    let url = URL(fileURLWithPath: path), folder = url.deletingLastPathComponent().path
+    var isFolder: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+        throw KilnError("\(flag) \(path): is a folder, not a file")
+    }
+    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+        throw KilnError("\(flag) \(path): the folder \(folder) does not exist")
+    }
+    guard FileManager.default.isWritableFile(atPath: folder) else {
+        throw KilnError("\(flag) \(path): the folder \(folder) is not writable")
     }
 }
 
