@@ -2,8 +2,9 @@
 # Both install the Debian packages they need first (sudo when not root).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # OpenBLAS and zlib for the CPU path; the OpenCL ICD loader, CLBlast and PoCL (an OpenCL CPU device,
-# so the OpenCL path is tested everywhere) for the OpenCL path.
-PACKAGES := libopenblas-dev zlib1g-dev ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd
+# so the OpenCL path is tested everywhere) for the OpenCL path; g++ for the C++ standard library that
+# Sources/CCLBlastTuner (CLBlast's C++ tuning API) compiles against.
+PACKAGES := libopenblas-dev zlib1g-dev ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd g++
 # For the tests only: clang-15 and AMD's device library (built for it) compile the kernels offline for
 # GPU instruction sets (see kernel-check).
 CHECK_PACKAGES := clang-15 rocm-device-libs
@@ -28,10 +29,11 @@ train: build
 # PoCL caches compiled kernels here, inside the clone (never an empty POCL_CACHE_DIR: PoCL aborts).
 export POCL_CACHE_DIR := $(CURDIR)/.pocl-cache
 
-# The kernel check (seconds, so first), the tests, then a smoke run of the benchmark on every device.
+# The kernel check (seconds, so first), the build (the tests run the `kiln` binary too), the tests,
+# then a smoke run of the benchmark on every device.
 test: deps kernel-check
+	swift build -c release
 	swift test -c release
-	swift build -c release --product kiln-bench
 	.build/release/kiln-bench --quick
 
 # The OpenCL kernels compiled offline for AMD and NVIDIA GPUs (no GPU needed): fails on any compiler

@@ -19,11 +19,13 @@ let package = Package(
         .systemLibrary(name: "CCLBlast", path: "Sources/CCLBlast"),
         // Records every OpenCL kernel launch, CLBlast's included, for `kiln-bench --profile`.
         .target(name: "CLaunchLog", dependencies: ["COpenCL"], path: "Sources/CLaunchLog"),
+        // CLBlast's tuners and parameter queries, which only its C++ API has, behind a C header (`kiln tune`).
+        .target(name: "CCLBlastTuner", path: "Sources/CCLBlastTuner", linkerSettings: [.linkedLibrary("clblast")]),
         // Kernels/*.cl become Swift string constants at build time, so a copied binary still has them.
         .executableTarget(name: "embed-kernels", path: "Sources/embed-kernels"),
         .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["embed-kernels"],
                 path: "Plugins/EmbedKernels"),
-        .target(name: "Kiln", dependencies: ["CBLAS", "CZlib", "COpenCL", "CCLBlast", "CLaunchLog"], path: "Sources/Kiln",
+        .target(name: "Kiln", dependencies: ["CBLAS", "CZlib", "COpenCL", "CCLBlast", "CCLBlastTuner", "CLaunchLog"], path: "Sources/Kiln",
                 plugins: ["EmbedKernels"]),
         .executableTarget(
             name: "kiln",
@@ -33,7 +35,7 @@ let package = Package(
             name: "kiln-bench",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "benchmarks/kiln-bench"),
-        .testTarget(name: "KilnTests", dependencies: ["Kiln", "CCLBlast"], path: "Tests/KilnTests"),
+        .testTarget(name: "KilnTests", dependencies: ["Kiln", "CCLBlast", "CZlib"], path: "Tests/KilnTests"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -7,7 +7,7 @@ struct KilnCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kiln",
         abstract: "Train small convolutional networks on MNIST-format data.",
-        subcommands: [Train.self, Eval.self, Summary.self, Devices.self, Parity.self],
+        subcommands: [Train.self, Eval.self, Summary.self, Devices.self, Parity.self, Tune.self, TuneCall.self],
         defaultSubcommand: Train.self)
 }
 
@@ -22,23 +22,29 @@ struct DeviceOptions: ParsableArguments {
     @Flag(help: "Print the OpenCL kernel build log when a device's kernels do not build.")
     var verbose = false
 
-    /// Opens the requested device and prints the one line saying which one and why.
-    func makeDevice() throws -> Device {
+    @Option(help: cacheDirHelp)
+    var cacheDir: String?
+
+    var cache: CacheFolder? { CacheFolder.resolve(cacheDir) }
+
+    /// Opens the requested device and prints the lines saying which one and why, and what its opening noted.
+    func makeDevice(tuned: Bool = true) throws -> Device {
         if let threads {
             guard (1...1024).contains(threads) else { throw KilnError("--threads must be between 1 and 1024, got \(threads)") }
             Parallel.threads = threads
         }
-        let selection = try select(DeviceRequest(parsing: device), verbose: verbose)
+        let selection = try select(DeviceRequest(parsing: device), cache: cache, verbose: verbose, tuned: tuned)
         print(selection.reason)
+        selection.notes.forEach { print($0) }
         fflush(nil)  // seen at once in a log file, before a long warm-up
         return selection.device
     }
 }
 
 /// Selects a device; with `verbose`, prints the kernel build log of a device whose kernels failed.
-func select(_ request: DeviceRequest, verbose: Bool) throws -> DeviceSelection {
+func select(_ request: DeviceRequest, cache: CacheFolder?, verbose: Bool, tuned: Bool = true) throws -> DeviceSelection {
     do {
-        let selection = try DeviceSelection.select(request)
+        let selection = try DeviceSelection.select(request, cache: cache, tuned: tuned)
         if verbose, let log = selection.buildLog { print(log) }
         return selection
     } catch let error as KernelBuildError {
@@ -46,6 +52,10 @@ func select(_ request: DeviceRequest, verbose: Bool) throws -> DeviceSelection {
         throw error
     }
 }
+
+/// `--cache-dir`'s help, for every command that opens a device.
+let cacheDirHelp = ArgumentHelp("Folder for compiled OpenCL programs and `kiln tune` results.",
+                                discussion: "Default: $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln.")
 
 struct DataOptions: ParsableArguments {
     @Option(help: "Folder with the four MNIST-format IDX files (.gz or plain). Default: the bundled Data/mnist.")

@@ -15,6 +15,7 @@ struct Parity: ParsableCommand {
     var model = Presets.defaultName
     @Option(help: "The device compared with the CPU: opencl or opencl:P.D.")
     var device = "opencl"
+    @OptionGroup var dataOptions: DataOptions
     @Option(help: "Images per step.")
     var batchSize = 32
     @Option(help: "Training steps to compare.")
@@ -27,6 +28,8 @@ struct Parity: ParsableCommand {
     var quiet = false
     @Flag(help: "Print the OpenCL kernel build log when the kernels do not build.")
     var verbose = false
+    @Option(help: cacheDirHelp)
+    var cacheDir: String?
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
@@ -36,13 +39,15 @@ struct Parity: ParsableCommand {
     func run() throws {
         let request = try DeviceRequest(parsing: device)
         guard request != .cpu, request != .auto else { throw KilnError("--device \(device): parity compares the CPU with an OpenCL device; pass opencl or opencl:P.D") }
-        let other = try select(request, verbose: verbose).device
+        let selection = try select(request, cache: CacheFolder.resolve(cacheDir), verbose: verbose)
+        selection.notes.forEach { print($0) }
+        let other = selection.device
         let spec = try ModelSpec.named(model)
         var options = ParityOptions()
         options.batchSize = batchSize
         options.steps = steps
         options.seed = seed
-        let data = try MNISTData(folder: MNISTData.bundledFolder(), trainLimit: batchSize * steps)
+        let data = try dataOptions.load(trainLimit: batchSize * steps)
         let report = try Kiln.Parity.run(spec: spec, reference: CPUDevice(), device: other, data: data, options: options)
         print("Parity \(spec.name): \(report.reference) vs \(report.device), batch \(batchSize), \(steps) step\(steps == 1 ? "" : "s"), seed \(seed)")
         print("step layer type           quantity                 max abs err  max rel err  tolerance")
@@ -53,7 +58,7 @@ struct Parity: ParsableCommand {
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(report).write(to: URL(fileURLWithPath: json), options: .atomic)
+            try writeAtomically(encoder.encode(report), to: json, what: "the parity report")
         }
         if let first = report.firstFailure {
             let failures = report.entries.filter { !$0.passed }.count

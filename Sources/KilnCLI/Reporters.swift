@@ -41,11 +41,7 @@ final class JSONLogWriter: TrainingCallback {
 
     func epochEnded(_ report: EpochReport, trainer: Trainer) throws {
         lines.append(try report.jsonLine())
-        do {
-            try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
-        } catch {
-            throw KilnError("\(path): cannot write the log (\(error.localizedDescription))")
-        }
+        try writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: path, what: "the log")
     }
 }
 
@@ -56,5 +52,36 @@ final class CheckpointWriter: TrainingCallback {
 
     func epochEnded(_ report: EpochReport, trainer: Trainer) throws {
         try Checkpoint.save(trainer, to: path)
+    }
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM stops training at the end of the current batch, so a checkpoint or log
+/// being written is finished first; a second signal ends the process at once.
+final class StopOnSignal: TrainingCallback, @unchecked Sendable {
+    /// Thrown out of the training loop by the first signal.
+    struct Stopped: Error { let signal: Int32 }
+
+    private var sources: [DispatchSourceSignal] = []
+    private let lock = NSLock()
+    private var caught: Int32?
+
+    init() {
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [unowned self] in
+                let again = lock.withLock {
+                    defer { caught = caught ?? number }
+                    return caught != nil
+                }
+                if again { exit(128 + number) }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    func batchEnded(epoch: Int, batch: Int, of batches: Int, trainer: Trainer) throws {
+        if let number = lock.withLock({ caught }) { throw Stopped(signal: number) }
     }
 }

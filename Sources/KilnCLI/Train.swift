@@ -5,58 +5,76 @@ import Kiln
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Train a model and evaluate it after every epoch.")
 
-    @Option(help: "A preset (lean8k, ref18k, strided12k) or a JSON spec file.")
-    var model = Presets.defaultName
+    // The options that shape a run are optional here, so that --resume can tell the ones given (which it
+    // refuses: the checkpoint's own apply) from the defaults, which the help states.
+    @Option(help: "A preset (lean8k, ref18k, strided12k) or a JSON spec file (default \(Presets.defaultName)).")
+    var model: String?
     @OptionGroup var deviceOptions: DeviceOptions
     @OptionGroup var dataOptions: DataOptions
-    @Option(help: "Passes over the training set.")
+    @Option(help: "Passes over the training set; with --resume, the total to reach.")
     var epochs = 15
-    @Option(help: "Images per training step.")
-    var batchSize = 128
-    @Option(help: "Learning rate (the peak for onecycle).")
-    var lr: Float = 0.3
-    @Option(help: "sgd or adam.")
-    var optimizer: OptimizerConfig.Kind = .sgd
-    @Option(help: "SGD momentum.")
-    var momentum: Float = 0.9
-    @Flag(help: "Nesterov momentum (SGD).")
-    var nesterov = false
-    @Option(help: "L2 weight decay added to the gradient.")
-    var weightDecay: Float = 0
-    @Option(help: "onecycle, step or none.")
-    var schedule: Schedule.Kind = .onecycle
-    @Option(help: "StepLR: epochs between decays.")
-    var stepSize = 5
-    @Option(help: "StepLR: decay factor.")
-    var gamma: Float = 0.1
-    @Flag(inversion: .prefixedNo, help: "Random rotation and shift of training images.")
-    var augment = true
-    @Option(help: "Augmentation: largest rotation in degrees.")
-    var rotate: Float = 7
-    @Option(help: "Augmentation: largest shift in pixels.")
-    var shift: Float = 1
-    @Option(help: "Seed for initialisation, shuffling, dropout and augmentation: the same seed repeats a run bit for bit.")
-    var seed: UInt64 = 1
+    @Option(help: "Images per training step (default 128).")
+    var batchSize: Int?
+    @Option(help: "Learning rate, the peak for onecycle (default 0.3).")
+    var lr: Float?
+    @Option(help: "sgd or adam (default sgd).")
+    var optimizer: OptimizerConfig.Kind?
+    @Option(help: "SGD momentum (default 0.9).")
+    var momentum: Float?
+    @Flag(inversion: .prefixedNo, help: "Nesterov momentum, SGD (default off).")
+    var nesterov: Bool?
+    @Option(help: "L2 weight decay added to the gradient (default 0).")
+    var weightDecay: Float?
+    @Option(help: "onecycle, step or none (default onecycle).")
+    var schedule: Schedule.Kind?
+    @Option(help: "StepLR: epochs between decays (default 5).")
+    var stepSize: Int?
+    @Option(help: "StepLR: decay factor (default 0.1).")
+    var gamma: Float?
+    @Flag(inversion: .prefixedNo, help: "Random rotation and shift of training images (default on).")
+    var augment: Bool?
+    @Option(help: "Augmentation: largest rotation in degrees (default 7).")
+    var rotate: Float?
+    @Option(help: "Augmentation: largest shift in pixels (default 1).")
+    var shift: Float?
+    @Option(help: "Seed for initialisation, shuffling, dropout and augmentation: the same seed repeats a run bit for bit (default 1).")
+    var seed: UInt64?
     @Option(help: "Train on the first N training images only.")
     var trainLimit: Int?
     @Option(help: "Write a safetensors checkpoint here after every epoch.")
     var save: String?
     @Option(help: "Write one JSON object per epoch here.")
     var log: String?
-    @Option(help: "Continue the run saved in this checkpoint (its model and options; --epochs may extend it).")
+    @Option(help: "Continue the run saved in this checkpoint, with its model, options and data (--epochs may extend it).")
     var resume: String?
+
+    /// The run-shaping flags given, by name: --resume refuses them.
+    private var givenRunOptions: [String] {
+        let given: [(String, Bool)] = [
+            ("--model", model != nil), ("--batch-size", batchSize != nil), ("--lr", lr != nil), ("--optimizer", optimizer != nil),
+            ("--momentum", momentum != nil), ("--nesterov", nesterov != nil), ("--weight-decay", weightDecay != nil),
+            ("--schedule", schedule != nil), ("--step-size", stepSize != nil), ("--gamma", gamma != nil), ("--augment", augment != nil),
+            ("--rotate", rotate != nil), ("--shift", shift != nil), ("--seed", seed != nil)]
+        return given.filter(\.1).map(\.0)
+    }
 
     func validate() throws {
         guard (1...1_000_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 1,000,000") }
-        guard (1...1 << 20).contains(batchSize) else { throw ValidationError("--batch-size must be between 1 and 1,048,576") }
-        guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be positive") }
-        guard momentum >= 0, momentum < 1 else { throw ValidationError("--momentum must be in [0, 1)") }
-        guard rotate >= 0, rotate <= 180 else { throw ValidationError("--rotate must be between 0 and 180 degrees") }
-        guard shift >= 0, shift <= 28 else { throw ValidationError("--shift must be between 0 and 28 pixels") }
+        if let batchSize, !(1...1 << 20).contains(batchSize) { throw ValidationError("--batch-size must be between 1 and 1,048,576") }
+        if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be positive") }
+        if let momentum, !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be in [0, 1)") }
+        if let weightDecay, !(weightDecay >= 0 && weightDecay.isFinite) { throw ValidationError("--weight-decay must be 0 or more") }
+        if let gamma, !(gamma > 0 && gamma.isFinite) { throw ValidationError("--gamma must be positive") }
+        if let rotate, !(rotate >= 0 && rotate <= 180) { throw ValidationError("--rotate must be between 0 and 180 degrees") }
+        if let shift, !(shift >= 0 && shift <= 28) { throw ValidationError("--shift must be between 0 and 28 pixels") }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
-        guard stepSize >= 1 else { throw ValidationError("--step-size must be at least 1") }
+        if let stepSize, stepSize < 1 { throw ValidationError("--step-size must be at least 1") }
         if let save, let log, URL(fileURLWithPath: save).standardizedFileURL == URL(fileURLWithPath: log).standardizedFileURL {
             throw ValidationError("--save and --log name the same file")
+        }
+        if let resume, !givenRunOptions.isEmpty {
+            throw ValidationError("--resume \(resume) continues with the options saved in it; drop \(givenRunOptions.joined(separator: ", ")) "
+                                  + "(or start a new run)")
         }
     }
 
@@ -69,21 +87,27 @@ struct Train: ParsableCommand {
         let checkpoint = try resume.map(Checkpoint.init(path:))
         var options = checkpoint?.options ?? TrainingOptions()
         if checkpoint == nil {
-            options.batchSize = batchSize
-            options.learningRate = lr
-            options.optimizer = OptimizerConfig(kind: optimizer)
-            options.optimizer.momentum = momentum
-            options.optimizer.nesterov = nesterov
-            options.optimizer.weightDecay = weightDecay
-            options.schedule = schedule
-            options.stepSize = stepSize
-            options.gamma = gamma
-            options.augmentation = augment ? Augmentation(maxDegrees: rotate, maxShift: shift, background: MNISTData.background) : nil
-            options.seed = seed
+            let defaults = TrainingOptions()
+            options.batchSize = batchSize ?? defaults.batchSize
+            options.learningRate = lr ?? defaults.learningRate
+            options.optimizer = OptimizerConfig(kind: optimizer ?? defaults.optimizer.kind)
+            options.optimizer.momentum = momentum ?? defaults.optimizer.momentum
+            options.optimizer.nesterov = nesterov ?? defaults.optimizer.nesterov
+            options.optimizer.weightDecay = weightDecay ?? defaults.optimizer.weightDecay
+            options.schedule = schedule ?? defaults.schedule
+            options.stepSize = stepSize ?? defaults.stepSize
+            options.gamma = gamma ?? defaults.gamma
+            let standard = defaults.augmentation!
+            options.augmentation = augment ?? true
+                ? Augmentation(maxDegrees: rotate ?? standard.maxDegrees, maxShift: shift ?? standard.maxShift, background: MNISTData.background)
+                : nil
+            options.seed = seed ?? defaults.seed
+            options.trainLimit = trainLimit
         }
         options.epochs = epochs
-        let spec = try checkpoint?.spec ?? ModelSpec.named(model)
-        let data = try dataOptions.load(trainLimit: trainLimit)
+        let spec = try checkpoint?.spec ?? ModelSpec.named(model ?? Presets.defaultName)
+        let data = try loadData(resuming: checkpoint)
+        options.dataFolder = URL(fileURLWithPath: data.folder).standardizedFileURL.path
         let network = try Sequential(spec: spec, device: device, seed: options.seed)
         let trainer = try Trainer(model: network, data: data, options: options, setupStart: setupStart)
         if let checkpoint {
@@ -99,13 +123,48 @@ struct Train: ParsableCommand {
               + "\(data.train.count) training images from \(data.folder)")
         print("Optimizer \(options.optimizer.kind.rawValue), \(options.schedule.rawValue) schedule, lr \(options.learningRate), "
               + "batch \(options.batchSize), augmentation \(options.augmentation.map { "±\($0.maxDegrees)° ±\($0.maxShift)px" } ?? "off"), seed \(options.seed)")
-        print(String(format: "Warm-up %.2f s (device set-up, data upload, kernel compilation), not counted in epoch times",
-                     trainer.warmupSeconds))
+        var programs = ""
+        if let opencl = device as? OpenCLDevice {
+            programs = "; Kiln's programs: \(opencl.programsLoaded) from the cache, \(opencl.programsCompiled) compiled"
+            if let problem = opencl.cacheProblem { print("warning: compiled programs are not cached: \(problem)") }
+        }
+        print(String(format: "Warm-up %.2f s (device set-up, data upload, kernel compilation%@), not counted in epoch times",
+                     trainer.warmupSeconds, programs))
         fflush(nil)
         var callbacks: [TrainingCallback] = [ConsoleReporter()]
         if let log { callbacks.append(try JSONLogWriter(path: log, keepEpochs: checkpoint?.completedEpochs ?? 0)) }
         if let save { callbacks.append(CheckpointWriter(path: save)) }
-        try trainer.run(callbacks: callbacks)
+        callbacks.append(StopOnSignal())
+        do {
+            try trainer.run(callbacks: callbacks)
+        } catch let stop as StopOnSignal.Stopped {
+            let done = trainer.completedEpochs, name = stop.signal == SIGINT ? "Ctrl-C" : "SIGTERM"
+            var line = "\nStopped by \(name) during epoch \(done + 1) of \(epochs)"
+            if let save, done > 0 {
+                line += "; \(save) holds epoch \(done): continue with `kiln train --resume \(save) --epochs \(epochs)`"
+            } else if save == nil {
+                line += "; nothing was saved (--save FILE keeps every epoch)"
+            }
+            print(line)
+            throw ExitCode(128 + stop.signal)
+        }
+    }
+}
+
+extension Train {
+    /// The data: a resumed run's own (its folder and --train-limit), which a different --data or
+    /// --train-limit may not replace; otherwise the flags'.
+    func loadData(resuming checkpoint: Checkpoint?) throws -> MNISTData {
+        guard let checkpoint, let saved = checkpoint.options else { return try dataOptions.load(trainLimit: trainLimit) }
+        if let trainLimit, trainLimit != saved.trainLimit {
+            throw KilnError("--resume: the run trained with --train-limit \(saved.trainLimit.map(String.init) ?? "(none)"), not \(trainLimit)")
+        }
+        guard let folder = saved.dataFolder else { return try dataOptions.load(trainLimit: saved.trainLimit) }
+        if let given = dataOptions.data,
+           URL(fileURLWithPath: given).standardizedFileURL.path != URL(fileURLWithPath: folder).standardizedFileURL.path {
+            throw KilnError("--resume: the run trained on \(folder), not \(given)")
+        }
+        return try MNISTData(folder: folder, trainLimit: saved.trainLimit)
     }
 }
 

@@ -42,4 +42,23 @@ import Testing
         #expect { try Checkpoint(path: path) } throws: { String(describing: $0).contains("no model spec") }
         try? FileManager.default.removeItem(atPath: path)
     }
+
+    /// Sizes in a header that overflow, or a negative epoch, are one-line errors, never a trap.
+    @Test(arguments: [
+        (#"{"x": {"dtype": "F32", "shape": [4611686018427387904, 4], "data_offsets": [0, 0]}}"#, "does not fit its shape"),
+        (#"{"x": {"dtype": "F32", "shape": [-1, 4], "data_offsets": [0, 0]}}"#, "does not fit its shape"),
+        (#"{"x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 9223372036854775807]}}"#, "does not fit its shape"),
+        (#"{"__metadata__": {"kiln.spec": "{}", "kiln.epoch": "-3"}}"#, "kiln.epoch is -3"),
+    ])
+    func rejectsCraftedHeaders(header: String, message: String) throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var bytes = Data(withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { Array($0) })
+        bytes.append(Data(header.utf8))
+        try bytes.write(to: URL(fileURLWithPath: path))
+        #expect { try Checkpoint(path: path) } throws: { error in
+            let text = String(describing: error)
+            return (text.contains(message) || (message.hasPrefix("kiln.epoch") && text.contains("spec"))) && !text.contains("\n")
+        }
+    }
 }

@@ -1,3 +1,4 @@
+import CZlib
 import Foundation
 import Testing
 @testable import Kiln
@@ -37,7 +38,9 @@ import Testing
         ("truncated", [0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 1, 2, 3], [0, 0, 8, 1, 0, 0, 0, 2, 0, 0], "truncated"),
         ("count mismatch", [0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 5], [0, 0, 8, 1, 0, 0, 0, 2, 0, 0], "2 labels for 1 images"),
         ("bad label", [0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 5], [0, 0, 8, 1, 0, 0, 0, 1, 12], "label 12"),
-        ("extra bytes", [0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 5, 6], [0, 0, 8, 1, 0, 0, 0, 1, 1], "unexpected bytes"),
+        ("extra bytes", [0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 5, 6], [0, 0, 8, 1, 0, 0, 0, 1, 1], "more data than the header's 1 bytes"),
+        ("overflowing dimensions", [0, 0, 8, 3, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1], [0, 0, 8, 1, 0, 0, 0, 1, 1],
+         "make more than 2 GiB"),
     ]
 
     @Test(arguments: broken)
@@ -49,6 +52,21 @@ import Testing
             let text = String(describing: error)
             return text.contains(dir) && text.contains(message) && !text.contains("\n")
         }
+    }
+
+    /// A gzip file that inflates far past what its header promises is refused after the promised size,
+    /// not after inflating it all.
+    @Test func gzipBombStopsAtTheHeadersSize() throws {
+        let dir = try folder(images: header(3, [1, 2, 2]) + [1, 2, 3, 4], labels: header(1, [1]) + [3])
+        let path = "\(dir)/train-images-idx3-ubyte"
+        try FileManager.default.removeItem(atPath: path)
+        let file = try #require(gzopen(path + ".gz", "wb"))
+        let zeros = [UInt8](repeating: 0, count: 1 << 20)
+        var header = header(3, [1, 2, 2])
+        gzwrite(file, &header, UInt32(header.count))
+        for _ in 0..<64 { _ = zeros.withUnsafeBytes { gzwrite(file, $0.baseAddress, UInt32($0.count)) } }
+        gzclose(file)
+        #expect { try MNISTData(folder: dir) } throws: { String(describing: $0).contains("more data than the header's 4 bytes") }
     }
 
     @Test func missingFolderIsOneLine() {

@@ -75,3 +75,35 @@ func expectCheckpointReloads(_ path: String, model: Sequential, optimizer: Optim
     }
     return (saved, copy, copyOptimizer)
 }
+
+/// The `kiln` binary built beside the tests.
+func kilnBinary() throws -> URL {
+    let folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    let candidates = [folder, folder.deletingLastPathComponent()].map { $0.appendingPathComponent("kiln") }
+    guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+        throw KilnError("no kiln binary beside \(folder.path); build it first (swift build)")
+    }
+    return binary
+}
+
+/// Runs `kiln` with `arguments`; `whenPrinted`, once the output contains it, sends `signal`.
+func runKiln(_ arguments: [String], signal: (whenPrinted: String, signal: Int32)? = nil) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = try kilnBinary()
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    var output = Data()
+    var sent = false
+    while case let chunk = pipe.fileHandleForReading.availableData, !chunk.isEmpty {
+        output.append(chunk)
+        if let signal, !sent, String(decoding: output, as: UTF8.self).contains(signal.whenPrinted) {
+            kill(process.processIdentifier, signal.signal)
+            sent = true
+        }
+    }
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+}

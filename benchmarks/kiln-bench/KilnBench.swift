@@ -10,8 +10,9 @@ struct KilnBench: ParsableCommand {
         discussion: """
             For each model and device: warm-up (kernel compilation) apart, the median training time of --repeats \
             epochs (or of --steps steps), images/s, evaluation time, GFLOP/s (training = 3x the forward MACs), test \
-            accuracy, peak host memory and device memory, a per-layer forward/backward breakdown, and the device's own \
-            sgemm speed at 1024^3 and at the model's convolution shapes. Prints a markdown table; --out DIR also \
+            accuracy, peak host memory and device memory, a per-layer forward/backward breakdown, the device's own \
+            sgemm speed at 1024^3 and at the model's convolution shapes, and on OpenCL each CLBlast call of a step with \
+            CLBlast's own parameters and with `kiln tune`'s. Prints a markdown table; --out DIR also \
             writes results.jsonl (the run-report schema of `kiln train --log`), results.md and chart.svg.
             """)
 
@@ -37,6 +38,8 @@ struct KilnBench: ParsableCommand {
     var profile = false
     @Option(help: "With --profile: a launch with fewer work-groups than this is small (264: two per SM of a 132-SM GPU).")
     var minGroups = 264
+    @Option(help: "Cache folder whose `kiln tune` results OpenCL devices use (default: as kiln's --cache-dir).")
+    var cacheDir: String?
     @Flag(help: "A smoke run: 2 steps of 16 images, 1 repeat, 500 test images, 256³ peak GEMM; all models and devices.")
     var quick = false
 
@@ -58,7 +61,9 @@ struct KilnBench: ParsableCommand {
         var results: [BenchResult] = [], profiles: [LaunchProfile] = []
         for request in requests {
             let opened = Date()
-            let device = try DeviceSelection.select(request).device
+            let selection = try DeviceSelection.select(request, cache: CacheFolder.resolve(cacheDir))
+            selection.notes.forEach { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
+            let device = selection.device
             let openSeconds = Date().timeIntervalSince(opened)
             let peak = try sgemmGFLOPs(device, m: peakSize, n: peakSize, k: peakSize, repeats: quick ? 1 : 3)
             for spec in specs {
@@ -116,7 +121,10 @@ struct KilnBench: ParsableCommand {
             sgemmConvShapesGFLOPs: stepFLOPs / gemmSeconds / 1e9, peakHostMB: peakHostMB(),
             deviceMB: device.allocatedBytes.map { Double($0) / 1_048_576 },
             layers: try layerTimes(spec, on: device, train: trainer.trainSplit, batch: min(batchSize, trainer.trainCount),
-                                   repeats: gemmRepeats))
+                                   repeats: gemmRepeats),
+            clblastGEMMs: try (device as? OpenCLDevice).map {
+                try clblastGEMMs(spec, on: $0, data: data, batchSize: batchSize, repeats: gemmRepeats)
+            })
         return result
     }
 

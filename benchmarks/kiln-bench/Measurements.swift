@@ -15,11 +15,13 @@ struct BenchResult: Encodable {
     var peakHostMB: Double
     var deviceMB: Double?
     var layers: [LayerTime]
+    /// OpenCL: the step's CLBlast calls, with CLBlast's own parameters and with `kiln tune`'s.
+    var clblastGEMMs: [GEMMTiming]?
 
     enum Keys: String, CodingKey {
         case epochSecondsRuns = "epoch_seconds_runs", steps, trainGFLOPs = "train_gflops"
         case sgemmPeakGFLOPs = "sgemm_peak_gflops", sgemmConvShapesGFLOPs = "sgemm_conv_shapes_gflops"
-        case peakHostMB = "peak_host_mb", deviceMB = "device_mb", layers
+        case peakHostMB = "peak_host_mb", deviceMB = "device_mb", layers, clblastGEMMs = "clblast_gemms"
     }
 
     func encode(to encoder: Encoder) throws {
@@ -33,6 +35,28 @@ struct BenchResult: Encodable {
         try c.encode(peakHostMB, forKey: .peakHostMB)
         try c.encodeIfPresent(deviceMB, forKey: .deviceMB)
         try c.encode(layers, forKey: .layers)
+        try c.encodeIfPresent(clblastGEMMs, forKey: .clblastGEMMs)
+    }
+}
+
+/// One CLBlast GEMM shape of a training step: calls per step, GFLOP/s with CLBlast's own parameters and
+/// with the tuned ones (nil when the device has no tuning).
+struct GEMMTiming: Codable {
+    var shape: String
+    var calls: Int
+    var ownGFLOPs: Double
+    var tunedGFLOPs: Double?
+    enum CodingKeys: String, CodingKey { case shape, calls, ownGFLOPs = "own_gflops", tunedGFLOPs = "tuned_gflops" }
+}
+
+/// The CLBlast calls of one training step of `spec` on `device`, timed with CLBlast's own parameters and
+/// with the device's tuning.
+func clblastGEMMs(_ spec: ModelSpec, on device: OpenCLDevice, data: MNISTData, batchSize: Int, repeats: Int) throws -> [GEMMTiming] {
+    let calls = try device.gemmShapes(of: Sequential(spec: spec, device: device, seed: 1), data: data, batchSize: batchSize)
+    let shapes = calls.keys.sorted { $0.description < $1.description }
+    return try device.timeGEMMs(shapes, repeats: repeats).map { t in
+        GEMMTiming(shape: t.shape.description, calls: calls[t.shape]!, ownGFLOPs: t.shape.flops / t.own / 1e9,
+                   tunedGFLOPs: t.tuned.map { t.shape.flops / $0 / 1e9 })
     }
 }
 

@@ -30,6 +30,17 @@ enum Tables {
                     .joined(separator: " | ") + " |")
             }
         }
+        for r in results {
+            guard let gemms = r.clblastGEMMs, !gemms.isEmpty else { continue }
+            let tuned = gemms.contains { $0.tunedGFLOPs != nil }
+            lines += ["", "## \(r.report.model) on \(r.report.device): CLBlast calls per step, GFLOP/s"
+                      + (tuned ? " with CLBlast's own parameters and with `kiln tune`'s" : " (not tuned: `kiln tune` adds a column)"), "",
+                      "| GEMM (Kiln's call) | calls | CLBlast's own | tuned | speed-up |", "|---|---|---|---|---|"]
+            for g in gemms {
+                lines.append("| \(g.shape) | \(g.calls) | \(f(g.ownGFLOPs)) | \(g.tunedGFLOPs.map { f($0) } ?? "—") | "
+                             + "\(g.tunedGFLOPs.map { f($0 / g.ownGFLOPs) + "x" } ?? "—") |")
+            }
+        }
         if let comparison {
             // Compared per image (images/s), so a Kiln run of --steps still compares with a full PyTorch epoch.
             lines += ["", "## Kiln against PyTorch on the CPU (time for one 60,000-image epoch)", "",

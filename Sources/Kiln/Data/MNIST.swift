@@ -38,7 +38,8 @@ public struct MNISTData: Sendable {
     /// `trainLimit` / `testLimit` keep only the first images of a split (quick runs, benchmarks).
     public init(folder: String, trainLimit: Int? = nil, testLimit: Int? = nil) throws {
         guard FileManager.default.fileExists(atPath: folder) else {
-            throw KilnError("\(folder): no such data folder (for Fashion-MNIST: apt-get install dataset-fashion-mnist)")
+            throw KilnError("\(folder): no such data folder (pass --data DIR with the four MNIST-format files; "
+                            + "for Fashion-MNIST: apt-get install dataset-fashion-mnist)")
         }
         self.folder = folder
         train = try Self.split(folder, "train", limit: trainLimit)

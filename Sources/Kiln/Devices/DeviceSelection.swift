@@ -27,12 +27,15 @@ public struct DeviceSelection {
     public let reason: String
     /// The kernel compiler's log when `auto` fell back because the program did not build.
     public let buildLog: String?
+    /// What opening the device has to say (CLBlast parameters applied or ignored, see `OpenCLDevice.notes`).
+    public var notes: [String] { (device as? OpenCLDevice)?.notes ?? [] }
 
     /// `auto` takes the first GPU, else the first OpenCL device that is not a CPU, else the CPU device.
     /// An OpenCL CPU device (PoCL) runs on the same cores as the CPU device, far slower, so `auto` leaves
     /// it to an explicit `--device opencl`. Asking for OpenCL where there is none is an error, never a
-    /// silent CPU run.
-    public static func select(_ request: DeviceRequest) throws -> DeviceSelection {
+    /// silent CPU run. An OpenCL device keeps compiled programs in `cache` and, when `tuned`, applies the
+    /// CLBlast parameters `kiln tune` stored there.
+    public static func select(_ request: DeviceRequest, cache: CacheFolder? = nil, tuned: Bool = true) throws -> DeviceSelection {
         switch request {
         case .cpu:
             return DeviceSelection(device: CPUDevice(), reason: "device: cpu (asked for)", buildLog: nil)
@@ -52,7 +55,7 @@ public struct DeviceSelection {
                 throw KilnError("--device \(request.text): no such OpenCL device (\(known))")
             }
             do {
-                return DeviceSelection(device: try OpenCLDevice.open(chosen), reason: "device: \(chosen.address) \(chosen.name) (asked for)",
+                return DeviceSelection(device: try OpenCLDevice.open(chosen, cache: cache, tuned: tuned), reason: "device: \(chosen.address) \(chosen.name) (asked for)",
                                        buildLog: nil)
             } catch let error as KernelBuildError {
                 throw KernelBuildError(message: "--device \(request.text): \(chosen.address) \(chosen.name): kernels did not build, "
@@ -61,11 +64,11 @@ public struct DeviceSelection {
                 throw KilnError("--device \(request.text): \(chosen.address) \(chosen.name) is unusable: \(error)")
             }
         case .auto:
-            return autoSelect()
+            return autoSelect(cache: cache, tuned: tuned)
         }
     }
 
-    private static func autoSelect() -> DeviceSelection {
+    private static func autoSelect(cache: CacheFolder?, tuned: Bool) -> DeviceSelection {
         func cpu(_ why: String, log: String? = nil) -> DeviceSelection {
             DeviceSelection(device: CPUDevice(), reason: "device: cpu (auto: \(why))", buildLog: log)
         }
@@ -77,7 +80,7 @@ public struct DeviceSelection {
             return cpu("no OpenCL GPU; the OpenCL CPU device \(names) runs slower on the same cores, pick it with --device opencl")
         }
         do {
-            let device = try OpenCLDevice.open(chosen)
+            let device = try OpenCLDevice.open(chosen, cache: cache, tuned: tuned)
             return DeviceSelection(device: device, reason: "device: \(chosen.address) \(chosen.name) (auto: first \(chosen.isGPU ? "GPU" : "OpenCL device"))",
                                    buildLog: nil)
         } catch let error as KernelBuildError {

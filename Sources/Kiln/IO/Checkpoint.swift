@@ -48,11 +48,7 @@ public struct Checkpoint {
             encoder.outputFormatting = .sortedKeys
             file.metadata[optionsKey] = String(decoding: try encoder.encode(options), as: UTF8.self)
         }
-        do {
-            try file.encoded().write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw KilnError("\(path): cannot write the checkpoint (\(error.localizedDescription))")
-        }
+        try writeAtomically(file.encoded(), to: path, what: "the checkpoint")
     }
 
     public init(path: String) throws {
@@ -63,9 +59,20 @@ public struct Checkpoint {
             throw KilnError("\(path): no model spec in the metadata (\(Self.specKey)); was it written by kiln?")
         }
         spec = try ModelSpec(json: Data(specText.utf8), source: "\(path) (\(Self.specKey))")
-        options = try file.metadata[Self.optionsKey].map { try JSONDecoder().decode(TrainingOptions.self, from: Data($0.utf8)) }
-        completedEpochs = Int(file.metadata[Self.epochKey] ?? "0") ?? 0
-        optimizerStep = Int(file.metadata[Self.stepKey] ?? "0") ?? 0
+        do {
+            options = try file.metadata[Self.optionsKey].map { try JSONDecoder().decode(TrainingOptions.self, from: Data($0.utf8)) }
+        } catch {
+            throw KilnError("\(path): the training options (\(Self.optionsKey)) are unreadable: \(error.localizedDescription)")
+        }
+        completedEpochs = try Self.count(file.metadata[Self.epochKey], Self.epochKey, path)
+        optimizerStep = try Self.count(file.metadata[Self.stepKey], Self.stepKey, path)
+    }
+
+    /// A non-negative count from the metadata (0 when absent).
+    private static func count(_ text: String?, _ key: String, _ path: String) throws -> Int {
+        guard let text else { return 0 }
+        guard let value = Int(text), value >= 0 else { throw KilnError("\(path): \(key) is \(text), not a count") }
+        return value
     }
 
     /// Copies the weights and running statistics into `model` (built from `spec`).

@@ -73,8 +73,8 @@ public struct Safetensors {
                 throw fail("bad entry for tensor \(name)")
             }
             let (begin, end) = (offsets[0], offsets[1])
-            guard begin >= 0, begin <= end, bodyStart + end <= data.count,
-                  end - begin == shape.reduce(1, *) * size else {
+            guard begin >= 0, begin <= end, end <= data.count - bodyStart,
+                  let bytes = byteCount(shape, elementSize: size), end - begin == bytes else {
                 throw fail("tensor \(name): byte range \(begin)..<\(end) does not fit its shape \(shape) or the file")
             }
             tensors[name] = Entry(dtype: dtype, shape: shape, bytes: Array(data[(bodyStart + begin)..<(bodyStart + end)]))

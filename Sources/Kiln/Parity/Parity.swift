@@ -67,6 +67,7 @@ public struct ParityReport: Codable, Sendable {
 public enum Parity {
     public static func run(spec: ModelSpec, reference: Device, device: Device, data: MNISTData,
                            options: ParityOptions) throws -> ParityReport {
+        try Trainer.check(spec, against: data, splits: [("training", data.train)])
         let shapes = try spec.validate()
         let inputs = [spec.input] + shapes.dropLast()
         let n = options.batchSize

@@ -14,6 +14,10 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var seed: UInt64 = 1
     /// Test-set batch size: larger is faster, and the result does not depend on it.
     public var evalBatchSize = 1000
+    /// Where the data came from and how much of the training split was used, so that a resumed run
+    /// trains on the same (nil in checkpoints from before they were recorded).
+    public var dataFolder: String?
+    public var trainLimit: Int?
 
     public init() {}
 }
@@ -78,19 +82,7 @@ public final class Trainer {
 
     /// `setupStart` is when device and model set-up began, for the warm-up figure.
     public init(model: Sequential, data: MNISTData, options: TrainingOptions, setupStart: Date = Date()) throws {
-        let shapes = try model.spec.validate()
-        guard model.spec.layers.last == .logSoftmax, shapes.last == ImageShape(channels: MNISTData.classes, size: 1) else {
-            throw KilnError("model \(model.spec.name) must end in logsoftmax over \(MNISTData.classes) classes of size 1, it gives \(shapes.last!)")
-        }
-        guard model.spec.input == data.train.shape else {
-            throw KilnError("model \(model.spec.name) takes \(model.spec.input) images, the data has \(data.train.shape)")
-        }
-        guard data.test.shape == data.train.shape else {
-            throw KilnError("the test images are \(data.test.shape), the training images \(data.train.shape): both splits must match the model")
-        }
-        guard data.train.count > 0, data.test.count > 0 else {
-            throw KilnError("the \(data.train.count == 0 ? "training" : "test") split of \(data.folder) has no images")
-        }
+        try Self.check(model.spec, against: data, splits: [("training", data.train), ("test", data.test)])
         guard options.batchSize >= 1, options.epochs >= 1 else { throw KilnError("batch size and epochs must be at least 1") }
         self.model = model
         self.options = options
@@ -209,6 +201,21 @@ public final class Trainer {
                           batch: batch, labels: batchLabels)
     }
 
+    /// Refuses a model and data that do not fit each other: the model must classify the data's images
+    /// (each split's shape is its input, it ends in log-softmax over the classes) and no split may be empty.
+    static func check(_ spec: ModelSpec, against data: MNISTData, splits: [(name: String, split: Split)]) throws {
+        let shapes = try spec.validate()
+        guard spec.layers.last == .logSoftmax, shapes.last == ImageShape(channels: MNISTData.classes, size: 1) else {
+            throw KilnError("model \(spec.name) must end in logsoftmax over \(MNISTData.classes) classes of size 1, it gives \(shapes.last!)")
+        }
+        for (name, split) in splits {
+            guard split.shape == spec.input else {
+                throw KilnError("model \(spec.name) takes \(spec.input) images, the \(name) images of \(data.folder) are \(split.shape)")
+            }
+            guard split.count > 0 else { throw KilnError("the \(name) split of \(data.folder) has no images") }
+        }
+    }
+
     static func evaluate(_ model: Sequential, on split: DeviceSplit, batchSize: Int, totals: Tensor,
                          batch: TensorSlot, labels: TensorSlot) throws -> (loss: Double, correct: Int, count: Int) {
         let device = model.device
@@ -226,6 +233,7 @@ public final class Trainer {
 
 /// Evaluates a model on a data set's test split (for `kiln eval`).
 public func evaluate(_ model: Sequential, on data: MNISTData, batchSize: Int = 1000) throws -> (loss: Double, correct: Int, count: Int) {
+    try Trainer.check(model.spec, against: data, splits: [("test", data.test)])
     let device = model.device
     return try Trainer.evaluate(model, on: DeviceSplit(data.test, on: device), batchSize: batchSize,
                                 totals: device.allocate([2], .float32), batch: TensorSlot(), labels: TensorSlot())

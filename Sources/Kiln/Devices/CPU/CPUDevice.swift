@@ -1,4 +1,5 @@
 import CBLAS
+import Foundation
 
 /// Host memory, 64-byte aligned for SIMD loads; or a view into another storage, which it keeps alive.
 final class CPUStorage: DeviceStorage {
@@ -52,8 +53,12 @@ public final class CPUDevice: Device {
     }
 
     public func allocate(_ shape: [Int], _ dtype: DType) throws -> Tensor {
-        let count = shape.reduce(1, *)
-        return Tensor(shape: shape, dtype: dtype, storage: CPUStorage(bytes: count * dtype.byteSize))
+        // A model too large for the machine is an error, not a trap in the allocator.
+        guard let bytes = byteCount(shape, elementSize: dtype.byteSize), UInt64(bytes) <= ProcessInfo.processInfo.physicalMemory else {
+            let gib = shape.reduce(Double(dtype.byteSize)) { $0 * Double($1) } / 1_073_741_824
+            throw KilnError("a \(shape) tensor needs \(String(format: "%.1f", gib)) GiB, more than this machine's memory; use a smaller model or batch")
+        }
+        return Tensor(shape: shape, dtype: dtype, storage: CPUStorage(bytes: bytes))
     }
 
     public func write(_ values: [Float], to tensor: Tensor) throws {

@@ -46,7 +46,7 @@ extension OpenCLDevice {
             let items = (gradOutput.channels + t.channels - 1) / t.channels * input.channels * (g.kernel / t.rows)
             return (items, min((launchGroups + items - 1) / items, partGroups) * elementGroup)
         }
-        let candidates = WeightTiling.all(g.kernel)
+        let candidates = WeightTiling.all(g.kernel, shape)
         let tiling = candidates.first { let p = plan($0); return p.items * p.parts / elementGroup >= launchGroups } ?? candidates.last!
         let (items, parts) = plan(tiling)
         let partials = try partialScratch(parts * row)
@@ -152,11 +152,14 @@ struct ConvTiling {
 struct WeightTiling {
     let channels: Int, rows: Int
 
-    /// From the most work per item to the least, keeping at most 72 sums (8 channels of a 3×3 window)
-    /// so that they stay in registers.
-    static func all(_ kernel: Int) -> [WeightTiling] {
-        [(8, kernel), (4, kernel), (2, kernel), (1, kernel), (8, 1), (4, 1), (2, 1), (1, 1)]
-            .filter { $0 * $1 * kernel <= 72 }
+    /// From the most work per item to the least, keeping the sums in registers: at most 72 on a GPU
+    /// (8 channels of a 3×3 window). A CPU device (PoCL) runs a work-group's items as vector lanes, so each
+    /// sum takes a vector register: there 32 at most (2 channels of a 3×3 window took 44 ms a step for
+    /// lean8k's Conv2d-4 on PoCL with AVX-512, 8 channels 100 ms).
+    static func all(_ kernel: Int, _ shape: LaunchShape) -> [WeightTiling] {
+        let most = shape == .cpu ? 32 : 72
+        return [(8, kernel), (4, kernel), (2, kernel), (1, kernel), (8, 1), (4, 1), (2, 1), (1, 1)]
+            .filter { $0 * $1 * kernel <= most }
             .map { WeightTiling(channels: $0, rows: $1) }
     }
 

@@ -2,53 +2,6 @@ import CCLBlast
 import COpenCL
 import Foundation
 
-/// A `cl_mem` buffer. When its last tensor goes, the buffer returns to the device's pool. A sub-buffer
-/// (a view) keeps its parent alive and is released on its own.
-final class OpenCLStorage: DeviceStorage {
-    let buffer: cl_mem
-    let byteCapacity: Int
-    private let owner: Owner
-    private enum Owner { case pool(BufferPool), parent(OpenCLStorage) }
-
-    init(buffer: cl_mem, bytes: Int, pool: BufferPool) {
-        self.buffer = buffer
-        byteCapacity = bytes
-        owner = .pool(pool)
-    }
-
-    init(subBuffer: cl_mem, bytes: Int, parent: OpenCLStorage) {
-        buffer = subBuffer
-        byteCapacity = bytes
-        owner = .parent(parent)
-    }
-
-    deinit {
-        switch owner {
-        case .pool(let pool): pool.give(buffer, bytes: byteCapacity)
-        case .parent: clReleaseMemObject(buffer)
-        }
-    }
-}
-
-/// Freed buffers, by size, for the next allocation of that size: steps that allocate the same
-/// shapes again (evaluation, parity runs) reuse device memory instead of asking the driver.
-final class BufferPool: @unchecked Sendable {
-    private var free: [Int: [cl_mem]] = [:]
-    private let lock = NSLock()
-    /// Bytes held in buffers, in use or pooled: what the device has allocated.
-    private(set) var allocatedBytes = 0
-
-    func take(bytes: Int) -> cl_mem? {
-        lock.withLock { free[bytes]?.popLast() }
-    }
-
-    func created(bytes: Int) { lock.withLock { allocatedBytes += bytes } }
-
-    func give(_ buffer: cl_mem, bytes: Int) {
-        lock.withLock { free[bytes, default: []].append(buffer) }
-    }
-}
-
 /// A kernel launch argument, in the order the kernel declares them.
 enum KernelArgument {
     case buffer(Tensor)
@@ -66,8 +19,8 @@ public enum LaunchShape: String, Sendable { case gpu, cpu }
 
 /// An OpenCL device: one context, one in-order queue, one program built from `Kernels/*.cl` (embedded
 /// at build time) and one per convolution shape from `Kernels/convolution.cl`, CLBlast for the GEMMs
-/// of pointwise convolutions and Linear layers. There is one instance per device and launch shape per
-/// process (`open`), so programs are built once and CLBlast's per-context kernel cache is reused.
+/// of pointwise convolutions and Linear layers. There is one instance per device, launch shape and cache
+/// per process (`open`), so programs are built once and CLBlast's per-context kernel cache is reused.
 ///
 /// Nothing is read back unless asked: primitives only enqueue work, and `readFloats`/`readInts` are the
 /// only blocking calls. The primitives live in the files beside this one, one op family each.
@@ -76,6 +29,10 @@ public final class OpenCLDevice: Device {
     public let shape: LaunchShape
     /// Seconds spent building the kernel program when the device was opened.
     public let buildSeconds: Double
+    /// Lines to show the user about the opening: the CLBlast parameters applied, cache entries ignored.
+    public let notes: [String]
+    /// The CLBlast parameters from `kiln tune` applied at the opening, if any.
+    public let tuning: CLBlastTuning?
     let context: cl_context
     var queue: cl_command_queue?
     let pool = BufferPool()
@@ -83,30 +40,35 @@ public final class OpenCLDevice: Device {
     let reduceGroup: Int, elementGroup: Int
     /// Sub-buffer origins must be multiples of this many floats (`CL_DEVICE_MEM_BASE_ADDR_ALIGN`).
     public let viewAlignment: Int
-    private let program: cl_program
+    let programs: ProgramBuilder
     private let kernels: [String: cl_kernel]
     /// Programs of `Kernels/convolution.cl`, by their `-D` options, built on first use.
     private var specialised: [String: [String: cl_kernel]] = [:]
     private let specialisedLock = NSLock()
-    private var partials: OpenCLStorage?
+    var partials: OpenCLStorage?
+    /// The GEMMs enqueued while `recordingGEMMs` is set (`kiln tune` learns a model's shapes so).
+    var recordedGEMMs: [GEMMShape]?
 
     nonisolated(unsafe) private static var opened: [String: OpenCLDevice] = [:]
     private static let openLock = NSLock()
 
     /// The process-wide instance for `info`, created (and its program built) on first use. `shape`
-    /// defaults to the device's kind: `cpu` for a CPU device, `gpu` for anything else.
-    public static func open(_ info: OpenCLDeviceInfo, shape: LaunchShape? = nil) throws -> OpenCLDevice {
+    /// defaults to the device's kind: `cpu` for a CPU device, `gpu` for anything else. With a `cache`,
+    /// compiled programs are kept there and, when `tuned`, CLBlast parameters from `kiln tune` applied.
+    public static func open(_ info: OpenCLDeviceInfo, shape: LaunchShape? = nil, cache: CacheFolder? = nil,
+                            tuned: Bool = true) throws -> OpenCLDevice {
         let shape = shape ?? (info.isCPU ? .cpu : .gpu)
         return try openLock.withLock {
-            let key = "\(info.address) \(shape)"
+            let key = "\(info.address) \(shape) \(cache?.url.path ?? "-") \(tuned)"
             if let device = opened[key] { return device }
-            let device = try OpenCLDevice(info, shape: shape)
+            let device = try OpenCLDevice(info, shape: shape, cache: cache, tuned: tuned)
             opened[key] = device
             return device
         }
     }
 
-    private init(_ info: OpenCLDeviceInfo, shape: LaunchShape) throws {
+    /// A new instance, not shared: tests of the caches use it.
+    init(_ info: OpenCLDeviceInfo, shape: LaunchShape, cache: CacheFolder?, tuned: Bool) throws {
         let started = Date()
         self.info = info
         self.shape = shape
@@ -121,6 +83,7 @@ public final class OpenCLDevice: Device {
         try checkCL(status, "clCreateCommandQueue")
         let alignmentBits: cl_uint = try OpenCLPlatforms.deviceValue(info.id, CL_DEVICE_MEM_BASE_ADDR_ALIGN)
         viewAlignment = max(Int(alignmentBits) / 32, 1)
+        programs = ProgramBuilder(context: context, info: info, cache: cache)
         // The largest power of two up to 64 that the device allows in one work-group and every compiled
         // kernel allows too (registers or local memory can hold a kernel below the device's limit): when
         // one allows less, the program is built again for that size. No kernel fixes its size with
@@ -128,18 +91,22 @@ public final class OpenCLDevice: Device {
         // NVIDIA) keep a reduction's tree short; parallelism comes from the number of groups.
         var group = 64
         while group > info.maxWorkGroupSize { group /= 2 }
-        var built = try Self.program(context: context, device: info.id, group: group)
-        if built.limit < group {
-            while group > built.limit { group /= 2 }
-            Self.release(built)
-            built = try Self.program(context: context, device: info.id, group: group)
+        let files = KernelSources.files.filter { $0.name != "convolution.cl" }
+        var built = try programs.build(files, options: "-cl-std=CL1.2 -D REDUCE_GROUP=\(group)")
+        var limit = try built.groupLimit(info.id)
+        if limit < group {
+            while group > limit { group /= 2 }
+            built.release()
+            built = try programs.build(files, options: "-cl-std=CL1.2 -D REDUCE_GROUP=\(group)")
+            limit = try built.groupLimit(info.id)
         }
-        guard built.limit >= group else {
-            throw KilnError("\(info.name): a kernel allows \(built.limit) work-items per group, fewer than the \(group) it was built for")
+        guard limit >= group else {
+            throw KilnError("\(info.name): a kernel allows \(limit) work-items per group, fewer than the \(group) it was built for")
         }
         reduceGroup = group
         elementGroup = group
-        (program, kernels) = (built.program, built.kernels)
+        kernels = built.kernels
+        (notes, tuning) = cache.map { tuned ? CLBlastTuning.apply(from: $0, to: info) : ([], nil) } ?? ([], nil)
         buildSeconds = Date().timeIntervalSince(started)
     }
 
@@ -148,28 +115,15 @@ public final class OpenCLDevice: Device {
     /// Buffers in use and pooled, in bytes.
     public var allocatedBytes: Int? { pool.allocatedBytes }
 
-    // MARK: Program
+    /// Kernel programs loaded from the cache and compiled from source so far (a convolution's program is
+    /// built on its first use), and why the cache could not be written, if it could not.
+    public var programsLoaded: Int { programs.loaded }
+    public var programsCompiled: Int { programs.compiled }
+    public var cacheProblem: String? { programs.cacheProblem }
 
-    /// The program built with `REDUCE_GROUP` = `group`, its kernels, and the smallest work-group size
-    /// any of them allows on the device (`CL_KERNEL_WORK_GROUP_SIZE`).
-    private static func program(context: cl_context, device: cl_device_id, group: Int)
-        throws -> (program: cl_program, kernels: [String: cl_kernel], limit: Int) {
-        let files = KernelSources.files.filter { $0.name != "convolution.cl" }
-        let program = try build(files, context: context, device: device, options: "-cl-std=CL1.2 -D REDUCE_GROUP=\(group)")
-        let kernels = try kernels(in: program)
-        return (program, kernels, try smallestGroupLimit(kernels, device))
-    }
-
-    /// The smallest `CL_KERNEL_WORK_GROUP_SIZE` of `kernels` on `device`.
-    private static func smallestGroupLimit(_ kernels: [String: cl_kernel], _ device: cl_device_id) throws -> Int {
-        var limit = Int.max
-        for (name, kernel) in kernels {
-            var size = 0
-            try checkCL(clGetKernelWorkGroupInfo(kernel, device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
-                                                 MemoryLayout<Int>.size, &size, nil), "clGetKernelWorkGroupInfo(\(name))")
-            limit = min(limit, size)
-        }
-        return limit
+    /// How many compiled programs `cache` holds for `info`.
+    public static func cachedPrograms(in cache: CacheFolder, for info: OpenCLDeviceInfo) -> Int {
+        ProgramBuilder.cachedCount(in: cache, for: info)
     }
 
     /// Kernel `name` of `Kernels/convolution.cl` built with the `-D` constants `defines` ("KS=3 ST=1 …"),
@@ -179,62 +133,16 @@ public final class OpenCLDevice: Device {
             if specialised[defines] == nil {
                 let files = KernelSources.files.filter { $0.name == "convolution.cl" }
                 let options = "-cl-std=CL1.2 -D REDUCE_GROUP=\(reduceGroup) " + defines.split(separator: " ").map { "-D \($0)" }.joined(separator: " ")
-                let program = try Self.build(files, context: context, device: info.id, options: options)
-                let kernels = try Self.kernels(in: program)
-                let limit = try Self.smallestGroupLimit(kernels, info.id)
+                let built = try programs.build(files, options: options)
+                let limit = try built.groupLimit(info.id)
                 guard limit >= elementGroup else {
                     throw KilnError("\(info.name): convolution kernels (\(defines)) allow \(limit) work-items per group, fewer than \(elementGroup)")
                 }
-                specialised[defines] = kernels
+                specialised[defines] = built.kernels
             }
             guard let kernel = specialised[defines]?[name] else { throw KilnError("OpenCL kernel \(name) is not in convolution.cl") }
             return kernel
         }
-    }
-
-    private static func release(_ built: (program: cl_program, kernels: [String: cl_kernel], limit: Int)) {
-        for kernel in built.kernels.values { clReleaseKernel(kernel) }
-        clReleaseProgram(built.program)
-    }
-
-    /// A program from common.cl (Philox, group_sum, shared by all) and `files`.
-    private static func build(_ files: [(name: String, source: String)], context: cl_context, device: cl_device_id,
-                              options: String) throws -> cl_program {
-        // `#line` keeps build-log line numbers per file.
-        let files = KernelSources.files.filter { $0.name == "common.cl" } + files.filter { $0.name != "common.cl" }
-        let source = files.map { "#line 1 \"\($0.name)\"\n\($0.source)\n" }.joined()
-        var status: cl_int = 0
-        let program = source.withCString { text -> cl_program? in
-            var pointer: UnsafePointer<CChar>? = text
-            return clCreateProgramWithSource(context, 1, &pointer, nil, &status)
-        }
-        try checkCL(status, "clCreateProgramWithSource")
-        var id: cl_device_id? = device
-        status = clBuildProgram(program, 1, &id, options, nil, nil)
-        if status != CL_SUCCESS {
-            throw KernelBuildError(message: "clBuildProgram failed: \(openCLStatusName(status)) (\(status))",
-                                   log: buildLog(program, device))
-        }
-        return program!
-    }
-
-    private static func buildLog(_ program: cl_program?, _ device: cl_device_id) -> String {
-        (try? queryString("clGetProgramBuildInfo") {
-            clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), $0, $1, $2)
-        }) ?? "(no build log)"
-    }
-
-    private static func kernels(in program: cl_program) throws -> [String: cl_kernel] {
-        var count: cl_uint = 0
-        try checkCL(clCreateKernelsInProgram(program, 0, nil, &count), "clCreateKernelsInProgram")
-        var handles = [cl_kernel?](repeating: nil, count: Int(count))
-        try checkCL(clCreateKernelsInProgram(program, count, &handles, nil), "clCreateKernelsInProgram")
-        var result: [String: cl_kernel] = [:]
-        for case let kernel? in handles {
-            let name = try queryString("clGetKernelInfo") { clGetKernelInfo(kernel, cl_kernel_info(CL_KERNEL_FUNCTION_NAME), $0, $1, $2) }
-            result[name] = kernel
-        }
-        return result
     }
 
     // MARK: Launching
@@ -322,6 +230,7 @@ public final class OpenCLDevice: Device {
     func gemm(_ transposeA: Bool, _ transposeB: Bool, m: Int, n: Int, k: Int,
               _ a: Tensor, lda: Int, _ b: Tensor, ldb: Int, _ c: Tensor, ldc: Int) throws {
         guard m > 0, n > 0, k > 0 else { return }
+        recordedGEMMs?.append(GEMMShape(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k))
         if LaunchLog.isRecording { LaunchLog.note("CLBlastSgemm \(m)×\(n)×\(k)", elements: max(m * n, m * k, k * n)) }
         let status = CLBlastSgemm(CLBlastLayoutRowMajor, transposeA ? CLBlastTransposeYes : CLBlastTransposeNo,
                                   transposeB ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, 1, memory(a), 0, lda,
@@ -335,6 +244,7 @@ public final class OpenCLDevice: Device {
                             _ a: Tensor, lda: Int, strideA: Int, _ b: Tensor, ldb: Int, strideB: Int,
                             _ c: Tensor, ldc: Int, strideC: Int, count: Int) throws {
         guard m > 0, n > 0, k > 0, count > 0 else { return }
+        recordedGEMMs?.append(GEMMShape(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, batch: count))
         if LaunchLog.isRecording {
             LaunchLog.note("CLBlastSgemmStridedBatched \(count)×(\(m)×\(n)×\(k))", elements: max(a.count, b.count, count * m * n))
         }
@@ -348,96 +258,4 @@ public final class OpenCLDevice: Device {
     public func finish() throws {
         try checkCL(clFinish(queue), "clFinish")
     }
-
-    // MARK: Memory
-
-    func memory(_ t: Tensor) -> cl_mem { (t.storage as! OpenCLStorage).buffer }
-
-    /// A scratch tensor of `count` floats for a reduction's partial results, which live from one launch to the
-    /// next; its buffer grows to the largest need, then stays.
-    func partialScratch(_ count: Int) throws -> Tensor { try scratch(&partials, count) }
-
-    private func scratch(_ slot: inout OpenCLStorage?, _ count: Int) throws -> Tensor {
-        if slot == nil || slot!.byteCapacity < count * 4 { slot = try storage(bytes: count * 4) }
-        return Tensor(shape: [count], dtype: .float32, storage: slot!)
-    }
-
-    private func storage(bytes: Int) throws -> OpenCLStorage {
-        let size = max(bytes, 4)  // OpenCL has no empty buffers
-        if let buffer = pool.take(bytes: size) { return OpenCLStorage(buffer: buffer, bytes: size, pool: pool) }
-        var status: cl_int = 0
-        let buffer = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), size, nil, &status)
-        try checkCL(status, "clCreateBuffer(\(size) bytes, \(pool.allocatedBytes) already allocated)")
-        pool.created(bytes: size)
-        return OpenCLStorage(buffer: buffer!, bytes: size, pool: pool)
-    }
-
-    public func allocate(_ shape: [Int], _ dtype: DType) throws -> Tensor {
-        Tensor(shape: shape, dtype: dtype, storage: try storage(bytes: shape.reduce(1, *) * dtype.byteSize))
-    }
-
-    public func view(_ tensor: Tensor, offset: Int, shape: [Int]) throws -> Tensor {
-        try checkView(tensor, offset: offset, shape: shape)
-        let parent = tensor.storage as! OpenCLStorage
-        let bytes = max(shape.reduce(1, *) * tensor.dtype.byteSize, 4)
-        var region = cl_buffer_region(origin: offset * tensor.dtype.byteSize, size: bytes)
-        var status: cl_int = 0
-        let buffer = clCreateSubBuffer(parent.buffer, cl_mem_flags(CL_MEM_READ_WRITE),
-                                       cl_buffer_create_type(CL_BUFFER_CREATE_TYPE_REGION), &region, &status)
-        try checkCL(status, "clCreateSubBuffer(offset \(offset), \(bytes) bytes)")
-        return Tensor(shape: shape, dtype: tensor.dtype, storage: OpenCLStorage(subBuffer: buffer!, bytes: bytes, parent: parent))
-    }
-
-    public func write(_ values: [Float], to tensor: Tensor) throws {
-        try checkTransfer(values.count, tensor, .float32)
-        try upload(values, tensor)
-    }
-
-    public func write(_ values: [Int32], to tensor: Tensor) throws {
-        try checkTransfer(values.count, tensor, .int32)
-        try upload(values, tensor)
-    }
-
-    private func upload<T>(_ values: [T], _ tensor: Tensor) throws {
-        guard !values.isEmpty else { return }
-        try values.withUnsafeBytes {
-            try checkCL(clEnqueueWriteBuffer(queue, memory(tensor), cl_bool(CL_TRUE), 0, $0.count, $0.baseAddress, 0, nil, nil),
-                        "clEnqueueWriteBuffer")
-        }
-    }
-
-    public func readFloats(_ tensor: Tensor) throws -> [Float] { try download(tensor, as: Float.self) }
-
-    public func readInts(_ tensor: Tensor) throws -> [Int32] { try download(tensor, as: Int32.self) }
-
-    private func download<T: Numeric>(_ tensor: Tensor, as: T.Type) throws -> [T] {
-        var values = [T](repeating: 0, count: tensor.count)
-        guard !values.isEmpty else { return values }
-        try values.withUnsafeMutableBytes {
-            try checkCL(clEnqueueReadBuffer(queue, memory(tensor), cl_bool(CL_TRUE), 0, $0.count, $0.baseAddress, 0, nil, nil),
-                        "clEnqueueReadBuffer")
-        }
-        return values
-    }
-
-    public func fill(_ tensor: Tensor, with value: Float) throws {
-        guard tensor.count > 0 else { return }
-        var pattern = value
-        try checkCL(clEnqueueFillBuffer(queue, memory(tensor), &pattern, 4, 0, tensor.count * 4, 0, nil, nil),
-                    "clEnqueueFillBuffer")
-    }
-
-    public func copy(_ source: Tensor, to destination: Tensor) throws {
-        try checkTransfer(source.count, destination, source.dtype)
-        guard source.count > 0 else { return }
-        try checkCL(clEnqueueCopyBuffer(queue, memory(source), memory(destination), 0, 0, source.count * source.dtype.byteSize,
-                                        0, nil, nil), "clEnqueueCopyBuffer")
-    }
-}
-
-/// A kernel program that did not build: the message for one line, the compiler's log for `--verbose`.
-public struct KernelBuildError: Error, CustomStringConvertible {
-    public let message: String
-    public let log: String
-    public var description: String { message }
 }

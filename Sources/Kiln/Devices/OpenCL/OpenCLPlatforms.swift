@@ -16,6 +16,12 @@ public struct OpenCLDeviceInfo: Sendable {
     nonisolated(unsafe) let id: cl_device_id
 
     public var address: String { "opencl:\(platformIndex).\(deviceIndex)" }
+
+    /// Platform and device as a file name ("Portable-Computing-Language-pthread-haswell-AMD-EPYC"): the
+    /// cache's files for this device start with it.
+    public var cacheName: String {
+        (platformName + " " + name).split { !$0.isLetter && !$0.isNumber }.joined(separator: "-")
+    }
 }
 
 /// Enumerates platforms and devices. Throws (with the failing call) when there is no ICD loader

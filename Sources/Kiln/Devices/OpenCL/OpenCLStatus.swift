@@ -10,10 +10,14 @@ func checkCL(_ status: cl_int, _ call: @autoclosure () -> String) throws {
 
 func checkCLBlast(_ status: CLBlastStatusCode, _ call: @autoclosure () -> String) throws {
     guard status != CLBlastSuccess else { return }
-    let code = status.rawValue
+    throw KilnError(clblastFailure(status.rawValue, call()))
+}
+
+/// "CALL failed: NAME (CODE)" for a CLBlast status.
+func clblastFailure(_ code: Int32, _ call: String) -> String {
     // CLBlast passes OpenCL's own codes through unchanged; its own start at -1024.
     let name = code > -1000 ? openCLStatusName(code) : clblastStatusNames[code] ?? "unknown CLBlast status"
-    throw KilnError("\(call()) failed: \(name) (\(code))")
+    return "\(call) failed: \(name) (\(code))"
 }
 
 func openCLStatusName(_ status: cl_int) -> String {

@@ -1,0 +1,32 @@
+import Foundation
+
+/// Where Kiln keeps what it learns about OpenCL devices between runs: CLBlast parameters from `kiln tune`
+/// (`clblast/`) and compiled kernel programs (`programs/`). Deleting it loses nothing but time.
+public struct CacheFolder: Sendable, Equatable {
+    public let url: URL
+
+    public init(_ path: String) { url = URL(fileURLWithPath: path, isDirectory: true).standardizedFileURL }
+
+    /// `explicit` (`--cache-dir`), else `KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`;
+    /// nil when none of them names a folder (no home directory).
+    public static func resolve(_ explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> CacheFolder? {
+        if let explicit { return CacheFolder(explicit) }
+        if let path = environment["KILN_CACHE_DIR"], !path.isEmpty { return CacheFolder(path) }
+        if let path = environment["XDG_CACHE_HOME"], !path.isEmpty { return CacheFolder(path + "/kiln") }
+        if let home = environment["HOME"], !home.isEmpty { return CacheFolder(home + "/.cache/kiln") }
+        return nil
+    }
+
+    /// The file `name` in subfolder `folder`.
+    func file(_ folder: String, _ name: String) -> URL {
+        url.appendingPathComponent(folder, isDirectory: true).appendingPathComponent(name)
+    }
+
+    /// Writes `data` to `file` atomically, creating its folder.
+    func write(_ data: Data, to file: URL) throws {
+        do { try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true) } catch {
+            throw KilnError("\(file.deletingLastPathComponent().path): cannot create the cache folder (\(fileProblem(error)))")
+        }
+        try writeAtomically(data, to: file.path, what: "a cache file")
+    }
+}

@@ -1,0 +1,137 @@
+import COpenCL
+import Foundation
+
+/// A `cl_mem` buffer. When its last tensor goes, the buffer returns to the device's pool. A sub-buffer
+/// (a view) keeps its parent alive and is released on its own.
+final class OpenCLStorage: DeviceStorage {
+    let buffer: cl_mem
+    let byteCapacity: Int
+    private let owner: Owner
+    private enum Owner { case pool(BufferPool), parent(OpenCLStorage) }
+
+    init(buffer: cl_mem, bytes: Int, pool: BufferPool) {
+        self.buffer = buffer
+        byteCapacity = bytes
+        owner = .pool(pool)
+    }
+
+    init(subBuffer: cl_mem, bytes: Int, parent: OpenCLStorage) {
+        buffer = subBuffer
+        byteCapacity = bytes
+        owner = .parent(parent)
+    }
+
+    deinit {
+        switch owner {
+        case .pool(let pool): pool.give(buffer, bytes: byteCapacity)
+        case .parent: clReleaseMemObject(buffer)
+        }
+    }
+}
+
+/// Freed buffers, by size, for the next allocation of that size: steps that allocate the same
+/// shapes again (evaluation, parity runs) reuse device memory instead of asking the driver.
+final class BufferPool: @unchecked Sendable {
+    private var free: [Int: [cl_mem]] = [:]
+    private let lock = NSLock()
+    /// Bytes held in buffers, in use or pooled: what the device has allocated.
+    private(set) var allocatedBytes = 0
+
+    func take(bytes: Int) -> cl_mem? {
+        lock.withLock { free[bytes]?.popLast() }
+    }
+
+    func created(bytes: Int) { lock.withLock { allocatedBytes += bytes } }
+
+    func give(_ buffer: cl_mem, bytes: Int) {
+        lock.withLock { free[bytes, default: []].append(buffer) }
+    }
+}
+
+/// Device memory: buffers from the pool, sub-buffer views, transfers. Only `readFloats`/`readInts` block.
+extension OpenCLDevice {
+
+    func memory(_ t: Tensor) -> cl_mem { (t.storage as! OpenCLStorage).buffer }
+
+    /// A scratch tensor of `count` floats for a reduction's partial results, which live from one launch to the
+    /// next; its buffer grows to the largest need, then stays.
+    func partialScratch(_ count: Int) throws -> Tensor { try scratch(&partials, count) }
+
+    private func scratch(_ slot: inout OpenCLStorage?, _ count: Int) throws -> Tensor {
+        if slot == nil || slot!.byteCapacity < count * 4 { slot = try storage(bytes: count * 4) }
+        return Tensor(shape: [count], dtype: .float32, storage: slot!)
+    }
+
+    private func storage(bytes: Int) throws -> OpenCLStorage {
+        let size = max(bytes, 4)  // OpenCL has no empty buffers
+        if let buffer = pool.take(bytes: size) { return OpenCLStorage(buffer: buffer, bytes: size, pool: pool) }
+        var status: cl_int = 0
+        let buffer = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), size, nil, &status)
+        try checkCL(status, "clCreateBuffer(\(size) bytes, \(pool.allocatedBytes) already allocated)")
+        pool.created(bytes: size)
+        return OpenCLStorage(buffer: buffer!, bytes: size, pool: pool)
+    }
+
+    public func allocate(_ shape: [Int], _ dtype: DType) throws -> Tensor {
+        guard let bytes = byteCount(shape, elementSize: dtype.byteSize) else { throw KilnError("a \(shape) tensor is too large to allocate") }
+        return Tensor(shape: shape, dtype: dtype, storage: try storage(bytes: bytes))
+    }
+
+    public func view(_ tensor: Tensor, offset: Int, shape: [Int]) throws -> Tensor {
+        try checkView(tensor, offset: offset, shape: shape)
+        let parent = tensor.storage as! OpenCLStorage
+        let bytes = max(shape.reduce(1, *) * tensor.dtype.byteSize, 4)
+        var region = cl_buffer_region(origin: offset * tensor.dtype.byteSize, size: bytes)
+        var status: cl_int = 0
+        let buffer = clCreateSubBuffer(parent.buffer, cl_mem_flags(CL_MEM_READ_WRITE),
+                                       cl_buffer_create_type(CL_BUFFER_CREATE_TYPE_REGION), &region, &status)
+        try checkCL(status, "clCreateSubBuffer(offset \(offset), \(bytes) bytes)")
+        return Tensor(shape: shape, dtype: tensor.dtype, storage: OpenCLStorage(subBuffer: buffer!, bytes: bytes, parent: parent))
+    }
+
+    public func write(_ values: [Float], to tensor: Tensor) throws {
+        try checkTransfer(values.count, tensor, .float32)
+        try upload(values, tensor)
+    }
+
+    public func write(_ values: [Int32], to tensor: Tensor) throws {
+        try checkTransfer(values.count, tensor, .int32)
+        try upload(values, tensor)
+    }
+
+    private func upload<T>(_ values: [T], _ tensor: Tensor) throws {
+        guard !values.isEmpty else { return }
+        try values.withUnsafeBytes {
+            try checkCL(clEnqueueWriteBuffer(queue, memory(tensor), cl_bool(CL_TRUE), 0, $0.count, $0.baseAddress, 0, nil, nil),
+                        "clEnqueueWriteBuffer")
+        }
+    }
+
+    public func readFloats(_ tensor: Tensor) throws -> [Float] { try download(tensor, as: Float.self) }
+
+    public func readInts(_ tensor: Tensor) throws -> [Int32] { try download(tensor, as: Int32.self) }
+
+    private func download<T: Numeric>(_ tensor: Tensor, as: T.Type) throws -> [T] {
+        var values = [T](repeating: 0, count: tensor.count)
+        guard !values.isEmpty else { return values }
+        try values.withUnsafeMutableBytes {
+            try checkCL(clEnqueueReadBuffer(queue, memory(tensor), cl_bool(CL_TRUE), 0, $0.count, $0.baseAddress, 0, nil, nil),
+                        "clEnqueueReadBuffer")
+        }
+        return values
+    }
+
+    public func fill(_ tensor: Tensor, with value: Float) throws {
+        guard tensor.count > 0 else { return }
+        var pattern = value
+        try checkCL(clEnqueueFillBuffer(queue, memory(tensor), &pattern, 4, 0, tensor.count * 4, 0, nil, nil),
+                    "clEnqueueFillBuffer")
+    }
+
+    public func copy(_ source: Tensor, to destination: Tensor) throws {
+        try checkTransfer(source.count, destination, source.dtype)
+        guard source.count > 0 else { return }
+        try checkCL(clEnqueueCopyBuffer(queue, memory(source), memory(destination), 0, 0, source.count * source.dtype.byteSize,
+                                        0, nil, nil), "clEnqueueCopyBuffer")
+    }
+}

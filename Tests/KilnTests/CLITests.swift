@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+@testable import Kiln
+
+/// The `kiln` command in its own process: what a user sees when a run is stopped or given data that
+/// does not fit.
+@Suite struct CLITests {
+    func temporary(_ name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("kiln-cli-\(UUID().uuidString)-\(name)").path
+    }
+
+    @Test func ctrlCStopsAfterTheBatchAndSaysHowToResume() throws {
+        let save = temporary("run.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: save) }
+        let run = try runKiln(["train", "--device", "cpu", "--threads", "1", "--train-limit", "256", "--batch-size", "64",
+                               "--epochs", "1000", "--save", save], signal: ("Epoch 2/1000:", SIGINT))
+        #expect(run.status == 130, "\(run.output)")
+        let last = run.output.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last.hasPrefix("Stopped by Ctrl-C during epoch") && last.contains("continue with `kiln train --resume \(save) --epochs 1000`"),
+                "\(run.output)")
+        let saved = try Checkpoint(path: save)
+        #expect(saved.completedEpochs >= 2 && last.contains("holds epoch \(saved.completedEpochs)"))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: (save as NSString).deletingLastPathComponent)
+            .filter { $0.contains((save as NSString).lastPathComponent) && $0 != (save as NSString).lastPathComponent }
+        #expect(leftovers.isEmpty, "temporary files left: \(leftovers)")
+    }
+
+    @Test func resumeKeepsTheSavedRunAndRefusesOtherOptions() throws {
+        let save = temporary("resume.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: save) }
+        let first = try runKiln(["train", "--device", "cpu", "--train-limit", "128", "--epochs", "1", "--lr", "0.05", "--save", save])
+        #expect(first.status == 0, "\(first.output)")
+        let saved = try #require(try Checkpoint(path: save).options)
+        #expect(saved.trainLimit == 128 && saved.dataFolder?.hasSuffix("Data/mnist") == true && saved.learningRate == 0.05)
+
+        let other = try runKiln(["train", "--resume", save, "--epochs", "2", "--lr", "0.3", "--seed", "4"])
+        #expect(other.status != 0 && other.output.contains("drop --lr, --seed"), "\(other.output)")
+        let limit = try runKiln(["train", "--resume", save, "--epochs", "2", "--train-limit", "256"])
+        #expect(limit.status == 1 && limit.output.contains("trained with --train-limit 128, not 256"), "\(limit.output)")
+        let resumed = try runKiln(["train", "--resume", save, "--epochs", "2", "--device", "cpu"])
+        #expect(resumed.status == 0 && resumed.output.contains("128 training images") && resumed.output.contains("lr 0.05"),
+                "\(resumed.output)")
+    }
+
+    @Test func evalRefusesDataTheModelCannotRead() throws {
+        let save = temporary("model.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: save) }
+        let trained = try runKiln(["train", "--device", "cpu", "--train-limit", "128", "--epochs", "1", "--save", save])
+        #expect(trained.status == 0, "\(trained.output)")
+        // Test images of 3x3 pixels: a 28x28 model cannot read them.
+        let folder = temporary("data")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        func idx(_ dims: [Int], _ body: [UInt8]) -> Data {
+            Data([0, 0, 8, UInt8(dims.count)] + dims.flatMap { d in (0..<4).map { UInt8((d >> (24 - 8 * $0)) & 0xFF) } } + body)
+        }
+        for prefix in ["train", "t10k"] {
+            try idx([2, 3, 3], [UInt8](repeating: 9, count: 18)).write(to: URL(fileURLWithPath: "\(folder)/\(prefix)-images-idx3-ubyte"))
+            try idx([2], [1, 2]).write(to: URL(fileURLWithPath: "\(folder)/\(prefix)-labels-idx1-ubyte"))
+        }
+        let eval = try runKiln(["eval", "--checkpoint", save, "--device", "cpu", "--data", folder])
+        #expect(eval.status == 1, "\(eval.output)")
+        #expect(eval.output.contains("takes [1, 28, 28] images, the test images of \(folder) are [1, 3, 3]"), "\(eval.output)")
+        // Parity checks the data against the model too (no OpenCL device here: it refuses that first).
+        let parity = try runKiln(["parity", "--data", folder, "--batch-size", "1", "--steps", "1"])
+        #expect(parity.status == 1 && (parity.output.contains("the training images of \(folder) are [1, 3, 3]")
+                                       || (!OpenCLSupport.available && parity.output.contains("no OpenCL device"))), "\(parity.output)")
+    }
+}
