@@ -27,7 +27,10 @@ extern "C" int kiln_clblast_tune(cl_command_queue queue, const char *kernel, siz
         Parameters parameters;
         const std::string name = kernel;
         clblast::StatusCode status;
-        if (name == "Xgemm") status = clblast::TuneXgemm<float>(&queue, m, n, k, fraction, parameters);
+        // Xgemm's tuner takes only multiples of 128 (the routine pads a product to its tile), so the
+        // size is rounded up to them.
+        const auto up = [](size_t x) { return (x + 127) / 128 * 128; };
+        if (name == "Xgemm") status = clblast::TuneXgemm<float>(&queue, up(m), up(n), up(k), fraction, parameters);
         else if (name == "XgemmDirect") status = clblast::TuneXgemmDirect<float>(&queue, m, n, k, fraction, parameters);
         else if (name == "Copy") status = clblast::TuneCopy<float>(&queue, m, n, fraction, parameters);
         else if (name == "Pad") status = clblast::TunePad<float>(&queue, m, n, fraction, parameters);

@@ -102,11 +102,11 @@ struct Train: ParsableCommand {
                 ? Augmentation(maxDegrees: rotate ?? standard.maxDegrees, maxShift: shift ?? standard.maxShift, background: MNISTData.background)
                 : nil
             options.seed = seed ?? defaults.seed
-            options.trainLimit = trainLimit
         }
         options.epochs = epochs
         let spec = try checkpoint?.spec ?? ModelSpec.named(model ?? Presets.defaultName)
         let data = try loadData(resuming: checkpoint)
+        if checkpoint?.options?.dataFolder == nil { options.trainLimit = trainLimit }
         options.dataFolder = URL(fileURLWithPath: data.folder).standardizedFileURL.path
         let network = try Sequential(spec: spec, device: device, seed: options.seed)
         let trainer = try Trainer(model: network, data: data, options: options, setupStart: setupStart)
@@ -140,8 +140,10 @@ struct Train: ParsableCommand {
         } catch let stop as StopOnSignal.Stopped {
             let done = trainer.completedEpochs, name = stop.signal == SIGINT ? "Ctrl-C" : "SIGTERM"
             var line = "\nStopped by \(name) during epoch \(done + 1) of \(epochs)"
-            if let save, done > 0 {
-                line += "; \(save) holds epoch \(done): continue with `kiln train --resume \(save) --epochs \(epochs)`"
+            // The file that holds the last finished epoch: --save once it has written one, else the resumed checkpoint.
+            let holder = save.flatMap { done > (checkpoint?.completedEpochs ?? 0) ? $0 : nil } ?? (checkpoint == nil ? nil : resume)
+            if let holder, done > 0 {
+                line += "; \(holder) holds epoch \(done): continue with `kiln train --resume \(holder) --epochs \(epochs)`"
             } else if save == nil {
                 line += "; nothing was saved (--save FILE keeps every epoch)"
             }
@@ -155,11 +157,13 @@ extension Train {
     /// The data: a resumed run's own (its folder and --train-limit), which a different --data or
     /// --train-limit may not replace; otherwise the flags'.
     func loadData(resuming checkpoint: Checkpoint?) throws -> MNISTData {
-        guard let checkpoint, let saved = checkpoint.options else { return try dataOptions.load(trainLimit: trainLimit) }
+        // Checkpoints from before the data was recorded take the flags.
+        guard let checkpoint, let saved = checkpoint.options, let folder = saved.dataFolder else {
+            return try dataOptions.load(trainLimit: trainLimit)
+        }
         if let trainLimit, trainLimit != saved.trainLimit {
             throw KilnError("--resume: the run trained with --train-limit \(saved.trainLimit.map(String.init) ?? "(none)"), not \(trainLimit)")
         }
-        guard let folder = saved.dataFolder else { return try dataOptions.load(trainLimit: saved.trainLimit) }
         if let given = dataOptions.data,
            URL(fileURLWithPath: given).standardizedFileURL.path != URL(fileURLWithPath: folder).standardizedFileURL.path {
             throw KilnError("--resume: the run trained on \(folder), not \(given)")

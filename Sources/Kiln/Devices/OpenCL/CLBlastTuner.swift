@@ -76,7 +76,9 @@ public struct CLBlastTuner {
                 let found = candidates[step.kernel] != nil
                 if let rate = secondsPerFraction[step.kernel], rate * fraction > left, found || fraction > 16 * probe { break }
                 let callStart = Date()
-                let result = try tunerCall(step.kernel, step.shape, fraction: fraction, seconds: found ? left : max(left, 60),
+                let overall = max(tuningBudget - Date().timeIntervalSince(started), 1)
+                let result = try tunerCall(step.kernel, step.shape, fraction: fraction,
+                                           seconds: found ? left : min(max(left, 60), overall),
                                            label: label, progress: progress)
                 if let result { candidates[step.kernel, default: []].append(result) }
                 secondsPerFraction[step.kernel] = Date().timeIntervalSince(callStart) / fraction
@@ -138,7 +140,9 @@ public struct CLBlastTuner {
                 var times: [GEMMShape: Double] = [:]
                 for shape in shapes { times[shape] = try device.timeGEMM(shape, repeats: 5) }
                 let total = shapes.reduce(0) { $0 + times[$1]! * Double(weights[$1]!) }
-                if values == own { for (shape, t) in times { defaultSeconds[shape] = t } }
+                // The first kernel's own-parameter pass is the baseline: later kernels run with the earlier
+                // kernels' winners applied.
+                if values == own { for (shape, t) in times where defaultSeconds[shape] == nil { defaultSeconds[shape] = t } }
                 // A tuned set must beat CLBlast's own by 5%, more than the timing noise of a busy machine.
                 if best == nil || total < best!.seconds * (best!.values == own ? 0.95 : 1) { best = (total, values, times) }
             }

@@ -64,9 +64,13 @@ final class ProgramBuilder: @unchecked Sendable {
         let source = files.map { "#line 1 \"\($0.name)\"\n\($0.source)\n" }.joined()
         let key = Self.key([source, options, info.platformName, info.name, info.driverVersion])
         let file = cache?.file("programs", info.cacheName + "-" + key + ".bin")
+        // A cached binary whose kernels cannot be created is treated as refused: rebuilt and replaced.
         if let file, let binary = try? Data(contentsOf: file), let program = fromBinary(binary, options: options) {
-            lock.withLock { counts.loaded += 1 }
-            return OpenCLProgram(program: program, kernels: try kernels(in: program))
+            if let kernels = try? kernels(in: program) {
+                lock.withLock { counts.loaded += 1 }
+                return OpenCLProgram(program: program, kernels: kernels)
+            }
+            clReleaseProgram(program)
         }
         let program = try fromSource(source, options: options)
         lock.withLock { counts.compiled += 1 }
@@ -75,7 +79,10 @@ final class ProgramBuilder: @unchecked Sendable {
                 lock.withLock { writeProblem = "\(error)" }
             }
         }
-        return OpenCLProgram(program: program, kernels: try kernels(in: program))
+        do { return OpenCLProgram(program: program, kernels: try kernels(in: program)) } catch {
+            clReleaseProgram(program)
+            throw error
+        }
     }
 
     /// FNV-1a over the parts (each followed by a NUL), as 16 hex digits: a cache key, not a security hash.
@@ -97,7 +104,9 @@ final class ProgramBuilder: @unchecked Sendable {
         var id: cl_device_id? = info.id
         status = clBuildProgram(program, 1, &id, options, nil, nil)
         if status != CL_SUCCESS {
-            throw KernelBuildError(message: "clBuildProgram failed: \(openCLStatusName(status)) (\(status))", log: buildLog(program))
+            let log = buildLog(program)
+            clReleaseProgram(program)
+            throw KernelBuildError(message: "clBuildProgram failed: \(openCLStatusName(status)) (\(status))", log: log)
         }
         return program!
     }
