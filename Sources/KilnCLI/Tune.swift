@@ -72,7 +72,11 @@ struct Tune: ParsableCommand {
         for (kernel, values) in tuning.kernels.sorted(by: { $0.key < $1.key }) {
             print("kept \(kernel): " + CLBlastTuner.text(values))
         }
-        if tuning.kernels.isEmpty { print("CLBlast's own parameters were the fastest; nothing to override") }
+        if let untuned = tuning.untuned {
+            print("No tuner call for \(untuned.joined(separator: ", ")) found parameters within the budget (CLBlast compiles every "
+                  + "configuration it tries); a larger --budget tries more")
+        }
+        if tuning.kernels.isEmpty, !tuning.measurements.isEmpty { print("CLBlast's own parameters were the fastest; nothing to override") }
         let file = try tuning.save(in: cache, for: opencl.info)
         print("Saved \(file.path); runs on \(opencl.info.address) with this cache apply it")
     }

@@ -86,7 +86,10 @@ public struct CLBlastTuner {
                 fraction = min(1, fraction * 4)
             }
         }
-        return try choose(candidates, weights: weights, minIndirect: minIndirect, tunedFor: tunedFor, budget: budget, progress: progress)
+        var tuning = try choose(candidates, weights: weights, minIndirect: minIndirect, tunedFor: tunedFor, budget: budget, progress: progress)
+        let untuned = Set(plan.map(\.kernel)).subtracting(candidates.keys).sorted()
+        tuning.untuned = untuned.isEmpty ? nil : untuned
+        return tuning
     }
 
     /// Fractions of the search space a first call tries: a few configurations each.

@@ -31,12 +31,14 @@ public struct CLBlastTuning: Codable, Equatable, Sendable {
     /// values beat CLBlast's own at the shapes measured.
     public var kernels: [String: [String: Int]]
     public var measurements: [Measurement]
+    /// Kernels no tuner call found parameters for within the budget (nil: none).
+    public var untuned: [String]?
     /// What was tuned for: models and batch size, or shapes.
     public var tunedFor: String
     public var budgetSeconds: Double
 
     enum CodingKeys: String, CodingKey {
-        case identity, kernels, measurements
+        case identity, kernels, measurements, untuned
         case tunedFor = "tuned_for", budgetSeconds = "budget_seconds"
     }
 
