@@ -86,7 +86,7 @@ public struct CLBlastTuner {
                 fraction = min(1, fraction * 4)
             }
         }
-        var tuning = try choose(candidates, weights: weights, minIndirect: minIndirect, tunedFor: tunedFor, budget: budget, progress: progress)
+        var tuning = try choose(candidates, weights: weights, direct: Set(direct.keys), tunedFor: tunedFor, budget: budget, progress: progress)
         let untuned = Set(plan.map(\.kernel)).subtracting(candidates.keys).sorted()
         tuning.untuned = untuned.isEmpty ? nil : untuned
         return tuning
@@ -125,14 +125,14 @@ public struct CLBlastTuner {
     /// Times every candidate (CLBlast's own parameters first) at every shape its kernel runs and keeps the
     /// fastest by time per step, if it beats CLBlast's own by 5%; kernels whose best is CLBlast's own are
     /// left out.
-    private func choose(_ candidates: [String: [[String: Int]]], weights: [GEMMShape: Int], minIndirect: Int,
+    private func choose(_ candidates: [String: [[String: Int]]], weights: [GEMMShape: Int], direct: Set<GEMMShape>,
                         tunedFor: String, budget: Double, progress: @Sendable (String) -> Void) throws -> CLBlastTuning {
         let id = device.info.id
         var kept: [String: [String: Int]] = [:]
         var defaultSeconds: [GEMMShape: Double] = [:], bestSeconds: [GEMMShape: Double] = [:]
         for kernel in candidates.keys.sorted() {
             let own = try CLBlastParameters.own(id, kernel)
-            let shapes = weights.keys.filter { kernel == "XgemmDirect" ? $0.isDirect(minIndirect: minIndirect) : !$0.isDirect(minIndirect: minIndirect) }
+            let shapes = weights.keys.filter { direct.contains($0) == (kernel == "XgemmDirect") }
                 .sorted { $0.description < $1.description }
             var options = [own]
             for values in candidates[kernel]! where !options.contains(values) { options.append(values) }

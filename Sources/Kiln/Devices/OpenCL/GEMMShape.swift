@@ -61,14 +61,13 @@ extension OpenCLDevice {
         let c = try allocate([s.batch * s.m * s.n], .float32)
         try fill(a, with: 0.01)
         try fill(b, with: 0.02)
+        let lda = s.transposeA ? s.m : s.k, ldb = s.transposeB ? s.k : s.n
         let call = {
             if s.batch == 1 {
-                try self.gemm(s.transposeA, s.transposeB, m: s.m, n: s.n, k: s.k, a, lda: s.transposeA ? s.m : s.k,
-                              b, ldb: s.transposeB ? s.k : s.n, c, ldc: s.n)
+                try self.gemm(s.transposeA, s.transposeB, m: s.m, n: s.n, k: s.k, a, lda: lda, b, ldb: ldb, c, ldc: s.n)
             } else {
-                try self.gemmStridedBatched(s.transposeA, s.transposeB, m: s.m, n: s.n, k: s.k, a, lda: s.transposeA ? s.m : s.k,
-                                            strideA: s.m * s.k, b, ldb: s.transposeB ? s.k : s.n, strideB: s.k * s.n,
-                                            c, ldc: s.n, strideC: s.m * s.n, count: s.batch)
+                try self.gemmStridedBatched(s.transposeA, s.transposeB, m: s.m, n: s.n, k: s.k, a, lda: lda, strideA: s.m * s.k,
+                                            b, ldb: ldb, strideB: s.k * s.n, c, ldc: s.n, strideC: s.m * s.n, count: s.batch)
             }
         }
         func timed(_ calls: Int) throws -> Double {
