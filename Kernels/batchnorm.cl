@@ -1,15 +1,15 @@
 // Batch norm over rows of N*H*W per channel, in two stages so that a GPU sees hundreds of work-groups:
-// stage 1 runs one work-group per (channel, slice) of the row and writes that slice's partial
-// statistics; stage 2 runs element-wise, and each of its work-groups first folds its channel's
-// partials in slice order (the same fold in every group, so every group gets the same numbers, and
-// every run too). Slices are `slice` elements long (the last may be shorter); see OpenCLBatchNorm.swift.
+// stage 1 writes partial statistics of pieces of each row (batch_norm_statistics per slice, or the
+// convolution before the batch norm per work-group, see conv_forward); stage 2 runs element-wise, and
+// each of its work-groups first folds its channel's partials in a fixed order (the same fold in every
+// group, so every group gets the same numbers, and every run too); see OpenCLBatchNorm.swift.
 // rectify != 0 normalises max(x, 0) and zeroes the input gradient where x <= 0: a ReLU folded in.
 
 // x, or max(x, 0) when rectifying (a NaN stays NaN, as in relu_forward).
 #define RECTIFIED(v) (rectify && (v) < 0.0f ? 0.0f : (v))
 
-// Stage 1 of the batch statistics: the slice's mean and sum of squared deviations from it (two
-// passes over the slice: stable where E[x^2] - E[x]^2 is not).
+// Stage 1 of the batch statistics: the slice's (count, mean, sum of squared deviations from the mean),
+// in two passes over the slice: stable where E[x^2] - E[x]^2 is not.
 __kernel void batch_norm_statistics(__global const float* x, __global float* partials, int row, int slice,
                                     int slices, int rectify) {
     __local float scratch[REDUCE_GROUP];
@@ -22,21 +22,40 @@ __kernel void batch_norm_statistics(__global const float* x, __global float* par
     float q = 0.0f;
     for (int i = begin + lid; i < end; i += REDUCE_GROUP) { const float d = RECTIFIED(xc[i]) - mean; q += d * d; }
     q = group_sum(q, scratch);
-    if (lid == 0) { partials[2 * group] = mean; partials[2 * group + 1] = q; }
+    if (lid == 0) {
+        partials[3 * group] = (float)(end - begin);
+        partials[3 * group + 1] = mean;
+        partials[3 * group + 2] = q;
+    }
 }
 
-// Mean and (biased) variance of channel c from its slices' partials, folded in slice order with
-// Chan, Golub and LeVeque's pairwise update.
-float2 folded_statistics(__global const float* partials, int c, int row, int slice, int slices) {
-    float n = 0.0f, mean = 0.0f, m2 = 0.0f;
-    for (int s = 0; s < slices; ++s) {
-        const float count = (float)min(slice, row - s * slice), total = n + count;
-        const float delta = partials[2 * (c * slices + s)] - mean;
-        mean += delta * (count / total);
-        m2 += partials[2 * (c * slices + s) + 1] + delta * delta * (n * count / total);
-        n = total;
+// (count, mean, m2) of a and b together: Chan, Golub and LeVeque's pairwise update.
+float3 combined(float3 a, float3 b) {
+    const float total = a.x + b.x;
+    if (total == 0.0f) return a;
+    const float delta = b.y - a.y;
+    return (float3)(total, a.y + delta * (b.x / total), a.z + b.z + delta * delta * (a.x * b.x / total));
+}
+
+// Mean and (biased) variance of channel c from its `parts` partials (count, mean, m2) at
+// partials[3 * (c * parts + k)], folded by the whole work-group: item i folds parts i, i + size, … in
+// order, then a fixed tree combines the items. Every group folding channel c gets the same numbers.
+float2 group_statistics(__global const float* partials, int c, int parts, __local float3* scratch) {
+    const int lid = get_local_id(0);
+    float3 s = (float3)(0.0f, 0.0f, 0.0f);
+    for (int k = lid; k < parts; k += REDUCE_GROUP) {
+        __global const float* p = partials + 3 * ((long)c * parts + k);
+        s = combined(s, (float3)(p[0], p[1], p[2]));
     }
-    return (float2)(mean, m2 / (float)row);
+    scratch[lid] = s;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int span = REDUCE_GROUP / 2; span > 0; span >>= 1) {
+        if (lid < span) scratch[lid] = combined(scratch[lid], scratch[lid + span]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float3 total = scratch[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return (float2)(total.y, total.z / total.x);
 }
 
 // Stage 2 work-groups each cover `per_item` * local size elements of one channel's row (see
@@ -56,16 +75,11 @@ __kernel void batch_norm_normalize(
         __global const float* x, __global const float* partials, __global const float* gamma,
         __global const float* beta, __global float* running_mean, __global float* running_var,
         __global float* saved_mean, __global float* saved_inv_std, __global float* y, int row, int per_item,
-        int slice, int slices, float momentum, float epsilon, int rectify) {
-    __local float statistics[2];
+        int parts, float momentum, float epsilon, int rectify) {
+    __local float3 scratch[REDUCE_GROUP];
     const int c = group_channel(row, per_item), start = group_row_start(row, per_item);
-    if (get_local_id(0) == 0) {
-        const float2 s = folded_statistics(partials, c, row, slice, slices);
-        statistics[0] = s.x;
-        statistics[1] = s.y;
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-    const float mean = statistics[0], variance = statistics[1];
+    const float2 statistics = group_statistics(partials, c, parts, scratch);
+    const float mean = statistics.x, variance = statistics.y;
     const float inv_std = 1.0f / sqrt(variance + epsilon);
     const float scale = gamma[c] * inv_std, shift = beta[c] - mean * scale;
     __global const float* xc = x + (long)c * row;
@@ -92,42 +106,42 @@ __kernel void batch_norm_inference_forward(
     y[i] = RECTIFIED(x[i]) * scale + shift;
 }
 
-// Backward stage 1: per slice, sum(dy) and sum(dy * (x - mean)).
+// Backward stage 1: per slice, sum(dy) and sum(dy * xhat), to sums[offset + 2 * (c * slices + slice)].
+// Summed over the slices they are dbeta and dgamma (sum_gradients adds them, in slice order); the
+// input gradient needs them too (batch_norm_backward_data, or conv_backward's prologue).
 __kernel void batch_norm_backward_sums(__global const float* x, __global const float* dy,
-                                       __global const float* saved_mean, __global float* partials, int row,
-                                       int slice, int slices, int rectify) {
+                                       __global const float* saved_mean, __global const float* saved_inv_std,
+                                       __global float* sums, int offset, int row, int slice, int slices, int rectify) {
     __local float scratch[REDUCE_GROUP];
     const int group = get_group_id(0), c = group / slices, lid = get_local_id(0);
     __global const float* xc = x + (long)c * row;
     __global const float* dyc = dy + (long)c * row;
     const int begin = group % slices * slice, end = min(begin + slice, row);
-    const float mean = saved_mean[c];
+    const float mean = saved_mean[c], inv_std = saved_inv_std[c];
     float s = 0.0f, t = 0.0f;
-    for (int i = begin + lid; i < end; i += REDUCE_GROUP) { s += dyc[i]; t += dyc[i] * (RECTIFIED(xc[i]) - mean); }
+    for (int i = begin + lid; i < end; i += REDUCE_GROUP) { s += dyc[i]; t += dyc[i] * ((RECTIFIED(xc[i]) - mean) * inv_std); }
     s = group_sum(s, scratch);
     t = group_sum(t, scratch);
-    if (lid == 0) { partials[2 * group] = s; partials[2 * group + 1] = t; }
+    if (lid == 0) { sums[offset + 2 * group] = s; sums[offset + 2 * group + 1] = t; }
 }
 
-// Backward stage 2: dx = gamma/sigma * (dy - mean(dy) - xhat * mean(dy * xhat)); the first group of
-// each channel writes dgamma = sum(dy * xhat) and dbeta = sum(dy).
+// Backward stage 2: dx = gamma/sigma * (dy - mean(dy) - xhat * mean(dy * xhat)).
 __kernel void batch_norm_backward_data(
-        __global const float* x, __global const float* dy, __global const float* partials,
+        __global const float* x, __global const float* dy, __global const float* sums, int offset,
         __global const float* gamma, __global const float* saved_mean, __global const float* saved_inv_std,
-        __global float* dx, __global float* dgamma, __global float* dbeta, int row, int per_item, int slices,
-        int rectify) {
-    __local float sums[2];
+        __global float* dx, int row, int per_item, int slices, int rectify) {
+    __local float folded[2];
     const int c = group_channel(row, per_item), start = group_row_start(row, per_item);
     const float mean = saved_mean[c], inv_std = saved_inv_std[c];
     if (get_local_id(0) == 0) {
         float s = 0.0f, t = 0.0f;
-        for (int k = 0; k < slices; ++k) { s += partials[2 * (c * slices + k)]; t += partials[2 * (c * slices + k) + 1]; }
-        sums[0] = s;
-        sums[1] = t * inv_std;
+        __global const float* sc = sums + offset + 2 * c * slices;
+        for (int k = 0; k < slices; ++k) { s += sc[2 * k]; t += sc[2 * k + 1]; }
+        folded[0] = s;
+        folded[1] = t;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    const float sum_dy = sums[0], sum_dy_xhat = sums[1];
-    if (start + get_local_id(0) == 0) { dbeta[c] = sum_dy; dgamma[c] = sum_dy_xhat; }
+    const float sum_dy = folded[0], sum_dy_xhat = folded[1];
     const float scale = gamma[c] * inv_std, mean_dy = sum_dy / (float)row, mean_dy_xhat = sum_dy_xhat / (float)row;
     __global const float* xc = x + (long)c * row;
     __global const float* dyc = dy + (long)c * row;

@@ -1,5 +1,6 @@
-// Per-channel helpers: the bias add, and sums over the rows of a [C, N·H·W] tensor in two stages
-// (slice_sums, then sum_parts), which the split weight gradient of convolution.cl shares.
+// Per-channel helpers and the last stage of every gradient: the bias add, the bias gradient's slice
+// sums, and sum_gradients, which adds up the partial sums that the weight, bias and batch-norm
+// gradients leave in the device's gradient arena (see OpenCLGradientSums.swift).
 
 // x[c, ...] += bias[c], rows of `row` elements.
 __kernel void add_channel_bias(__global float* x, __global const float* bias, int row, int count) {
@@ -7,9 +8,9 @@ __kernel void add_channel_bias(__global float* x, __global const float* bias, in
     if (i < count) x[i] += bias[i / row];
 }
 
-// sums[c] = sum of row c, in two stages as batch norm's (see batchnorm.cl): first one work-group per
-// (channel, slice) of the row, then sum_parts.
-__kernel void slice_sums(__global const float* x, __global float* partials, int row, int slice, int slices) {
+// Stage 1 of sums[c] = sum of row c: one work-group per (channel, slice) of the row writes
+// partials[offset + c * slices + slice].
+__kernel void slice_sums(__global const float* x, __global float* partials, int offset, int row, int slice, int slices) {
     __local float scratch[REDUCE_GROUP];
     const int group = get_group_id(0);
     __global const float* xc = x + (long)(group / slices) * row;
@@ -17,27 +18,22 @@ __kernel void slice_sums(__global const float* x, __global float* partials, int 
     float s = 0.0f;
     for (int i = begin + get_local_id(0); i < end; i += REDUCE_GROUP) s += xc[i];
     s = group_sum(s, scratch);
-    if (get_local_id(0) == 0) partials[group] = s;
+    if (get_local_id(0) == 0) partials[offset + group] = s;
 }
 
-// out[o] = sum over p < parts of partials[o * output_stride + p * part_stride]: the second stage of a
-// split reduction (slice sums, split weight gradients). Outputs from `split` on go to out2[o - split]
-// instead (a weight gradient's bias). One work-group per output, its items taking parts t, t + size,
-// …, then a fixed tree; the local size is a power of two up to 64.
-__kernel void sum_parts(__global const float* partials, __global float* out, __global float* out2, int split,
-                        int parts, int output_stride, int part_stride) {
-    __local float scratch[64];
-    const int o = get_group_id(0), t = get_local_id(0), size = get_local_size(0);
+// Stage 2 of every split gradient sum, all of a step's in one launch. Entry e of `table` (6 ints:
+// output offset, outputs, partials offset, parts, output stride, part stride) asks for
+// out[output offset + o] = sum over p < parts of partials[partials offset + o * output stride + p * part stride]
+// for o < outputs. One work-group per output over all entries in order; its items take parts
+// t, t + REDUCE_GROUP, …, then a fixed tree: the same sum every run.
+__kernel void sum_gradients(__global const float* partials, __global float* out, __global const int* table, int entries) {
+    __local float scratch[REDUCE_GROUP];
+    int o = get_group_id(0), e = 0;
+    while (e < entries - 1 && o >= table[6 * e + 1]) { o -= table[6 * e + 1]; ++e; }
+    __global const int* entry = table + 6 * e;
+    __global const float* p = partials + entry[2] + (long)o * entry[4];
     float s = 0.0f;
-    for (int p = t; p < parts; p += size) s += partials[(long)o * output_stride + (long)p * part_stride];
-    scratch[t] = s;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int span = size / 2; span > 0; span >>= 1) {
-        if (t < span) scratch[t] += scratch[t + span];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (t == 0) {
-        if (o < split) out[o] = scratch[0];
-        else out2[o - split] = scratch[0];
-    }
+    for (int k = get_local_id(0); k < entry[3]; k += REDUCE_GROUP) s += p[(long)k * entry[5]];
+    s = group_sum(s, scratch);
+    if (get_local_id(0) == 0) out[entry[0] + o] = s;
 }

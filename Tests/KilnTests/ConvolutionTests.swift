@@ -2,7 +2,7 @@ import Testing
 @testable import Kiln
 
 /// Convolution primitives against a float64 reference, on odd shapes with stride and padding.
-/// Backward-data and backward-weights are checked through the adjoint identity against the reference
+/// The input and weight gradients are checked through the adjoint identity against the reference
 /// forward: ⟨conv(x), dy⟩ = ⟨x, dx⟩ = ⟨w, dw⟩, and element-wise by explicit reference sums.
 @Suite struct ConvolutionTests {
     static let cases: [(ci: Int, co: Int, n: Int, h: Int, g: WindowGeometry)] = [
@@ -26,13 +26,14 @@ import Testing
         let (w, wv) = try randomTensor(device, [co, ci, g.kernel, g.kernel])
         let (dy, dyv) = try randomTensor(device, [co, n, oh, oh])
         let y = try device.allocate([co, n, oh, oh], .float32)
-        try device.conv2dForward(input: x, weight: w, bias: nil, output: y, geometry: g)
+        try device.conv2dForward(input: x, weight: w, bias: nil, output: y, geometry: g, normalization: nil)
         let terms = ci * g.kernel * g.kernel
         expectClose(try device.readFloats(y), referenceConv(xv, wv, ci: ci, co: co, n: n, h: h, g: g), terms: terms, "forward \(index)")
 
         // dx[c, b, iy, ix] = Σ dy[o, b, oy, ox] w[o, c, ky, kx] over windows covering the pixel.
-        let dx = try device.allocate([ci, n, h, h], .float32)
-        try device.conv2dBackwardData(gradOutput: dy, weight: w, gradInput: dx, geometry: g)
+        let dx = try device.allocate([ci, n, h, h], .float32), dw = try device.allocate([co, ci, g.kernel, g.kernel], .float32)
+        try device.conv2dBackward(input: x, gradOutput: dy, weight: w, gradWeight: dw, gradBias: nil, gradInput: dx, geometry: g,
+                                  normalization: nil)
         var dxRef = [Double](repeating: 0, count: ci * n * h * h)
         var dwRef = [Double](repeating: 0, count: co * ci * g.kernel * g.kernel)
         let k = g.kernel
@@ -47,8 +48,6 @@ import Testing
             } } }
         } } } }
         expectClose(try device.readFloats(dx), dxRef, terms: co * k * k, "backward data \(index)")
-        let dw = try device.allocate([co, ci, k, k], .float32)
-        try device.conv2dBackwardWeights(input: x, gradOutput: dy, gradWeight: dw, gradBias: nil, geometry: g)
         expectClose(try device.readFloats(dw), dwRef, terms: n * oh * oh, magnitude: Double(n * oh * oh).squareRoot(),
                     "backward weights \(index)")
     }

@@ -23,7 +23,7 @@ struct DeviceCacheTests {
         for d in [device as Device, CPUDevice()] {
             // Activations are [C, N, H, W]; log-softmax runs over the first axis.
             let y = try d.allocate([5, 2, 7, 7], .float32), p = try d.allocate([5, 98], .float32)
-            try d.conv2dForward(input: try tensor(d, [3, 2, 7, 7], x), weight: try tensor(d, [5, 3, 3, 3], w), bias: nil, output: y, geometry: g)
+            try d.conv2dForward(input: try tensor(d, [3, 2, 7, 7], x), weight: try tensor(d, [5, 3, 3, 3], w), bias: nil, output: y, geometry: g, normalization: nil)
             try d.logSoftmaxForward(input: try d.view(y, offset: 0, shape: [5, 98]), output: p)
             results.append(try d.readFloats(y) + d.readFloats(p))
         }

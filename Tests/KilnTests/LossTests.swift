@@ -22,14 +22,17 @@ import Testing
         expectClose(try device.readFloats(y), ref, terms: k, magnitude: 10, "log softmax")
 
         let totals = try tensor(device, [2], [0.5, 2])
-        let grad = try device.allocate(x.shape, .float32)
-        try device.nllLoss(logProbs: y, labels: labelTensor, totals: totals, gradient: grad)
+        let grad = try device.allocate(x.shape, .float32), p = try device.allocate(x.shape, .float32)
+        try device.logSoftmaxNLL(scores: x, labels: labelTensor, logProbs: p, totals: totals, gradient: grad)
+        expectClose(try device.readFloats(p), ref, terms: k, magnitude: 10, "log-probabilities of the loss")
         let loss = (0..<n).map { -ref[Int(labels[$0]) * n + $0] }.reduce(0, +)
         let hits = (0..<n).filter { j in (0..<k).max { ref[$0 * n + j] < ref[$1 * n + j] } == Int(labels[j]) }.count
         expectClose(try device.readFloats(totals), [0.5 + loss, 2 + Double(hits)], terms: n, magnitude: 10, "totals accumulate")
         var gradRef = [Double](repeating: 0, count: k * n)
-        for j in 0..<n { gradRef[Int(labels[j]) * n + j] = -1 / Double(n) }
-        expectClose(try device.readFloats(grad), gradRef, terms: 1, "nll gradient")
+        for j in 0..<n {
+            for c in 0..<k { gradRef[c * n + j] = (exp(ref[c * n + j]) - (c == Int(labels[j]) ? 1 : 0)) / Double(n) }
+        }
+        expectClose(try device.readFloats(grad), gradRef, terms: k, "gradient of the mean NLL with respect to the scores")
 
         let (dy, dyv) = try randomTensor(device, [k, n, 1, 1])
         let dx = try device.allocate(x.shape, .float32)

@@ -91,8 +91,8 @@ func sgemmGFLOPs(_ device: Device, m: Int, n: Int, k: Int, repeats: Int) throws 
     try device.fill(a, with: 0.01)
     try device.fill(b, with: 0.02)
     let pointwise = WindowGeometry(kernel: 1, stride: 1, padding: 0)
-    try device.conv2dForward(input: b, weight: a, bias: nil, output: c, geometry: pointwise)
-    let seconds = try (0..<repeats).map { _ in try timed(device) { try device.conv2dForward(input: b, weight: a, bias: nil, output: c, geometry: pointwise) } }
+    try device.conv2dForward(input: b, weight: a, bias: nil, output: c, geometry: pointwise, normalization: nil)
+    let seconds = try (0..<repeats).map { _ in try timed(device) { try device.conv2dForward(input: b, weight: a, bias: nil, output: c, geometry: pointwise, normalization: nil) } }
     return 2 * Double(m) * Double(n) * Double(k) / median(seconds) / 1e9
 }
 
@@ -109,32 +109,42 @@ func convolutionGEMMs(_ spec: ModelSpec, batch n: Int) throws -> [(m: Int, n: In
     }
 }
 
-/// Median time per layer of forward and backward over `repeats` training steps on one batch.
+/// Median time per stage (a layer, or the layers the device fuses: `Stage`) of forward and backward over
+/// `repeats` training steps on one batch; the loss (the final log-softmax with NLL) is a row of its own.
 /// `train` is the split the timed runs already uploaded.
 func layerTimes(_ spec: ModelSpec, on device: Device, train: DeviceSplit, batch n: Int, repeats: Int) throws -> [LayerTime] {
     let model = try Sequential(spec: spec, device: device, seed: 1)
     let (x, labels) = try train.batch(start: 0, count: n, into: TensorSlot(), TensorSlot(), on: device)
     let totals = try device.allocate([2], .float32)
-    var forward = [[Double]](repeating: [], count: spec.layers.count), backward = forward
+    let stages = model.stages.dropLast()  // the log-softmax runs with the loss
+    var forward = [[Double]](repeating: [], count: stages.count + 1), backward = forward
     for step in 0...repeats {  // step 0 warms up
+        let context = StepContext(mode: .training, step: UInt64(step))
         var y = x
-        for (i, layer) in model.layers.enumerated() {
-            let t = try timed(device) { y = try layer.forward(y, context: StepContext(mode: .training, step: UInt64(step))) }
-            if step > 0 { forward[i].append(t) }
+        for s in stages.indices {
+            let t = try timed(device) { y = try model.forward(y, stage: s, context: context) }
+            if step > 0 { forward[s].append(t) }
         }
+        let logProbs = try device.allocate(y.shape, .float32), scores = y
         var g: Tensor? = try device.allocate(y.shape, .float32)
-        try device.nllLoss(logProbs: y, labels: labels, totals: totals, gradient: g)
-        for (i, layer) in model.layers.enumerated().reversed() {
+        let t = try timed(device) {
+            try device.logSoftmaxNLL(scores: scores, labels: labels, logProbs: logProbs, totals: totals, gradient: g)
+        }
+        if step > 0 { forward[stages.count].append(t) }
+        for s in stages.indices.reversed() {
             let gradient = g!
-            let t = try timed(device) { g = try layer.backward(gradient, needInputGradient: i > 0) }
-            if step > 0 { backward[i].append(t) }
+            let t = try timed(device) {
+                g = try model.backward(gradient, stage: s, needInputGradient: s > 0)
+                try device.finishGradients()
+            }
+            if step > 0 { backward[s].append(t) }
         }
     }
-    // A ReLU folded into the batch norm after it costs nothing itself: its time is in that row.
-    let names = try ModelSummary(spec).rows.enumerated().map { i, row in
-        (model.layers[i] as? ReLU)?.foldedIntoNext == true ? "\(row.name) (folded into the next BatchNorm2d)" : row.name
-    }
-    return spec.layers.indices.map { LayerTime(layer: names[$0], forwardMs: 1000 * median(forward[$0]), backwardMs: 1000 * median(backward[$0])) }
+    let names = try ModelSummary(spec).rows.map(\.name)
+    return stages.indices.map { s in
+        LayerTime(layer: stages[s].layers.map { names[$0] }.joined(separator: " + "), forwardMs: 1000 * median(forward[s]),
+                  backwardMs: 1000 * median(backward[s]))
+    } + [LayerTime(layer: "\(names.last!) + NLL loss", forwardMs: 1000 * median(forward[stages.count]), backwardMs: 0)]
 }
 
 /// Peak resident memory of this process so far, in MB.

@@ -6,15 +6,17 @@
 /// (no accumulation into them unless stated). Calls are queued in order; results are visible to the
 /// next primitive and to `read`. Errors name the failing call.
 ///
-/// Call order of one training step (as `Sequential` issues it):
-///   gatherBatch → forward primitives layer by layer (conv2dForward, batchNormTrainingForward,
-///   reluForward unless folded into a batch norm, dropoutForward, maxPoolForward, …, logSoftmaxForward) →
-///   nllLoss (with gradient) →
-///   backward primitives in reverse (…, conv2dBackwardWeights before conv2dBackwardData
-///   for each convolution) → sgdStep / adamStep for every parameter.
+/// Call order of one training step (as `Sequential` issues it, stage by stage of its `plan`):
+///   gatherBatch → forward primitives stage by stage (conv2dForward, with a fused batch norm where the
+///   plan fuses one; batchNormTrainingForward; reluForward; dropoutForward; maxPoolForward; …) up to the
+///   class scores → logSoftmaxNLL (log-probabilities, loss totals and the scores' gradient in one) →
+///   backward primitives in reverse (conv2dBackward: weights and input together, through a fused batch
+///   norm where there is one) → finishGradients → sgdStep / adamStep over the flat parameter buffer.
 public protocol Device: AnyObject {
     /// One line naming the device, e.g. "cpu (OpenBLAS, 2 threads)".
     var summary: String { get }
+    /// How this device runs a model's layers: which consecutive ones it fuses (see `Stage`).
+    func plan(_ layers: [LayerSpec]) -> [Stage]
 
     // MARK: Memory
     /// Uninitialised storage for `shape`.
@@ -27,6 +29,10 @@ public protocol Device: AnyObject {
     func copy(_ source: Tensor, to destination: Tensor) throws
     /// Blocks until every queued primitive has run: call before reading a clock.
     func finish() throws
+    /// Completes the gradients that backward primitives left as partial sums (OpenCL adds up all of a
+    /// step's in one launch). Reads, copies, `finish` and the optimizer steps call it first, so a
+    /// gradient is never seen incomplete; `Sequential.backward` calls it last.
+    func finishGradients() throws
     /// Device memory allocated so far in bytes, where the device keeps count (OpenCL); nil on the CPU.
     var allocatedBytes: Int? { get }
     /// A tensor of `shape` over `tensor`'s elements from `offset` on (no copy; writes show through).
@@ -37,18 +43,21 @@ public protocol Device: AnyObject {
 
     // MARK: Convolution (square kernel; weight [Co, Ci, k, k]; x [Ci, N, H, W]; y [Co, N, OH, OW])
     /// y = conv(x, weight), plus bias[c] on channel c when given. A Linear layer is the pointwise case
-    /// on `[F, N, 1, 1]`.
-    func conv2dForward(input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor, geometry: WindowGeometry) throws
-    /// gradInput = conv_transpose(gradOutput, weight).
-    func conv2dBackwardData(gradOutput: Tensor, weight: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws
-    /// gradWeight = correlation of gradOutput with input, summed over the batch; gradBias[c] = Σ gradOutput[c, …]
-    /// when given.
-    func conv2dBackwardWeights(input: Tensor, gradOutput: Tensor, gradWeight: Tensor, gradBias: Tensor?,
-                               geometry: WindowGeometry) throws
+    /// on `[F, N, 1, 1]`. With `normalization`, the batch norm after the convolution (see `Stage`) runs
+    /// its training forward on `output` too, as `batchNormTrainingForward` would, writing its own output.
+    func conv2dForward(input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor, geometry: WindowGeometry,
+                       normalization: BatchNormForward?) throws
+    /// The gradients of a convolution: gradWeight = correlation of gradOutput with input summed over the
+    /// batch, gradBias[c] = Σ gradOutput[c, …] when given, and gradInput = conv_transpose(gradOutput, weight)
+    /// when given. With `normalization`, gradOutput is the gradient of the batch norm after the
+    /// convolution instead, whose backward runs first (γ's and β's gradients too) as `batchNormBackward`
+    /// would. Parameter gradients are complete after `finishGradients`.
+    func conv2dBackward(input: Tensor, gradOutput: Tensor, weight: Tensor, gradWeight: Tensor, gradBias: Tensor?,
+                        gradInput: Tensor?, geometry: WindowGeometry, normalization: BatchNormBackward?) throws
 
     // MARK: Batch norm (per channel over N·H·W)
     // `rectify`: normalise max(x, 0) instead of x, and zero the input gradient where x ≤ 0. This is a
-    // ReLU directly before the batch norm folded into its passes (see `Sequential`): it saves a full
+    // ReLU directly before the batch norm folded into its passes (see `Stage`): it saves a full
     // read and write of the activation in each direction.
     /// Normalises with batch statistics, saves mean and 1/σ for backward, and updates running
     /// statistics as PyTorch does (momentum, unbiased variance).
@@ -58,7 +67,8 @@ public protocol Device: AnyObject {
     /// Normalises with the running statistics.
     func batchNormInferenceForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
                                    runningVar: Tensor, output: Tensor, epsilon: Float, rectify: Bool) throws
-    /// Gradients of the training forward, from the statistics it saved.
+    /// Gradients of the training forward, from the statistics it saved (γ's and β's complete after
+    /// `finishGradients`).
     func batchNormBackward(input: Tensor, gradOutput: Tensor, gamma: Tensor, savedMean: Tensor,
                            savedInvStd: Tensor, gradInput: Tensor, gradGamma: Tensor, gradBeta: Tensor,
                            rectify: Bool) throws
@@ -89,9 +99,10 @@ public protocol Device: AnyObject {
     // MARK: Classifier head ([K, N] scores)
     func logSoftmaxForward(input: Tensor, output: Tensor) throws
     func logSoftmaxBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor) throws
-    /// Adds (Σ −logProbs[label], number of argmax hits) to `totals` [2]; when `gradient` is given, writes
-    /// the gradient of the mean NLL into it. Totals stay on the device until read.
-    func nllLoss(logProbs: Tensor, labels: Tensor, totals: Tensor, gradient: Tensor?) throws
+    /// The loss of a classifier: logProbs = logSoftmax(scores), adds (Σ −logProbs[label], number of
+    /// argmax hits) to `totals` [2], and when `gradient` is given writes the gradient of the mean NLL
+    /// with respect to the scores, (softmax − one-hot) / N. Totals stay on the device until read.
+    func logSoftmaxNLL(scores: Tensor, labels: Tensor, logProbs: Tensor, totals: Tensor, gradient: Tensor?) throws
 
     // MARK: Optimizers (in place; PyTorch semantics, weight decay added to the gradient)
     func sgdStep(parameter: Tensor, gradient: Tensor, velocity: Tensor, learningRate: Float,
@@ -106,6 +117,45 @@ public protocol Device: AnyObject {
     /// (bilinear) by amounts drawn from `generator` at counter (slot, step).
     func gatherBatch(images: Tensor, labels: Tensor, order: Tensor, start: Int, output: Tensor,
                      outputLabels: Tensor, augmentation: Augmentation?, generator: Philox, step: UInt64) throws
+}
+
+/// The tensors of a batch norm's training forward, when a convolution's forward runs it (`conv2dForward`).
+public struct BatchNormForward {
+    public let gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor
+    public let savedMean: Tensor, savedInvStd: Tensor
+    /// The batch norm's output; its input is the convolution's output.
+    public let output: Tensor
+    public let momentum: Float, epsilon: Float
+    /// A ReLU between the convolution and the batch norm, folded in (see `batchNormTrainingForward`).
+    public let rectify: Bool
+}
+
+/// The tensors of a batch norm's backward, when a convolution's backward runs it (`conv2dBackward`).
+public struct BatchNormBackward {
+    /// The batch norm's input: the convolution's output.
+    public let input: Tensor
+    public let gamma: Tensor, savedMean: Tensor, savedInvStd: Tensor
+    public let gradGamma: Tensor, gradBeta: Tensor
+    public let rectify: Bool
+}
+
+extension Device {
+    /// A batch norm fused into a convolution, by composing the plain primitives: the CPU's way, and the
+    /// OpenCL device's for pointwise convolutions (CLBlast GEMMs, which take no epilogue).
+    func composedForward(_ output: Tensor, _ n: BatchNormForward) throws {
+        try batchNormTrainingForward(input: output, gamma: n.gamma, beta: n.beta, runningMean: n.runningMean,
+                                     runningVar: n.runningVar, savedMean: n.savedMean, savedInvStd: n.savedInvStd,
+                                     output: n.output, momentum: n.momentum, epsilon: n.epsilon, rectify: n.rectify)
+    }
+
+    /// The batch norm's input gradient into `scratch`, which then serves as the convolution's output gradient.
+    func composedBackward(_ gradOutput: Tensor, _ n: BatchNormBackward, scratch: TensorSlot) throws -> Tensor {
+        let g = try scratch.tensor(n.input.shape, on: self)
+        try batchNormBackward(input: n.input, gradOutput: gradOutput, gamma: n.gamma, savedMean: n.savedMean,
+                              savedInvStd: n.savedInvStd, gradInput: g, gradGamma: n.gradGamma, gradBeta: n.gradBeta,
+                              rectify: n.rectify)
+        return g
+    }
 }
 
 /// Argument checks both devices make before touching memory.

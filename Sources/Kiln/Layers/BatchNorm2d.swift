@@ -1,6 +1,6 @@
 /// Batch normalisation per channel, as `torch.nn.BatchNorm2d` (momentum 0.1, ε 1e-5, unbiased
 /// running variance). Training normalises with batch statistics; inference with running ones.
-/// With `rectifiesInput` it normalises max(x, 0): the ReLU before it, folded in (see `Sequential`).
+/// With `rectifiesInput` it normalises max(x, 0): the ReLU before it, fused in (see `Stage`).
 public final class BatchNorm2d: Layer {
     public let spec: LayerSpec
     public let parameters: [Parameter]
@@ -11,7 +11,8 @@ public final class BatchNorm2d: Layer {
     static let momentum: Float = 0.1, epsilon: Float = 1e-5
     private let device: Device
     private let savedMean: Tensor, savedInvStd: Tensor
-    private let output = TensorSlot(), gradInput = TensorSlot()
+    let output = TensorSlot()
+    private let gradInput = TensorSlot()
     private var input: Tensor?
 
     /// `parameters`: γ ("weight") and β ("bias"), as the model's `ParameterBuffer` laid them out.
@@ -52,6 +53,20 @@ public final class BatchNorm2d: Layer {
                                                  rectify: rectifiesInput)
         }
         return y
+    }
+
+    /// The training forward's tensors, for a convolution that runs it (`ConvBatchNorm`); counts the batch.
+    func trainingForward(output y: Tensor) -> BatchNormForward {
+        batchesTracked += 1
+        return BatchNormForward(gamma: parameters[0].value, beta: parameters[1].value, runningMean: runningMean,
+                                runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd, output: y,
+                                momentum: Self.momentum, epsilon: Self.epsilon, rectify: rectifiesInput)
+    }
+
+    /// The backward's tensors, for a convolution that runs it; `input` is the convolution's output.
+    func backward(input: Tensor) -> BatchNormBackward {
+        BatchNormBackward(input: input, gamma: parameters[0].value, savedMean: savedMean, savedInvStd: savedInvStd,
+                          gradGamma: parameters[0].gradient, gradBeta: parameters[1].gradient, rectify: rectifiesInput)
     }
 
     public func backward(_ gradOutput: Tensor, needInputGradient: Bool) throws -> Tensor? {

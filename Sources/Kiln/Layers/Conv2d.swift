@@ -5,8 +5,8 @@ public final class Conv2d: Layer {
     public let parameters: [Parameter]
     let geometry: WindowGeometry
     let outChannels: Int
-    private let device: Device
-    private let output = TensorSlot(), gradInput = TensorSlot()
+    let device: Device
+    let output = TensorSlot(), gradInput = TensorSlot()
     private var input: Tensor?
 
     /// `parameters`: the weight, then the bias if there is one, as the model's `ParameterBuffer` laid them out.
@@ -23,22 +23,33 @@ public final class Conv2d: Layer {
         for p in parameters { try device.write(random.uniform(p.value.count, bound: bound), to: p.value) }
     }
 
+    private var bias: Parameter? { parameters.count > 1 ? parameters[1] : nil }
+
     public func forward(_ input: Tensor, context: StepContext) throws -> Tensor {
+        try forward(input, normalization: nil)
+    }
+
+    /// The convolution's output; with `normalization` (training, `ConvBatchNorm`) the batch norm after it
+    /// runs in the same primitive.
+    func forward(_ input: Tensor, normalization: BatchNormForward?) throws -> Tensor {
         self.input = input
         let y = try output.tensor(windowOutputShape(input, channels: outChannels, geometry), on: device)
-        try device.conv2dForward(input: input, weight: parameters[0].value, bias: parameters.count > 1 ? parameters[1].value : nil,
-                                 output: y, geometry: geometry)
+        try device.conv2dForward(input: input, weight: parameters[0].value, bias: bias?.value, output: y, geometry: geometry,
+                                 normalization: normalization)
         return y
     }
 
     public func backward(_ gradOutput: Tensor, needInputGradient: Bool) throws -> Tensor? {
+        try backward(gradOutput, needInputGradient: needInputGradient, normalization: nil)
+    }
+
+    /// With `normalization`, `gradOutput` is the gradient of the batch norm after the convolution.
+    func backward(_ gradOutput: Tensor, needInputGradient: Bool, normalization: BatchNormBackward?) throws -> Tensor? {
         guard let input else { throw KilnError("Conv2d.backward called before forward") }
-        try device.conv2dBackwardWeights(input: input, gradOutput: gradOutput, gradWeight: parameters[0].gradient,
-                                         gradBias: parameters.count > 1 ? parameters[1].gradient : nil, geometry: geometry)
-        guard needInputGradient else { return nil }
-        let dx = try gradInput.tensor(input.shape, on: device)
-        try device.conv2dBackwardData(gradOutput: gradOutput, weight: parameters[0].value, gradInput: dx,
-                                      geometry: geometry)
+        let dx = needInputGradient ? try gradInput.tensor(input.shape, on: device) : nil
+        try device.conv2dBackward(input: input, gradOutput: gradOutput, weight: parameters[0].value,
+                                  gradWeight: parameters[0].gradient, gradBias: bias?.gradient, gradInput: dx,
+                                  geometry: geometry, normalization: normalization)
         return dx
     }
 }

@@ -26,19 +26,23 @@ public final class Parameter {
     }
 }
 
-/// One stage of a `Sequential` model, bound to a device and an input shape when built.
+/// What a `Sequential` model runs, one per `Stage`: a layer, or layers fused (`ConvBatchNorm`).
 ///
 /// Call order: `forward` (saves what backward needs), then, in training, `backward` with the
-/// gradient of the loss with respect to the output. Outputs and gradients live in buffers the layer
-/// owns and reuses: a returned tensor stays valid until the layer's next call.
-public protocol Layer: AnyObject {
+/// gradient of the loss with respect to the output. Outputs and gradients live in buffers the runner
+/// owns and reuses: a returned tensor stays valid until its next call.
+public protocol StageRunner: AnyObject {
+    func forward(_ input: Tensor, context: StepContext) throws -> Tensor
+    /// Writes the parameters' gradients and returns the input's gradient when `needInputGradient`.
+    func backward(_ gradOutput: Tensor, needInputGradient: Bool) throws -> Tensor?
+}
+
+/// One layer of a `Sequential` model, bound to a device and an input shape when built.
+public protocol Layer: StageRunner {
     var spec: LayerSpec { get }
     var parameters: [Parameter] { get }
     /// Non-learnable tensors saved with the model (batch norm's running statistics), by PyTorch name.
     var buffers: [(name: String, tensor: Tensor)] { get }
-    func forward(_ input: Tensor, context: StepContext) throws -> Tensor
-    /// Writes the parameters' gradients and returns the input's gradient when `needInputGradient`.
-    func backward(_ gradOutput: Tensor, needInputGradient: Bool) throws -> Tensor?
 }
 
 extension Layer {

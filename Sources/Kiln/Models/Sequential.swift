@@ -4,10 +4,13 @@ public final class Sequential {
     public let layers: [Layer]
     public let device: Device
 
-    /// Builds every layer with PyTorch's default initialisation, drawn from `seed`. A ReLU directly
-    /// followed by BatchNorm2d is folded into the batch norm's passes (`foldsReLU`), which computes the
-    /// same function with one read and write of the activation fewer each way.
-    public init(spec: ModelSpec, device: Device, seed: UInt64, foldsReLU: Bool = true) throws {
+    /// How the layers run: the device's plan (`Device.plan`), or every layer alone when not `fused`.
+    public let stages: [Stage]
+    private let runners: [StageRunner]
+
+    /// Builds every layer with PyTorch's default initialisation, drawn from `seed`, and the stages that
+    /// run them as the device plans (fusing computes the same function with fewer passes over memory).
+    public init(spec: ModelSpec, device: Device, seed: UInt64, fused: Bool = true) throws {
         let shapes = try spec.validate()
         let inputs = [spec.input] + shapes.dropLast()
         let layerParameters = zip(spec.layers, inputs).map { ModelSpec.parameterShapes($0, input: $1) }
@@ -20,8 +23,10 @@ public final class Sequential {
         }
         var random = HostRandom(seed: seed, stream: RandomStream.initialisation)
         var layers: [Layer] = []
-        func folded(_ i: Int) -> Bool {
-            foldsReLU && i >= 0 && i + 1 < spec.layers.count && spec.layers[i] == .relu && spec.layers[i + 1] == .batchNorm2d
+        let stages = fused ? device.plan(spec.layers) : Stage.unfused(spec.layers)
+        /// Whether layer i is a batch norm that rectifies its input: a ReLU before it in its stage.
+        func rectifies(_ i: Int) -> Bool {
+            stages.contains { $0.kind != .single && $0.layers.contains(i) && $0.layers.contains(i - 1) && spec.layers[i - 1] == .relu }
         }
         for (i, layer) in spec.layers.enumerated() {
             let input = inputs[i]
@@ -35,8 +40,8 @@ public final class Sequential {
                                               outFeatures: out, parameters: parameters(i), random: &random))
             case .batchNorm2d:
                 layers.append(try BatchNorm2d(spec: layer, device: device, channels: input.channels,
-                                              parameters: parameters(i), rectifiesInput: folded(i - 1)))
-            case .relu: layers.append(ReLU(device: device, foldedIntoNext: folded(i)))
+                                              parameters: parameters(i), rectifiesInput: rectifies(i)))
+            case .relu: layers.append(ReLU(device: device))
             case let .maxPool2d(g): layers.append(MaxPool2d(spec: layer, device: device, geometry: g))
             case let .avgPool2d(g): layers.append(AvgPool2d(spec: layer, device: device, geometry: g))
             case .globalAvgPool:
@@ -52,25 +57,75 @@ public final class Sequential {
         self.spec = spec
         self.layers = layers
         self.device = device
+        self.stages = stages
+        runners = stages.map { stage in
+            switch stage.kind {
+            case .single: layers[stage.layers.lowerBound]
+            case .rectifiedBatchNorm: layers[stage.layers.upperBound - 1]
+            case .convolutionBatchNorm:
+                ConvBatchNorm(conv: layers[stage.layers.lowerBound] as! Conv2d, norm: layers[stage.layers.upperBound - 1] as! BatchNorm2d)
+            }
+        }
     }
 
     /// Every parameter and gradient, in one flat buffer each.
     public let parameterBuffer: ParameterBuffer
     public var parameters: [Parameter] { parameterBuffer.parameters }
 
-    /// Runs every layer; `input` is [C, N, H, W]. Returns the last layer's output.
+    /// Runs every stage; `input` is [C, N, H, W]. Returns the last layer's output.
     public func forward(_ input: Tensor, context: StepContext) throws -> Tensor {
-        try layers.reduce(input) { try $1.forward($0, context: context) }
+        try forward(input, stages: runners.indices, context: context)
     }
 
-    /// Backpropagates the loss gradient with respect to the output through every layer, writing
-    /// each parameter's gradient. The first layer's input needs no gradient.
-    public func backward(_ gradOutput: Tensor) throws {
-        var gradient = gradOutput
-        for (i, layer) in layers.enumerated().reversed() {
-            guard let next = try layer.backward(gradient, needInputGradient: i > 0) else { break }
-            gradient = next
+    /// Runs stage `index` alone (parity compares stage by stage).
+    public func forward(_ input: Tensor, stage index: Int, context: StepContext) throws -> Tensor {
+        try runners[index].forward(input, context: context)
+    }
+
+    /// Backpropagates through stage `index` alone; nil when `needInputGradient` is false.
+    public func backward(_ gradOutput: Tensor, stage index: Int, needInputGradient: Bool) throws -> Tensor? {
+        try runners[index].backward(gradOutput, needInputGradient: needInputGradient)
+    }
+
+    /// Backpropagates the loss gradient with respect to the output through every stage, writing
+    /// each parameter's gradient. Returns the input's gradient when `needInputGradient`.
+    @discardableResult
+    public func backward(_ gradOutput: Tensor, needInputGradient: Bool = false) throws -> Tensor? {
+        try backward(gradOutput, stages: runners.indices, needInputGradient: needInputGradient)
+    }
+
+    private func forward(_ input: Tensor, stages: Range<Int>, context: StepContext) throws -> Tensor {
+        try runners[stages].reduce(input) { try $1.forward($0, context: context) }
+    }
+
+    private func backward(_ gradOutput: Tensor, stages: Range<Int>, needInputGradient: Bool) throws -> Tensor? {
+        var gradient: Tensor? = gradOutput
+        for i in stages.reversed() {
+            gradient = try runners[i].backward(gradient!, needInputGradient: i > 0 || needInputGradient)
+            if gradient == nil { break }
         }
+        try device.finishGradients()
+        return gradient
+    }
+
+    // MARK: The classifier's loss (the last layer is LogSoftmax; `Trainer.check` makes sure)
+
+    private let logProbs = TensorSlot(), scoreGradient = TensorSlot()
+
+    /// Adds the NLL loss of `images` against `labels` to `totals` (loss sum, correct count); in training
+    /// also backpropagates it, writing every parameter's gradient. The final log-softmax and the loss
+    /// run as one primitive (`logSoftmaxNLL`), which gives the scores' gradient directly.
+    public func loss(_ images: Tensor, labels: Tensor, totals: Tensor, context: StepContext) throws {
+        let last = runners.count - 1
+        guard spec.layers.last == .logSoftmax, stages[last].kind == .single else {
+            throw KilnError("model \(spec.name) must end in logsoftmax to be trained or evaluated with the NLL loss")
+        }
+        let scores = try forward(images, stages: 0..<last, context: context)
+        let p = try logProbs.tensor(scores.shape, on: device)
+        let training = context.mode == .training
+        let g = training ? try scoreGradient.tensor(scores.shape, on: device) : nil
+        try device.logSoftmaxNLL(scores: scores, labels: labels, logProbs: p, totals: totals, gradient: g)
+        if let g { try backward(g, stages: 0..<last, needInputGradient: false) }
     }
 
     /// Every saved tensor under PyTorch's `state_dict` names ("0.weight", "2.running_mean", …).

@@ -54,14 +54,15 @@ public struct ParityReport: Codable, Sendable {
 /// same initial weights, the same batches (no augmentation) and the same Philox dropout masks, and
 /// compares every layer's output, every gradient and every updated weight as soon as it is computed.
 ///
-/// Each layer is compared on identical inputs: the device's layer gets a copy of the reference's input
-/// to that layer (forward) and of the reference's gradient (backward), and every step starts from the
+/// Each stage (a layer, or the layers a device fuses, see `Stage`) is compared on identical inputs: the
+/// device's stage gets a copy of the reference's input to it (forward) and of the reference's gradient
+/// (backward); parameter gradients are compared once backward is done; every step starts from the
 /// reference's weights and optimizer state. Without this, rounding-level differences flip a ReLU near
 /// zero or a max-pool winner upstream and move a whole gradient to another pixel: a real divergence of
 /// the trajectories, but not a disagreement of the two devices' primitives, which is what is checked.
 ///
 /// Tolerance: a float32 result that sums K terms is off by about √K·ε relative to its scale. Each layer
-/// has a reduction length K (a convolution's longest sum: Ci·k·k, Co·k·k or N·OH·OW; batch norm's N·H·W;
+/// (a stage: the longest of its layers') has a reduction length K (a convolution's longest sum: Ci·k·k, Co·k·k or N·OH·OW; batch norm's N·H·W;
 /// a pooling window; the classes of log-softmax; 1 for element-wise layers), and a tensor passes when
 /// max |reference − device| / max |reference| ≤ `factor · ε · √K`.
 public enum Parity {
@@ -77,6 +78,11 @@ public enum Parity {
         }
         let lengths = zip(spec.layers, zip(inputs, shapes)).map { reductionLength($0, input: $1.0, output: $1.1, batch: n) }
         let models = try [reference, device].map { try Sequential(spec: spec, device: $0, seed: options.seed) }
+        // Both devices must cut the model into the same stages, so that each stage meets its counterpart.
+        let stages = models[0].stages
+        guard models[1].stages == stages, spec.layers.last == .logSoftmax, stages.last?.kind == .single else {
+            throw KilnError("parity needs a model ending in logsoftmax that both devices run in the same stages")
+        }
         let optimizers = [reference, device].map { Optimizer(config: OptimizerConfig(kind: .sgd), device: $0) }
         for (model, optimizer) in zip(models, optimizers) { try optimizer.prepare(model.parameterBuffer) }
         let split = try DeviceSplit(data.train, on: reference)
@@ -90,9 +96,11 @@ public enum Parity {
             return copy
         }
         var entries: [ParityEntry] = []
-        func compare(_ step: Int, _ i: Int, _ quantity: String, _ r: Tensor, _ d: Tensor) throws {
+        /// Compares a result of layer i, or of the stage that ends (forward) or starts (backward) at it.
+        func compare(_ step: Int, _ i: Int, _ quantity: String, _ r: Tensor, _ d: Tensor, stage: Stage? = nil) throws {
+            let depth = stage.map { $0.layers.map { lengths[$0] }.max()! } ?? lengths[i]
             entries.append(Self.compare(step, i, spec.layers[i], quantity, try reference.readFloats(r), try device.readFloats(d),
-                                        lengths[i], options))
+                                        depth, options))
         }
 
         for step in 0..<options.steps {
@@ -105,28 +113,35 @@ public enum Parity {
             }
             let (x, y) = try split.batch(start: step * n, count: n, into: images, labels, on: reference)
             let context = StepContext(mode: .training, step: UInt64(step))
-            var kept: [Tensor] = []  // the device layers' inputs live until their backward
+            var kept: [Tensor] = []  // the device stages' inputs live until their backward
             var output = x
-            for i in spec.layers.indices {
+            for (s, stage) in stages.enumerated().dropLast() {
                 let input = try mirror(output)
                 kept.append(input)
-                output = try models[0].layers[i].forward(output, context: context)
-                try compare(step, i, "output", output, try models[1].layers[i].forward(input, context: context))
+                output = try models[0].forward(output, stage: s, context: context)
+                try compare(step, stage.layers.upperBound - 1, "output", output,
+                            try models[1].forward(input, stage: s, context: context), stage: stage)
             }
-            var gradient = try reference.allocate(output.shape, .float32)
-            let deviceGradient = try device.allocate(output.shape, .float32)
-            try reference.nllLoss(logProbs: output, labels: y, totals: totals[0], gradient: gradient)
-            try device.nllLoss(logProbs: mirror(output), labels: mirror(y), totals: totals[1], gradient: deviceGradient)
-            try compare(step, spec.layers.count - 1, "loss gradient", gradient, deviceGradient)
-            for i in spec.layers.indices.reversed() {
-                let next = try models[0].layers[i].backward(gradient, needInputGradient: i > 0)
-                let deviceNext = try models[1].layers[i].backward(mirror(gradient), needInputGradient: i > 0)
-                for (r, d) in zip(models[0].layers[i].parameters, models[1].layers[i].parameters) {
-                    try compare(step, i, "\(r.name) gradient", r.gradient, d.gradient)
-                }
+            // The final log-softmax and the loss, as training runs them (logSoftmaxNLL).
+            let last = spec.layers.count - 1
+            let logProbs = try [reference, device].map { try $0.allocate(output.shape, .float32) }
+            let gradients = try [reference, device].map { try $0.allocate(output.shape, .float32) }
+            try reference.logSoftmaxNLL(scores: output, labels: y, logProbs: logProbs[0], totals: totals[0], gradient: gradients[0])
+            try device.logSoftmaxNLL(scores: mirror(output), labels: mirror(y), logProbs: logProbs[1], totals: totals[1],
+                                     gradient: gradients[1])
+            try compare(step, last, "output", logProbs[0], logProbs[1])
+            try compare(step, last, "input gradient", gradients[0], gradients[1])
+            var gradient = gradients[0]
+            for (s, stage) in stages.enumerated().dropLast().reversed() {
+                let next = try models[0].backward(gradient, stage: s, needInputGradient: s > 0)
+                let deviceNext = try models[1].backward(mirror(gradient), stage: s, needInputGradient: s > 0)
                 guard let next, let deviceNext else { break }
-                try compare(step, i, "input gradient", next, deviceNext)
+                try compare(step, stage.layers.lowerBound, "input gradient", next, deviceNext, stage: stage)
                 gradient = next
+            }
+            for model in models { try model.device.finishGradients() }
+            for (i, (r, d)) in zip(models[0].layers, models[1].layers).enumerated() {
+                for (a, b) in zip(r.parameters, d.parameters) { try compare(step, i, "\(a.name) gradient", a.gradient, b.gradient) }
             }
             for (model, optimizer) in zip(models, optimizers) {
                 try optimizer.update(model.parameterBuffer, learningRate: options.learningRate, momentum: nil)

@@ -77,7 +77,7 @@ public final class Trainer {
     /// The training images and labels on the device (uploaded once).
     public let trainSplit: DeviceSplit
     private let testSplit: DeviceSplit
-    private let batch = TensorSlot(), batchLabels = TensorSlot(), lossGradient = TensorSlot()
+    private let batch = TensorSlot(), batchLabels = TensorSlot()
     private let totals: Tensor
 
     /// `setupStart` is when device and model set-up began, for the warm-up figure.
@@ -108,14 +108,14 @@ public final class Trainer {
                                options: TrainingOptions) throws {
         let model = try Sequential(spec: spec, device: device, seed: options.seed)
         let optimizer = Optimizer(config: options.optimizer, device: device)
-        let images = TensorSlot(), labels = TensorSlot(), gradient = TensorSlot()
+        let images = TensorSlot(), labels = TensorSlot()
         let totals = try device.allocate([2], .float32)
         try device.fill(totals, with: 0)
         let (x, y) = try train.batch(start: 0, count: min(options.batchSize, train.count), into: images, labels, on: device,
                                      augmentation: options.augmentation)
-        try trainStep(model, optimizer, x, y, totals: totals, gradient: gradient, step: 0, learningRate: 0, momentum: nil)
+        try trainStep(model, optimizer, x, y, totals: totals, step: 0, learningRate: 0, momentum: nil)
         let (tx, ty) = try test.batch(start: 0, count: min(options.evalBatchSize, test.count), into: images, labels, on: device)
-        try device.nllLoss(logProbs: model.forward(tx, context: StepContext(mode: .inference)), labels: ty, totals: totals, gradient: nil)
+        try model.loss(tx, labels: ty, totals: totals, context: StepContext(mode: .inference))
         _ = try device.readFloats(totals)  // waits for the queue
     }
 
@@ -175,17 +175,14 @@ public final class Trainer {
                                                generator: Philox(seed: options.seed, stream: RandomStream.augmentation),
                                                step: step)
         let (learningRate, momentum) = schedule.at(optimizer.step)
-        try Self.trainStep(model, optimizer, x, labels, totals: totals, gradient: lossGradient, step: step,
-                           learningRate: learningRate, momentum: momentum)
+        try Self.trainStep(model, optimizer, x, labels, totals: totals, step: step, learningRate: learningRate,
+                           momentum: momentum)
     }
 
     /// One step on a gathered batch: forward in training mode, NLL (added to `totals`), backward, update.
-    private static func trainStep(_ model: Sequential, _ optimizer: Optimizer, _ x: Tensor, _ labels: Tensor, totals: Tensor,
-                                  gradient: TensorSlot, step: UInt64, learningRate: Float, momentum: Float?) throws {
-        let output = try model.forward(x, context: StepContext(mode: .training, step: step))
-        let g = try gradient.tensor(output.shape, on: model.device)
-        try model.device.nllLoss(logProbs: output, labels: labels, totals: totals, gradient: g)
-        try model.backward(g)
+    public static func trainStep(_ model: Sequential, _ optimizer: Optimizer, _ x: Tensor, _ labels: Tensor, totals: Tensor,
+                                 step: UInt64, learningRate: Float, momentum: Float?) throws {
+        try model.loss(x, labels: labels, totals: totals, context: StepContext(mode: .training, step: step))
         try optimizer.update(model.parameterBuffer, learningRate: learningRate, momentum: momentum)
     }
 
@@ -223,8 +220,7 @@ public final class Trainer {
         for start in stride(from: 0, to: split.count, by: batchSize) {
             let n = min(batchSize, split.count - start)
             let (x, y) = try split.batch(start: start, count: n, into: batch, labels, on: device)
-            let output = try model.forward(x, context: StepContext(mode: .inference))
-            try device.nllLoss(logProbs: output, labels: y, totals: totals, gradient: nil)
+            try model.loss(x, labels: y, totals: totals, context: StepContext(mode: .inference))
         }
         let values = try device.readFloats(totals)
         return (Double(values[0]) / Double(split.count), Int(values[1]), split.count)

@@ -8,9 +8,19 @@ extension CPUDevice {
     /// Floats of im2col columns per chunk: about 512 KB, a share of L2.
     private static let chunkFloats = 128 * 1024
 
-    public func conv2dForward(input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor, geometry: WindowGeometry) throws {
+    public func conv2dForward(input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor, geometry: WindowGeometry,
+                              normalization: BatchNormForward?) throws {
         convolve(input, weight, output, geometry)
         if let bias { addChannelBias(output, bias: bias) }
+        if let normalization { try composedForward(output, normalization) }
+    }
+
+    public func conv2dBackward(input: Tensor, gradOutput: Tensor, weight: Tensor, gradWeight: Tensor, gradBias: Tensor?,
+                               gradInput: Tensor?, geometry: WindowGeometry, normalization: BatchNormBackward?) throws {
+        let dy = try normalization.map { try composedBackward(gradOutput, $0, scratch: normalizedGradient) } ?? gradOutput
+        weightGradient(input, dy, gradWeight, geometry)
+        if let gradBias { channelSums(dy, into: gradBias) }
+        if let gradInput { inputGradient(dy, weight, gradInput, geometry) }
     }
 
     private func convolve(_ input: Tensor, _ weight: Tensor, _ output: Tensor, _ geometry: WindowGeometry) {
@@ -32,7 +42,7 @@ extension CPUDevice {
         }
     }
 
-    public func conv2dBackwardData(gradOutput: Tensor, weight: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws {
+    private func inputGradient(_ gradOutput: Tensor, _ weight: Tensor, _ gradInput: Tensor, _ geometry: WindowGeometry) {
         let depth = gradInput.channels * geometry.kernel * geometry.kernel
         let (m, columns, plane) = (gradOutput.channels, gradOutput.rowLength, gradOutput.height * gradOutput.width)
         let (w, dy, dx) = (floats(weight), floats(gradOutput), floats(gradInput))
@@ -53,12 +63,6 @@ extension CPUDevice {
             col2im(dcol, images: images, into: gradInput, outputHeight: gradOutput.height,
                    outputWidth: gradOutput.width, geometry: geometry)
         }
-    }
-
-    public func conv2dBackwardWeights(input: Tensor, gradOutput: Tensor, gradWeight: Tensor, gradBias: Tensor?,
-                                      geometry: WindowGeometry) throws {
-        weightGradient(input, gradOutput, gradWeight, geometry)
-        if let gradBias { channelSums(gradOutput, into: gradBias) }
     }
 
     private func weightGradient(_ input: Tensor, _ gradOutput: Tensor, _ gradWeight: Tensor, _ geometry: WindowGeometry) {

@@ -31,6 +31,8 @@ public final class CPUDevice: Device {
     /// Scratch areas (im2col columns, per-thread partial sums); each grows to the largest layer, then stays.
     private var workspaces = [CPUStorage(bytes: 0), CPUStorage(bytes: 0)]
     static let columnScratch = 0, partialScratch = 1
+    /// A fused batch norm's input gradient, which its convolution's backward then reads.
+    let normalizedGradient = TensorSlot()
 
     public init() {
         openblas_set_num_threads(1)
@@ -81,6 +83,9 @@ public final class CPUDevice: Device {
 
     /// Primitives run synchronously on the CPU: nothing is ever pending.
     public func finish() throws {}
+
+    /// Every CPU primitive writes its gradients whole.
+    public func finishGradients() throws {}
 
     public var allocatedBytes: Int? { nil }
 

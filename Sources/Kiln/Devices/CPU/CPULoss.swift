@@ -27,7 +27,8 @@ extension CPUDevice {
         }
     }
 
-    public func nllLoss(logProbs: Tensor, labels: Tensor, totals: Tensor, gradient: Tensor?) throws {
+    public func logSoftmaxNLL(scores: Tensor, labels: Tensor, logProbs: Tensor, totals: Tensor, gradient: Tensor?) throws {
+        try logSoftmaxForward(input: scores, output: logProbs)
         let (k, n) = (logProbs.channels, logProbs.rowLength)
         let (p, label, out) = (floats(logProbs), ints(labels), floats(totals))
         var loss: Float = 0, correct: Float = 0
@@ -40,10 +41,10 @@ extension CPUDevice {
         }
         out[0] += loss
         out[1] += correct
-        if let gradient {
-            let g = floats(gradient)
-            g.update(repeating: 0, count: k * n)
-            for j in 0..<n { g[Int(label[j]) * n + j] = -1 / Float(n) }
+        guard let gradient else { return }
+        let g = floats(gradient)
+        for j in 0..<n {
+            for c in 0..<k { g[c * n + j] = (expf(p[c * n + j]) - (c == Int(label[j]) ? 1 : 0)) / Float(n) }
         }
     }
 }

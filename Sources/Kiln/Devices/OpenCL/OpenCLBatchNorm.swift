@@ -1,20 +1,28 @@
 /// Batch norm on OpenCL in two stages per pass (see Kernels/batchnorm.cl): partial statistics of row
-/// slices, one work-group each, then an element-wise pass whose work-groups fold their channel's
-/// partials in a fixed order. No float atomics, so a run repeats bit for bit.
+/// slices, one work-group each (or of a fused convolution's work-groups), then an element-wise pass
+/// whose work-groups fold their channel's partials in a fixed order. No float atomics, so a run repeats
+/// bit for bit. γ's and β's gradients are slice sums that `finishGradients` completes.
 extension OpenCLDevice {
     public func batchNormTrainingForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
                                          runningVar: Tensor, savedMean: Tensor, savedInvStd: Tensor,
                                          output: Tensor, momentum: Float, epsilon: Float, rectify: Bool) throws {
         let row = input.rowLength, (slice, slices) = reductionSlices(channels: input.channels, row: row)
-        let partials = try partialScratch(2 * input.channels * slices)
+        let partials = try partialScratch(3 * input.channels * slices)
         try runGroups("batch_norm_statistics", groups: input.channels * slices, .buffer(input), .buffer(partials),
                       .int(row), .int(slice), .int(slices), .int(rectify ? 1 : 0))
-        let perItem = elementsPerItem(channels: input.channels, row: row)
+        try normalize(input, statistics: partials, parts: slices,
+                      BatchNormForward(gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                                       savedMean: savedMean, savedInvStd: savedInvStd, output: output, momentum: momentum,
+                                       epsilon: epsilon, rectify: rectify))
+    }
+
+    /// Stage 2 of the training forward, from `parts` partial statistics per channel (count, mean, m2).
+    func normalize(_ input: Tensor, statistics: Tensor, parts: Int, _ n: BatchNormForward) throws {
+        let row = input.rowLength, perItem = elementsPerItem(channels: input.channels, row: row)
         try runRows("batch_norm_normalize", channels: input.channels, row: row, perItem: perItem, .buffer(input),
-                    .buffer(partials), .buffer(gamma), .buffer(beta), .buffer(runningMean), .buffer(runningVar),
-                    .buffer(savedMean), .buffer(savedInvStd), .buffer(output), .int(row), .int(perItem), .int(slice),
-                    .int(slices), .float(momentum),
-                    .float(epsilon), .int(rectify ? 1 : 0))
+                    .buffer(statistics), .buffer(n.gamma), .buffer(n.beta), .buffer(n.runningMean), .buffer(n.runningVar),
+                    .buffer(n.savedMean), .buffer(n.savedInvStd), .buffer(n.output), .int(row), .int(perItem), .int(parts),
+                    .float(n.momentum), .float(n.epsilon), .int(n.rectify ? 1 : 0))
     }
 
     public func batchNormInferenceForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
@@ -27,14 +35,27 @@ extension OpenCLDevice {
     public func batchNormBackward(input: Tensor, gradOutput: Tensor, gamma: Tensor, savedMean: Tensor,
                                   savedInvStd: Tensor, gradInput: Tensor, gradGamma: Tensor, gradBeta: Tensor,
                                   rectify: Bool) throws {
-        let row = input.rowLength, (slice, slices) = reductionSlices(channels: input.channels, row: row)
-        let partials = try partialScratch(2 * input.channels * slices)
-        try runGroups("batch_norm_backward_sums", groups: input.channels * slices, .buffer(input), .buffer(gradOutput),
-                      .buffer(savedMean), .buffer(partials), .int(row), .int(slice), .int(slices), .int(rectify ? 1 : 0))
-        let perItem = elementsPerItem(channels: input.channels, row: row)
+        let sums = try backwardSums(gradOutput, BatchNormBackward(input: input, gamma: gamma, savedMean: savedMean,
+                                                                  savedInvStd: savedInvStd, gradGamma: gradGamma,
+                                                                  gradBeta: gradBeta, rectify: rectify))
+        let row = input.rowLength, perItem = elementsPerItem(channels: input.channels, row: row)
         try runRows("batch_norm_backward_data", channels: input.channels, row: row, perItem: perItem, .buffer(input),
-                    .buffer(gradOutput), .buffer(partials), .buffer(gamma), .buffer(savedMean), .buffer(savedInvStd),
-                    .buffer(gradInput), .buffer(gradGamma), .buffer(gradBeta), .int(row), .int(perItem), .int(slices),
+                    .buffer(gradOutput), .arena(sums.arena), .int(sums.offset), .buffer(gamma), .buffer(savedMean),
+                    .buffer(savedInvStd), .buffer(gradInput), .int(row), .int(perItem), .int(sums.slices),
                     .int(rectify ? 1 : 0))
+    }
+
+    /// Backward stage 1: per slice of each channel's row, Σ dy and Σ dy·x̂, into the gradient arena. Their
+    /// sums over the slices are β's and γ's gradients (queued for `finishGradients`) and what the input
+    /// gradient needs (batch_norm_backward_data, or a fused convolution's backward).
+    func backwardSums(_ gradOutput: Tensor, _ n: BatchNormBackward) throws -> (arena: Tensor, offset: Int, slices: Int) {
+        let channels = n.input.channels, row = n.input.rowLength, (slice, slices) = reductionSlices(channels: channels, row: row)
+        let sums = try reservePartials(2 * channels * slices)
+        try runGroups("batch_norm_backward_sums", groups: channels * slices, .buffer(n.input), .buffer(gradOutput),
+                      .buffer(n.savedMean), .buffer(n.savedInvStd), .arena(sums.arena), .int(sums.offset), .int(row),
+                      .int(slice), .int(slices), .int(n.rectify ? 1 : 0))
+        sumLater(n.gradBeta, from: sums, parts: slices, outputStride: 2 * slices, partStride: 2)
+        sumLater(n.gradGamma, from: (sums.arena, sums.offset + 1), parts: slices, outputStride: 2 * slices, partStride: 2)
+        return (sums.arena, sums.offset, slices)
     }
 }

@@ -5,6 +5,11 @@ import Foundation
 /// A kernel launch argument, in the order the kernel declares them.
 enum KernelArgument {
     case buffer(Tensor)
+    /// A buffer itself, not a tensor's (a view's root).
+    case memory(cl_mem)
+    /// The gradient arena (`reservePartials`): a launch uses a region of it, so the launch profile
+    /// does not count its size as the launch's tensor.
+    case arena(Tensor)
     /// A null `__global` pointer when nil.
     case optional(Tensor?)
     case int(Int)
@@ -46,6 +51,10 @@ public final class OpenCLDevice: Device {
     private var specialised: [String: [String: cl_kernel]] = [:]
     private let specialisedLock = NSLock()
     var partials: OpenCLStorage?
+    /// Partial gradient sums waiting for `finishGradients`.
+    let gradientSums = GradientSums()
+    /// A fused batch norm's input gradient where a pointwise convolution's GEMMs then read it.
+    let normalizedGradient = TensorSlot()
     /// The GEMMs enqueued while `recordingGEMMs` is set (`kiln tune` learns a model's shapes so).
     var recordedGEMMs: [GEMMShape]?
 
@@ -206,6 +215,11 @@ public final class OpenCLDevice: Device {
             case .buffer(let t):
                 var m: cl_mem? = memory(t)
                 status = clSetKernelArg(kernel, i, MemoryLayout<cl_mem?>.size, &m)
+            case .arena(let t):
+                var m: cl_mem? = memory(t)
+                status = clSetKernelArg(kernel, i, MemoryLayout<cl_mem?>.size, &m)
+            case .memory(var m):
+                status = clSetKernelArg(kernel, i, MemoryLayout<cl_mem>.size, &m)
             case .optional(let t):
                 var m: cl_mem? = t.map(memory)
                 status = clSetKernelArg(kernel, i, MemoryLayout<cl_mem?>.size, &m)
@@ -242,7 +256,7 @@ public final class OpenCLDevice: Device {
     /// elements) from one product to the next: one CLBlast call.
     func gemmStridedBatched(_ transposeA: Bool, _ transposeB: Bool, m: Int, n: Int, k: Int,
                             _ a: Tensor, lda: Int, strideA: Int, _ b: Tensor, ldb: Int, strideB: Int,
-                            _ c: Tensor, ldc: Int, strideC: Int, count: Int) throws {
+                            _ c: Tensor, offsetC: Int = 0, ldc: Int, strideC: Int, count: Int) throws {
         guard m > 0, n > 0, k > 0, count > 0 else { return }
         recordedGEMMs?.append(GEMMShape(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, batch: count))
         if LaunchLog.isRecording {
@@ -251,11 +265,12 @@ public final class OpenCLDevice: Device {
         let status = CLBlastSgemmStridedBatched(
             CLBlastLayoutRowMajor, transposeA ? CLBlastTransposeYes : CLBlastTransposeNo,
             transposeB ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, 1, memory(a), 0, lda, strideA,
-            memory(b), 0, ldb, strideB, 0, memory(c), 0, ldc, strideC, count, &queue, nil)
+            memory(b), 0, ldb, strideB, 0, memory(c), offsetC, ldc, strideC, count, &queue, nil)
         try checkCLBlast(status, "CLBlastSgemmStridedBatched(\(count) × m \(m), n \(n), k \(k))")
     }
 
     public func finish() throws {
+        try finishGradients()
         try checkCL(clFinish(queue), "clFinish")
     }
 }

@@ -10,12 +10,12 @@ extension OpenCLDevice {
                 .int(output.channels), .int(output.rowLength))
     }
 
-    public func nllLoss(logProbs: Tensor, labels: Tensor, totals: Tensor, gradient: Tensor?) throws {
+    public func logSoftmaxNLL(scores: Tensor, labels: Tensor, logProbs: Tensor, totals: Tensor, gradient: Tensor?) throws {
         // Four samples per work-item: a training batch of up to 4·REDUCE_GROUP is one launch.
-        let groups = (logProbs.rowLength + 4 * reduceGroup - 1) / (4 * reduceGroup)
+        let groups = (scores.rowLength + 4 * reduceGroup - 1) / (4 * reduceGroup)
         let partials = try partialScratch(2 * groups)
-        try runGroups("nll_loss", groups: groups, .buffer(logProbs), .buffer(labels), .buffer(totals), .buffer(partials),
-                      .optional(gradient), .int(logProbs.channels), .int(logProbs.rowLength))
+        try runGroups("log_softmax_nll", groups: groups, .buffer(scores), .buffer(labels), .buffer(logProbs), .buffer(totals),
+                      .buffer(partials), .optional(gradient), .int(scores.channels), .int(scores.rowLength))
         // One group added its sums to the totals itself.
         guard groups > 1 else { return }
         try run("add_totals", items: 1, .buffer(partials), .buffer(totals), .int(groups))

@@ -6,18 +6,26 @@ import Foundation
 final class OpenCLStorage: DeviceStorage {
     let buffer: cl_mem
     let byteCapacity: Int
+    /// The buffer a view is cut from, and where in it the view starts (bytes): a kernel can write the
+    /// view through its root (sum_gradients writes every gradient view of the flat buffer so).
+    let root: cl_mem
+    let origin: Int
     private let owner: Owner
     private enum Owner { case pool(BufferPool), parent(OpenCLStorage) }
 
     init(buffer: cl_mem, bytes: Int, pool: BufferPool) {
         self.buffer = buffer
         byteCapacity = bytes
+        root = buffer
+        origin = 0
         owner = .pool(pool)
     }
 
-    init(subBuffer: cl_mem, bytes: Int, parent: OpenCLStorage) {
+    init(subBuffer: cl_mem, bytes: Int, parent: OpenCLStorage, offset: Int) {
         buffer = subBuffer
         byteCapacity = bytes
+        root = parent.root
+        origin = parent.origin + offset
         owner = .parent(parent)
     }
 
@@ -86,20 +94,23 @@ extension OpenCLDevice {
         let buffer = clCreateSubBuffer(parent.buffer, cl_mem_flags(CL_MEM_READ_WRITE),
                                        cl_buffer_create_type(CL_BUFFER_CREATE_TYPE_REGION), &region, &status)
         try checkCL(status, "clCreateSubBuffer(offset \(offset), \(bytes) bytes)")
-        return Tensor(shape: shape, dtype: tensor.dtype, storage: OpenCLStorage(subBuffer: buffer!, bytes: bytes, parent: parent))
+        return Tensor(shape: shape, dtype: tensor.dtype, storage: OpenCLStorage(subBuffer: buffer!, bytes: bytes, parent: parent,
+                                                                                offset: offset * tensor.dtype.byteSize))
     }
 
     public func write(_ values: [Float], to tensor: Tensor) throws {
         try checkTransfer(values.count, tensor, .float32)
+        try finishGradients()
         try upload(values, tensor)
     }
 
     public func write(_ values: [Int32], to tensor: Tensor) throws {
         try checkTransfer(values.count, tensor, .int32)
+        try finishGradients()
         try upload(values, tensor)
     }
 
-    private func upload<T>(_ values: [T], _ tensor: Tensor) throws {
+    func upload<T>(_ values: [T], _ tensor: Tensor) throws {
         guard !values.isEmpty else { return }
         try values.withUnsafeBytes {
             try checkCL(clEnqueueWriteBuffer(queue, memory(tensor), cl_bool(CL_TRUE), 0, $0.count, $0.baseAddress, 0, nil, nil),
@@ -112,6 +123,7 @@ extension OpenCLDevice {
     public func readInts(_ tensor: Tensor) throws -> [Int32] { try download(tensor, as: Int32.self) }
 
     private func download<T: Numeric>(_ tensor: Tensor, as: T.Type) throws -> [T] {
+        try finishGradients()
         var values = [T](repeating: 0, count: tensor.count)
         guard !values.isEmpty else { return values }
         try values.withUnsafeMutableBytes {
@@ -123,6 +135,7 @@ extension OpenCLDevice {
 
     public func fill(_ tensor: Tensor, with value: Float) throws {
         guard tensor.count > 0 else { return }
+        try finishGradients()
         var pattern = value
         try checkCL(clEnqueueFillBuffer(queue, memory(tensor), &pattern, 4, 0, tensor.count * 4, 0, nil, nil),
                     "clEnqueueFillBuffer")
@@ -131,6 +144,7 @@ extension OpenCLDevice {
     public func copy(_ source: Tensor, to destination: Tensor) throws {
         try checkTransfer(source.count, destination, source.dtype)
         guard source.count > 0 else { return }
+        try finishGradients()
         try checkCL(clEnqueueCopyBuffer(queue, memory(source), memory(destination), 0, 0, source.count * source.dtype.byteSize,
                                         0, nil, nil), "clEnqueueCopyBuffer")
     }
