@@ -8,7 +8,7 @@ float pixel(__global const float* from, int y, int x, int height, int width, flo
 __kernel void gather_batch(__global const float* images, __global const int* labels, __global const int* order,
                            __global float* output, __global int* output_labels, int channels, int total, int batch,
                            int height, int width, int start, int augment, float max_degrees, float max_shift,
-                           float background, uint key0, uint key1, ulong step) {
+                           __global const float* fill, uint key0, uint key1, ulong step) {
     const int i = get_global_id(0);
     if (i >= channels * batch * height * width) return;
     const int x = i % width, y = i / width % height, slot = i / (width * height) % batch;
@@ -17,6 +17,7 @@ __kernel void gather_batch(__global const float* images, __global const int* lab
     if (i < batch) output_labels[i] = labels[order[start + i]];
     __global const float* from = images + ((long)ch * total + image) * height * width;
     if (!augment) { output[i] = from[y * width + x]; return; }
+    const float background = fill[ch];
     // The inverse map of Augmentation.transform (Device.swift), from the slot's Philox words.
     const uint4 words = philox((uint2)(key0, key1), (uint)slot, step);
     const float angle = (philox_unit(words.x) * 2.0f - 1.0f) * max_degrees * (M_PI_F / 180.0f);

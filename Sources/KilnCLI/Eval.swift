@@ -17,7 +17,9 @@ struct Eval: ParsableCommand {
         let saved = try Checkpoint(path: checkpoint)
         let model = try Sequential(spec: saved.spec, device: device, seed: 0)
         try saved.load(into: model)
-        let result = try evaluate(model, on: dataOptions.load(), batchSize: batchSize)
+        // The test images are normalised as the training images were.
+        let data = try dataOptions.load(normalization: saved.options?.normalization)
+        let result = try evaluate(model, on: data, batchSize: batchSize)
         print(EpochReport.testLine(loss: result.loss, correct: result.correct, count: result.count))
     }
 }

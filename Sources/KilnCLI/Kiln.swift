@@ -58,14 +58,16 @@ let cacheDirHelp = ArgumentHelp("Folder for compiled OpenCL programs and `kiln t
                                 discussion: "Default: $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln.")
 
 struct DataOptions: ParsableArguments {
-    @Option(help: "Folder with the four MNIST-format IDX files (.gz or plain). Default: the bundled Data/mnist.")
+    @Option(help: ArgumentHelp("Data folder: the four MNIST-format IDX files (.gz or plain), or NumPy arrays x_train.npy, y_train.npy, x_test.npy, y_test.npy. Default: the bundled Data/mnist.",
+                               discussion: "NumPy images are uint8 [N, H, W] or [N, H, W, C] (square), labels integers; each channel is normalised with the training split's mean and standard deviation, which checkpoints keep."))
     var data: String?
 
     @Option(help: "mnist or fashion-mnist (Debian's dataset-fashion-mnist package).")
     var dataset = "mnist"
 
-    func load(trainLimit: Int? = nil) throws -> MNISTData {
-        let folder = try data ?? MNISTData.folder(forDataset: dataset, bundled: MNISTData.bundledFolder())
-        return try MNISTData(folder: folder, trainLimit: trainLimit)
+    /// `normalization`: a checkpoint's, so that its data is normalised as in training.
+    func load(trainLimit: Int? = nil, normalization: Normalization? = nil) throws -> Dataset {
+        let folder = try data ?? Dataset.folder(forDataset: dataset, bundled: Dataset.bundledFolder())
+        return try Dataset.load(folder: folder, trainLimit: trainLimit, normalization: normalization)
     }
 }

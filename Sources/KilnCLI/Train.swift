@@ -99,7 +99,7 @@ struct Train: ParsableCommand {
             options.gamma = gamma ?? defaults.gamma
             let standard = defaults.augmentation!
             options.augmentation = augment ?? true
-                ? Augmentation(maxDegrees: rotate ?? standard.maxDegrees, maxShift: shift ?? standard.maxShift, background: MNISTData.background)
+                ? Augmentation(maxDegrees: rotate ?? standard.maxDegrees, maxShift: shift ?? standard.maxShift)
                 : nil
             options.seed = seed ?? defaults.seed
         }
@@ -108,6 +108,7 @@ struct Train: ParsableCommand {
         let data = try loadData(resuming: checkpoint)
         if checkpoint?.options?.dataFolder == nil { options.trainLimit = trainLimit }
         options.dataFolder = URL(fileURLWithPath: data.folder).standardizedFileURL.path
+        options.normalization = data.normalization
         let network = try Sequential(spec: spec, device: device, seed: options.seed)
         let trainer = try Trainer(model: network, data: data, options: options, setupStart: setupStart)
         if let checkpoint {
@@ -156,7 +157,7 @@ struct Train: ParsableCommand {
 extension Train {
     /// The data: a resumed run's own (its folder and --train-limit), which a different --data or
     /// --train-limit may not replace; otherwise the flags'.
-    func loadData(resuming checkpoint: Checkpoint?) throws -> MNISTData {
+    func loadData(resuming checkpoint: Checkpoint?) throws -> Dataset {
         // Checkpoints from before the data was recorded take the flags.
         guard let checkpoint, let saved = checkpoint.options, let folder = saved.dataFolder else {
             return try dataOptions.load(trainLimit: trainLimit)
@@ -168,7 +169,7 @@ extension Train {
            URL(fileURLWithPath: given).standardizedFileURL.path != URL(fileURLWithPath: folder).standardizedFileURL.path {
             throw KilnError("--resume: the run trained on \(folder), not \(given)")
         }
-        return try MNISTData(folder: folder, trainLimit: saved.trainLimit)
+        return try Dataset.load(folder: folder, trainLimit: saved.trainLimit, normalization: saved.normalization)
     }
 }
 

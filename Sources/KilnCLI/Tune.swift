@@ -48,7 +48,7 @@ struct Tune: ParsableCommand {
         let tuner = CLBlastTuner(device: opencl, call: try childCall(device: opencl.info.address, cacheDir: cache.url.path))
         var calls: [GEMMShape: Int] = [:]
         if !specs.isEmpty {
-            let data = try MNISTData(folder: MNISTData.bundledFolder(), trainLimit: batchSize, testLimit: 1)
+            let data = try Dataset.load(folder: Dataset.bundledFolder(), trainLimit: batchSize, testLimit: 1)
             for spec in specs {
                 let model = try Sequential(spec: spec, device: opencl, seed: 1)
                 calls.merge(try opencl.gemmShapes(of: model, data: data, batchSize: batchSize), uniquingKeysWith: +)

@@ -66,4 +66,24 @@ import Testing
         #expect(parity.status == 1 && (parity.output.contains("the training images of \(folder) are [1, 3, 3]")
                                        || (!OpenCLSupport.available && parity.output.contains("no OpenCL device"))), "\(parity.output)")
     }
+
+    /// An RGB spec trains from a NumPy folder, and its checkpoint evaluates to the same test line with the
+    /// normalisation it saved, even when the training images it was measured on are not there.
+    @Test func rgbSpecTrainsFromNumPyAndEvaluatesTheSame() throws {
+        let data = try numpyFolder(channels: 3, size: 8, train: 96, test: 40, classes: 5)
+        let spec = temporary("rgb8.json"), save = temporary("rgb8.safetensors")
+        try Data(rgbSpec.utf8).write(to: URL(fileURLWithPath: spec))
+        defer { for path in [spec, save, data] { try? FileManager.default.removeItem(atPath: path) } }
+        let trained = try runKiln(["train", "--device", "cpu", "--model", spec, "--data", data, "--epochs", "2",
+                                   "--batch-size", "16", "--save", save])
+        #expect(trained.status == 0, "\(trained.output)")
+        let last = try #require(trained.output.split(separator: "\n").last { $0.hasPrefix("Test set:") })
+        // Other training images: the checkpoint's normalisation still applies.
+        var random = HostRandom(seed: 5, stream: 5)
+        let other = random.uniform(4 * 64 * 3, bound: 1).map { UInt8(min(255, abs($0) * 40)) }
+        try Data(npy("|u1", [4, 8, 8, 3], other)).write(to: URL(fileURLWithPath: "\(data)/x_train.npy"))
+        try Data(npy("<i8", [4], int64Bytes([0, 1, 2, 3]))).write(to: URL(fileURLWithPath: "\(data)/y_train.npy"))
+        let eval = try runKiln(["eval", "--checkpoint", save, "--device", "cpu", "--data", data])
+        #expect(eval.status == 0 && eval.output.contains(last), "train: \(last)\neval: \(eval.output)")
+    }
 }

@@ -22,14 +22,14 @@ import Testing
     @Test func readsPlainIDX() throws {
         let pixels = (0..<3 * 4).map { UInt8($0 * 20) }
         let dir = try folder(images: header(3, [3, 2, 2]) + pixels, labels: header(1, [3]) + [7, 0, 9])
-        let data = try MNISTData(folder: dir)
-        #expect(data.train.labels == [7, 0, 9] && data.train.shape == ImageShape(channels: 1, size: 2))
-        #expect(abs(data.train.images[1] - (20 / 255 - MNISTData.mean) / MNISTData.std) < 1e-6)
+        let data = try Dataset.load(folder: dir)
+        #expect(data.train.labels == [7, 0, 9] && data.train.shape == ImageShape(channels: 1, size: 2) && data.classes == 10)
+        #expect(abs(data.train.images[1] - (20 / 255 - 0.1307) / 0.3081) < 1e-6)
     }
 
     @Test func readsBundledGzip() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let data = try MNISTData(folder: root.appendingPathComponent("Data/mnist").path, trainLimit: 100)
+        let data = try Dataset.load(folder: root.appendingPathComponent("Data/mnist").path, trainLimit: 100)
         #expect(data.train.count == 100 && data.test.count == 10_000 && data.train.shape.size == 28)
     }
 
@@ -47,7 +47,7 @@ import Testing
     func rejectsBrokenFiles(name: String, images: [UInt8], labels: [UInt8], message: String) throws {
         let dir = try folder(images: images, labels: labels)
         #expect {
-            try MNISTData(folder: dir)
+            try Dataset.load(folder: dir)
         } throws: { error in
             let text = String(describing: error)
             return text.contains(dir) && text.contains(message) && !text.contains("\n")
@@ -66,11 +66,58 @@ import Testing
         gzwrite(file, &header, UInt32(header.count))
         for _ in 0..<64 { _ = zeros.withUnsafeBytes { gzwrite(file, $0.baseAddress, UInt32($0.count)) } }
         gzclose(file)
-        #expect { try MNISTData(folder: dir) } throws: { String(describing: $0).contains("more data than the header's 4 bytes") }
+        #expect { try Dataset.load(folder: dir) } throws: { String(describing: $0).contains("more data than the header's 4 bytes") }
     }
 
     @Test func missingFolderIsOneLine() {
-        #expect(throws: KilnError.self) { try MNISTData(folder: "/nonexistent/mnist") }
+        #expect(throws: KilnError.self) { try Dataset.load(folder: "/nonexistent/mnist") }
+    }
+
+    /// NumPy images [N, H, W, C] become channel-major [C][N][H][W], each channel normalised with the training
+    /// split's own mean and standard deviation (or with given ones), and the classes run to the largest label.
+    @Test func readsNumPyRGB() throws {
+        let dir = try numpyFolder(channels: 3, size: 2, train: 4, test: 3, classes: 3)
+        let data = try Dataset.load(folder: dir)
+        #expect(data.train.shape == ImageShape(channels: 3, size: 2) && data.train.count == 4 && data.test.count == 3)
+        #expect(data.classes == 3 && data.train.labels == (0..<4).map { Int32(($0 * 7 + 3) % 3) })
+        let raw = try NPYFile(path: "\(dir)/x_train.npy")
+        let bytes = (0..<raw.count).map { Double(raw.value($0)) / 255 }
+        for c in 0..<3 {
+            let channel = (0..<16).map { bytes[$0 * 3 + c] }
+            let mean = channel.reduce(0, +) / 16, std = (channel.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 16).squareRoot()
+            #expect(abs(Double(data.normalization.mean[c]) - mean) < 1e-5 && abs(Double(data.normalization.std[c]) - std) < 1e-5)
+            // Image 2, pixel 3 of channel c, and the fill: a black pixel.
+            let x = data.train.images[(c * 4 + 2) * 4 + 3]
+            #expect(abs(Double(x) - (bytes[(2 * 4 + 3) * 3 + c] - mean) / std) < 1e-4)
+            #expect(abs(Double(data.train.fill[c]) + mean / std) < 1e-4)
+        }
+        let given = Normalization(mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25])
+        #expect(try Dataset.load(folder: dir, normalization: given).normalization == given)
+        let grey = try Dataset.load(folder: numpyFolder(channels: 1, size: 3, train: 2, test: 2, classes: 2), trainLimit: 1)
+        #expect(grey.train.shape == ImageShape(channels: 1, size: 3) && grey.train.count == 1)
+    }
+
+    static let brokenNumPy: [(String, String, [UInt8], String)] = [
+        ("no magic", "x_train.npy", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], "not a NumPy .npy file"),
+        ("float images", "x_train.npy", npy("<f4", [1, 2, 2], [UInt8](repeating: 0, count: 16)), "Kiln reads 8-bit images"),
+        ("fortran order", "x_train.npy", npy("|u1", [1, 2, 2], [1, 2, 3, 4], fortran: true), "Fortran order"),
+        ("short data", "x_train.npy", npy("|u1", [2, 2, 2], [1, 2, 3]), "does not match the 3 data bytes"),
+        ("overflowing shape", "x_train.npy", npy("|u1", [Int(Int32.max), Int(Int32.max), 4], [1]), "does not match"),
+        ("non-square", "x_test.npy", npy("|u1", [1, 2, 3], [UInt8](repeating: 0, count: 6)), "square images"),
+        ("label count", "y_train.npy", npy("<i8", [1], int64Bytes([0])), "labels of shape [1] for 2 images"),
+        ("negative label", "y_test.npy", npy("<i8", [2], int64Bytes([0, -3])), "label -3 at index 1"),
+        ("unknown type", "y_test.npy", npy("<f8", [2], [UInt8](repeating: 0, count: 16)), "elements of type '<f8'"),
+    ]
+
+    @Test(arguments: brokenNumPy)
+    func rejectsBrokenNumPy(name: String, file: String, bytes: [UInt8], message: String) throws {
+        let dir = try numpyFolder(channels: 1, size: 2, train: 2, test: 2, classes: 2, files: [file: bytes])
+        #expect {
+            try Dataset.load(folder: dir)
+        } throws: { error in
+            let text = String(describing: error)
+            return text.contains("\(dir)/\(file)") && text.contains(message) && !text.contains("\n")
+        }
     }
 
     @Test func gatherWithoutAugmentationCopiesInOrder() throws {
@@ -80,13 +127,14 @@ import Testing
         try device.write((0..<7).map { Int32($0) }, to: labels)
         try device.write([6, 2, 4, 0, 1, 3, 5] as [Int32], to: order)
         let out = try device.allocate([1, 3, 3, 3], .float32), outLabels = try device.allocate([3], .int32)
+        let fill = try tensor(device, [1], [-1])
         try device.gatherBatch(images: images, labels: labels, order: order, start: 2, output: out, outputLabels: outLabels,
-                               augmentation: nil, generator: Philox(seed: 1, stream: 1), step: 0)
+                               augmentation: nil, fill: fill, generator: Philox(seed: 1, stream: 1), step: 0)
         #expect(try device.readInts(outLabels) == [4, 0, 1])
         expectClose(try device.readFloats(out), [4, 0, 1].flatMap { i in values[i * 9..<(i + 1) * 9].map(Double.init) }, terms: 1, "gather")
         // A zero-size augmentation is the identity; a real one moves pixels and keeps the background.
         try device.gatherBatch(images: images, labels: labels, order: order, start: 2, output: out, outputLabels: outLabels,
-                               augmentation: Augmentation(maxDegrees: 0, maxShift: 0, background: -1),
+                               augmentation: Augmentation(maxDegrees: 0, maxShift: 0), fill: fill,
                                generator: Philox(seed: 1, stream: 1), step: 3)
         expectClose(try device.readFloats(out), [4, 0, 1].flatMap { i in values[i * 9..<(i + 1) * 9].map(Double.init) }, terms: 4, "identity augmentation")
     }
@@ -102,7 +150,7 @@ import Testing
         try device.write([0] as [Int32], to: order)
         let out = try device.allocate([1, 1, 5, 5], .float32), outLabels = try device.allocate([1], .int32)
         try device.gatherBatch(images: images, labels: labels, order: order, start: 0, output: out, outputLabels: outLabels,
-                               augmentation: Augmentation(maxDegrees: 90, maxShift: 0, background: 0),
+                               augmentation: Augmentation(maxDegrees: 90, maxShift: 0), fill: tensor(device, [1], [0]),
                                generator: Philox(seed: testSeed, stream: 1), step: 1)
         let result = try device.readFloats(out)
         #expect(result[12] == 0, "the centre stays dark")

@@ -252,14 +252,15 @@ struct OpenCLParityTests {
 
     @Test(arguments: [false, true])
     func gatherBatch(augment: Bool) throws {
-        let (c, total, h, n) = (1, 37, 11, 5)
+        // Three channels, each with its own fill.
+        let (c, total, h, n) = (3, 37, 11, 5)
         let order = HostValues.ints([total], (0..<Int32(total)).shuffled())
         let labels = HostValues.ints([total], (0..<Int32(total)).map { $0 % 10 })
-        let augmentation = augment ? Augmentation(maxDegrees: 15, maxShift: 2, background: -0.5) : nil
-        try parity("gather", inputs: [.random([c, total, h, h]), labels, order],
+        let augmentation = augment ? Augmentation(maxDegrees: 15, maxShift: 2) : nil
+        try parity("gather", inputs: [.random([c, total, h, h]), labels, order, .floats([c], [-0.5, -1.5, 2])],
                    outputs: [([c, n, h, h], .float32), ([n], .int32)], terms: 4) { d, i, o in
             try d.gatherBatch(images: i[0], labels: i[1], order: i[2], start: 31, output: o[0], outputLabels: o[1],
-                              augmentation: augmentation, generator: Philox(seed: 3, stream: 3), step: 12)
+                              augmentation: augmentation, fill: i[3], generator: Philox(seed: 3, stream: 3), step: 12)
         }
     }
 
@@ -295,7 +296,7 @@ struct OpenCLParityTests {
     /// launch on a tensor of 65,536 elements or more has at least 264 work-groups (two per SM of a 132-SM
     /// GPU), and the launch log sees CLBlast's kernels as well as Kiln's.
     @Test func trainingStepIsShapedForAGPU() throws {
-        let data = try MNISTData(folder: MNISTData.bundledFolder(), trainLimit: 128, testLimit: 100)
+        let data = try Dataset.load(folder: Dataset.bundledFolder(), trainLimit: 128, testLimit: 100)
         var options = TrainingOptions()
         options.epochs = 1
         let device = try OpenCLDevice.open(gpu.info, shape: .gpu)
@@ -312,7 +313,7 @@ struct OpenCLParityTests {
     /// Two OpenCL runs from the same seed end with the same weights bit for bit (no float atomics anywhere).
     @Test(arguments: [LaunchShape.cpu, .gpu])
     func sameSeedSameOpenCLRun(shape: LaunchShape) throws {
-        let data = try MNISTData(folder: MNISTData.bundledFolder(), trainLimit: 96, testLimit: 10)
+        let data = try Dataset.load(folder: Dataset.bundledFolder(), trainLimit: 96, testLimit: 10)
         var options = TrainingOptions()
         options.batchSize = 32
         let device = try OpenCLDevice.open(gpu.info, shape: shape)
@@ -334,6 +335,20 @@ struct OpenCLParityTests {
           {"type": "logsoftmax"}]}
         """#
 
+    /// An RGB model (3 input channels) on RGB data from a NumPy folder, both launch shapes.
+    @Test(arguments: [LaunchShape.cpu, .gpu])
+    func rgbModelAgreesLayerByLayer(shape: LaunchShape) throws {
+        var options = ParityOptions()
+        options.batchSize = 7
+        options.steps = 2
+        options.seed = testSeed
+        let data = try Dataset.load(folder: numpyFolder(channels: 3, size: 8, train: 14, test: 5, classes: 5))
+        let report = try Parity.run(spec: ModelSpec(json: Data(rgbSpec.utf8), source: "rgb8"), reference: CPUDevice(),
+                                    device: OpenCLDevice.open(gpu.info, shape: shape), data: data, options: options)
+        let failure = report.firstFailure, passed = report.passed
+        #expect(passed, "rgb8 (\(shape)): step \(failure?.step ?? 0) layer \(failure?.layer ?? 0) \(failure?.quantity ?? "") relative error \(failure?.maxRelError ?? 0) > \(failure?.tolerance ?? 0)")
+    }
+
     /// Each model on OpenCL cut for a CPU device and for a GPU (whose fused kernels run on any device).
     @Test(arguments: ["lean8k", "strided12k", "ref18k", linearSpec], [LaunchShape.cpu, .gpu])
     func modelStepsAgreeLayerByLayer(model: String, shape: LaunchShape) throws {
@@ -341,7 +356,7 @@ struct OpenCLParityTests {
         options.batchSize = 8
         options.steps = 2
         options.seed = testSeed
-        let data = try MNISTData(folder: MNISTData.bundledFolder(), trainLimit: 16)
+        let data = try Dataset.load(folder: Dataset.bundledFolder(), trainLimit: 16)
         let spec = model.hasPrefix("{") ? try ModelSpec(json: Data(model.utf8), source: "linear-head") : try ModelSpec.named(model)
         let device = try OpenCLDevice.open(gpu.info, shape: shape)
         let report = try Parity.run(spec: spec, reference: CPUDevice(), device: device, data: data, options: options)

@@ -107,3 +107,43 @@ func runKiln(_ arguments: [String], signal: (whenPrinted: String, signal: Int32)
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: output, as: UTF8.self))
 }
+
+/// A `.npy` file (format 1.0) of `shape` with NumPy type `descr` and the little-endian element bytes `data`.
+func npy(_ descr: String, _ shape: [Int], _ data: [UInt8], fortran: Bool = false) -> [UInt8] {
+    let dims = shape.map(String.init).joined(separator: ", ") + (shape.count == 1 ? "," : "")
+    var header = "{'descr': '\(descr)', 'fortran_order': \(fortran ? "True" : "False"), 'shape': (\(dims)), }"
+    while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
+    header += "\n"
+    let n = header.utf8.count
+    return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(n & 0xFF), UInt8(n >> 8)] + Array(header.utf8) + data
+}
+
+/// Little-endian int64 bytes, as `numpy.save` writes an int64 label array.
+func int64Bytes(_ values: [Int]) -> [UInt8] { values.flatMap { withUnsafeBytes(of: Int64($0).littleEndian, Array.init) } }
+
+/// A scratch folder of NumPy arrays (x_train.npy, …): random uint8 images [N, size, size, channels]
+/// (or [N, size, size] for one channel) and labels cycling through `classes`. `files` replaces any file's bytes.
+func numpyFolder(channels: Int, size: Int, train: Int, test: Int, classes: Int, files: [String: [UInt8]] = [:]) throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-npy-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    var random = HostRandom(seed: testSeed, stream: 41)
+    for (name, count) in [("train", train), ("test", test)] {
+        let shape = [count, size, size] + (channels == 1 ? [] : [channels])
+        let pixels = random.uniform(count * size * size * channels, bound: 1).map { UInt8(min(255, abs($0) * 256)) }
+        let images = files["x_\(name).npy"] ?? npy("|u1", shape, pixels)
+        let labels = files["y_\(name).npy"] ?? npy("<i8", [count], int64Bytes((0..<count).map { ($0 * 7 + 3) % classes }))
+        try Data(images).write(to: URL(fileURLWithPath: "\(dir)/x_\(name).npy"))
+        try Data(labels).write(to: URL(fileURLWithPath: "\(dir)/y_\(name).npy"))
+    }
+    return dir
+}
+
+/// A small RGB classifier for 8×8 images of 5 classes, with every layer kind the presets use.
+let rgbSpec = """
+    {"name": "rgb8", "input": [3, 8, 8], "layers": [
+      {"type": "conv2d", "out": 6, "kernel": 3, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "maxpool2d", "kernel": 2}, {"type": "conv2d", "out": 5, "kernel": 1, "bias": false},
+      {"type": "conv2d", "out": 7, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "dropout2d", "p": 0.1}, {"type": "conv2d", "out": 5, "kernel": 1}, {"type": "globalavgpool"},
+      {"type": "logsoftmax"}]}
+    """

@@ -6,7 +6,7 @@ import Testing
 /// numbers for the same seed, and a resumed run equal to an uninterrupted one.
 @Suite(.serialized) struct TrainingTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let data = try! MNISTData(folder: root.appendingPathComponent("Data/mnist").path, trainLimit: 12_000)
+    static let data = try! Dataset.load(folder: root.appendingPathComponent("Data/mnist").path, trainLimit: 12_000)
 
     func trainer(epochs: Int, seed: UInt64 = 3) throws -> Trainer {
         var options = TrainingOptions()
@@ -55,7 +55,7 @@ import Testing
         options.epochs = 2
         options.learningRate = 1e9
         options.schedule = .none
-        let data = try MNISTData(folder: Self.root.appendingPathComponent("Data/mnist").path, trainLimit: 512, testLimit: 100)
+        let data = try Dataset.load(folder: Self.root.appendingPathComponent("Data/mnist").path, trainLimit: 512, testLimit: 100)
         let trainer = try Trainer(model: Sequential(spec: Presets.all["lean8k"]!, device: CPUDevice(), seed: 1), data: data,
                                   options: options)
         let recorder = Recorder()

@@ -56,7 +56,7 @@ struct KilnBench: ParsableCommand {
         let testLimit = quick ? 500 : self.testLimit
         let specs = try models.split(separator: ",").map { try ModelSpec.named(String($0)) }
         let requests = try deviceRequests()
-        let data = try MNISTData(folder: MNISTData.bundledFolder(), trainLimit: steps.map { $0 * batchSize }, testLimit: testLimit)
+        let data = try Dataset.load(folder: Dataset.bundledFolder(), trainLimit: steps.map { $0 * batchSize }, testLimit: testLimit)
         let comparison = try compare.map(readReports)
         var results: [BenchResult] = [], profiles: [LaunchProfile] = []
         for request in requests {
@@ -89,7 +89,7 @@ struct KilnBench: ParsableCommand {
         return [.cpu] + openCL.map { .opencl(platform: $0.platformIndex, device: $0.deviceIndex) }
     }
 
-    private func measure(_ spec: ModelSpec, on device: Device, openSeconds: Double, data: MNISTData, batchSize: Int,
+    private func measure(_ spec: ModelSpec, on device: Device, openSeconds: Double, data: Dataset, batchSize: Int,
                          repeats: Int, peak: Double) throws -> BenchResult {
         let gemmRepeats = quick ? 1 : 3
         let setupStart = Date()

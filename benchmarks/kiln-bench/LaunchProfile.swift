@@ -30,7 +30,7 @@ struct LaunchProfile: Encodable {
 
 /// One training step of `spec` (gather, forward, loss, backward, update) on `device` with its launches cut
 /// for a GPU (`LaunchShape.gpu`, whatever the device's kind), recorded.
-func profileStep(_ spec: ModelSpec, on device: OpenCLDevice, data: MNISTData, batchSize: Int, minGroups: Int) throws -> LaunchProfile {
+func profileStep(_ spec: ModelSpec, on device: OpenCLDevice, data: Dataset, batchSize: Int, minGroups: Int) throws -> LaunchProfile {
     let shaped = try OpenCLDevice.open(device.info, shape: .gpu)
     var options = TrainingOptions()
     options.batchSize = batchSize

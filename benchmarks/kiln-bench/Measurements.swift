@@ -51,7 +51,7 @@ struct GEMMTiming: Codable {
 
 /// The CLBlast calls of one training step of `spec` on `device`, timed with CLBlast's own parameters and
 /// with the device's tuning.
-func clblastGEMMs(_ spec: ModelSpec, on device: OpenCLDevice, data: MNISTData, batchSize: Int, repeats: Int) throws -> [GEMMTiming] {
+func clblastGEMMs(_ spec: ModelSpec, on device: OpenCLDevice, data: Dataset, batchSize: Int, repeats: Int) throws -> [GEMMTiming] {
     let calls = try device.gemmShapes(of: Sequential(spec: spec, device: device, seed: 1), data: data, batchSize: batchSize)
     let shapes = calls.keys.sorted { $0.description < $1.description }
     return try device.timeGEMMs(shapes, repeats: repeats).map { t in

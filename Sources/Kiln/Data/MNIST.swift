@@ -1,52 +1,18 @@
 import Foundation
 
-/// Images and labels in host memory, images already normalised.
-public struct Split: Sendable {
-    public var images: [Float]
-    public var labels: [Int32]
-    public var count: Int { labels.count }
-    public let shape: ImageShape
-}
+/// MNIST-format data sets (MNIST, Fashion-MNIST): four IDX files in one folder, gzipped or not,
+/// 28×28 grey images normalised with MNIST's mean and standard deviation, ten classes.
+enum MNIST {
+    static let normalization = Normalization(mean: [0.1307], std: [0.3081])
+    static let classes = 10
 
-/// MNIST-format data sets (MNIST, Fashion-MNIST): four IDX files in one folder, gzipped or not.
-public struct MNISTData: Sendable {
-    public static let mean: Float = 0.1307, std: Float = 0.3081
-    public static let classes = 10
-    public let train: Split
-    public let test: Split
-    public let folder: String
-
-    /// Where `--dataset NAME` looks.
-    public static func folder(forDataset name: String, bundled: String) throws -> String {
-        switch name {
-        case "mnist": return bundled
-        case "fashion-mnist": return "/usr/share/datasets/fashion-mnist"
-        default: throw KilnError("unknown dataset \"\(name)\" (known: mnist, fashion-mnist)")
-        }
+    static func load(_ folder: String, trainLimit: Int?, testLimit: Int?) throws -> Dataset {
+        try Dataset.make(folder: folder, train: split(folder, "train", limit: trainLimit),
+                         test: split(folder, "t10k", limit: testLimit), classes: classes, normalization: normalization)
     }
 
-    /// The bundled Data/mnist: beside the current directory, or above the executable (a moved binary
-    /// needs `--data`).
-    public static func bundledFolder() -> String {
-        let candidates = [FileManager.default.currentDirectoryPath + "/Data/mnist"]
-            + sequence(first: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent(),
-                       next: { $0.path == "/" ? nil : $0.deletingLastPathComponent() })
-              .map { $0.appendingPathComponent("Data/mnist").path }
-        return candidates.first { FileManager.default.fileExists(atPath: $0) } ?? candidates[0]
-    }
-
-    /// `trainLimit` / `testLimit` keep only the first images of a split (quick runs, benchmarks).
-    public init(folder: String, trainLimit: Int? = nil, testLimit: Int? = nil) throws {
-        guard FileManager.default.fileExists(atPath: folder) else {
-            throw KilnError("\(folder): no such data folder (pass --data DIR with the four MNIST-format files; "
-                            + "for Fashion-MNIST: apt-get install dataset-fashion-mnist)")
-        }
-        self.folder = folder
-        train = try Self.split(folder, "train", limit: trainLimit)
-        test = try Self.split(folder, "t10k", limit: testLimit)
-    }
-
-    private static func split(_ folder: String, _ prefix: String, limit: Int?) throws -> Split {
+    private static func split(_ folder: String, _ prefix: String,
+                              limit: Int?) throws -> (bytes: [UInt8], labels: [Int32], shape: ImageShape, source: String) {
         func path(_ kind: String) throws -> String {
             let base = "\(folder)/\(prefix)-\(kind)-idx\(kind == "images" ? 3 : 1)-ubyte"
             for candidate in [base + ".gz", base] where FileManager.default.fileExists(atPath: candidate) { return candidate }
@@ -65,12 +31,7 @@ public struct MNISTData: Sendable {
             throw KilnError("\(labelPath): label \(labels.bytes[bad]) at index \(bad) is not a class 0-\(classes - 1)")
         }
         let count = min(images.dimensions[0], limit ?? .max), pixels = images.dimensions[1] * images.dimensions[2]
-        let scale = 1 / (255 * std), shift = -mean / std
-        return Split(images: images.bytes[0..<count * pixels].map { Float($0) * scale + shift },
-                     labels: labels.bytes[0..<count].map { Int32($0) },
-                     shape: ImageShape(channels: 1, size: images.dimensions[1]))
+        return (Array(images.bytes[0..<count * pixels]), labels.bytes[0..<count].map { Int32($0) },
+                ImageShape(channels: 1, size: images.dimensions[1]), imagePath)
     }
-
-    /// The value an empty (black) pixel takes after normalisation: augmentation's fill.
-    public static var background: Float { -mean / std }
 }

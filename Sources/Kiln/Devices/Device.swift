@@ -114,9 +114,10 @@ public protocol Device: AnyObject {
     // MARK: Data
     /// Copies images `order[start ..< start+N]` of `images` [C, total, H, W] into `output` [C, N, H, W]
     /// and their labels into `labels` [N]; with `augmentation`, each image is rotated and shifted
-    /// (bilinear) by amounts drawn from `generator` at counter (slot, step).
-    func gatherBatch(images: Tensor, labels: Tensor, order: Tensor, start: Int, output: Tensor,
-                     outputLabels: Tensor, augmentation: Augmentation?, generator: Philox, step: UInt64) throws
+    /// (bilinear) by amounts drawn from `generator` at counter (slot, step), pixels from outside the
+    /// image taking `fill` [C] (a black pixel, normalised).
+    func gatherBatch(images: Tensor, labels: Tensor, order: Tensor, start: Int, output: Tensor, outputLabels: Tensor,
+                     augmentation: Augmentation?, fill: Tensor, generator: Philox, step: UInt64) throws
 }
 
 /// The tensors of a batch norm's training forward, when a convolution's forward runs it (`conv2dForward`).
@@ -183,16 +184,14 @@ extension Device {
     }
 }
 
-/// Random rotation and shift applied on the fly; `background` fills pixels that come from outside.
+/// Random rotation and shift applied on the fly (pixels from outside the image are black).
 public struct Augmentation: Codable, Equatable, Sendable {
     public var maxDegrees: Float
     public var maxShift: Float
-    public var background: Float
 
-    public init(maxDegrees: Float, maxShift: Float, background: Float) {
+    public init(maxDegrees: Float, maxShift: Float) {
         self.maxDegrees = maxDegrees
         self.maxShift = maxShift
-        self.background = background
     }
 
     /// The inverse map of one image's transform, from Philox words: output pixel (x, y) samples input

@@ -125,7 +125,7 @@ public final class Sequential {
         let training = context.mode == .training
         let g = training ? try scoreGradient.tensor(scores.shape, on: device) : nil
         try device.logSoftmaxNLL(scores: scores, labels: labels, logProbs: p, totals: totals, gradient: g)
-        if let g { try backward(g, stages: 0..<last, needInputGradient: false) }
+        if let g { _ = try backward(g, stages: 0..<last, needInputGradient: false) }
     }
 
     /// Every saved tensor under PyTorch's `state_dict` names ("0.weight", "2.running_mean", …).

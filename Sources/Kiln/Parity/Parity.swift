@@ -66,7 +66,7 @@ public struct ParityReport: Codable, Sendable {
 /// a pooling window; the classes of log-softmax; 1 for element-wise layers), and a tensor passes when
 /// max |reference − device| / max |reference| ≤ `factor · ε · √K`.
 public enum Parity {
-    public static func run(spec: ModelSpec, reference: Device, device: Device, data: MNISTData,
+    public static func run(spec: ModelSpec, reference: Device, device: Device, data: Dataset,
                            options: ParityOptions) throws -> ParityReport {
         try Trainer.check(spec, against: data, splits: [("training", data.train)])
         let shapes = try spec.validate()

@@ -10,7 +10,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var stepSize = 5
     public var gamma: Float = 0.1
     public var learningRate: Float = 0.3
-    public var augmentation: Augmentation? = Augmentation(maxDegrees: 7, maxShift: 1, background: MNISTData.background)
+    public var augmentation: Augmentation? = Augmentation(maxDegrees: 7, maxShift: 1)
     public var seed: UInt64 = 1
     /// Test-set batch size: larger is faster, and the result does not depend on it.
     public var evalBatchSize = 1000
@@ -18,6 +18,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// trains on the same (nil in checkpoints from before they were recorded).
     public var dataFolder: String?
     public var trainLimit: Int?
+    /// The data's per-channel normalisation (nil in checkpoints from before it was recorded: MNIST's),
+    /// so that evaluation and a resumed run normalise as training did.
+    public var normalization: Normalization?
 
     public init() {}
 }
@@ -35,7 +38,7 @@ extension TrainingCallback {
 
 /// One split on the device: uploaded once, then batches are gathered there by shuffled index.
 public struct DeviceSplit {
-    let images: Tensor, labels: Tensor, order: Tensor
+    let images: Tensor, labels: Tensor, order: Tensor, fill: Tensor
     public let count: Int
 
     public init(_ split: Split, on device: Device) throws {
@@ -43,6 +46,8 @@ public struct DeviceSplit {
         images = try device.allocate([split.shape.channels, count, split.shape.size, split.shape.size], .float32)
         labels = try device.allocate([count], .int32)
         order = try device.allocate([count], .int32)
+        fill = try device.allocate([split.shape.channels], .float32)
+        try device.write(split.fill, to: fill)
         try device.write(split.images, to: images)
         try device.write(split.labels, to: labels)
         try device.write((0..<Int32(count)).map { $0 }, to: order)
@@ -55,7 +60,7 @@ public struct DeviceSplit {
         let x = try images.tensor([self.images.channels, count, self.images.height, self.images.width], on: device)
         let y = try labels.tensor([count], on: device, dtype: .int32)
         try device.gatherBatch(images: self.images, labels: self.labels, order: order, start: start, output: x,
-                               outputLabels: y, augmentation: augmentation, generator: generator, step: step)
+                               outputLabels: y, augmentation: augmentation, fill: fill, generator: generator, step: step)
         return (x, y)
     }
 }
@@ -81,7 +86,7 @@ public final class Trainer {
     private let totals: Tensor
 
     /// `setupStart` is when device and model set-up began, for the warm-up figure.
-    public init(model: Sequential, data: MNISTData, options: TrainingOptions, setupStart: Date = Date()) throws {
+    public init(model: Sequential, data: Dataset, options: TrainingOptions, setupStart: Date = Date()) throws {
         try Self.check(model.spec, against: data, splits: [("training", data.train), ("test", data.test)])
         guard options.batchSize >= 1, options.epochs >= 1 else { throw KilnError("batch size and epochs must be at least 1") }
         self.model = model
@@ -200,10 +205,10 @@ public final class Trainer {
 
     /// Refuses a model and data that do not fit each other: the model must classify the data's images
     /// (each split's shape is its input, it ends in log-softmax over the classes) and no split may be empty.
-    static func check(_ spec: ModelSpec, against data: MNISTData, splits: [(name: String, split: Split)]) throws {
+    static func check(_ spec: ModelSpec, against data: Dataset, splits: [(name: String, split: Split)]) throws {
         let shapes = try spec.validate()
-        guard spec.layers.last == .logSoftmax, shapes.last == ImageShape(channels: MNISTData.classes, size: 1) else {
-            throw KilnError("model \(spec.name) must end in logsoftmax over \(MNISTData.classes) classes of size 1, it gives \(shapes.last!)")
+        guard spec.layers.last == .logSoftmax, shapes.last == ImageShape(channels: data.classes, size: 1) else {
+            throw KilnError("model \(spec.name) must end in logsoftmax over the \(data.classes) classes of \(data.folder) at size 1, it gives \(shapes.last!)")
         }
         for (name, split) in splits {
             guard split.shape == spec.input else {
@@ -228,7 +233,7 @@ public final class Trainer {
 }
 
 /// Evaluates a model on a data set's test split (for `kiln eval`).
-public func evaluate(_ model: Sequential, on data: MNISTData, batchSize: Int = 1000) throws -> (loss: Double, correct: Int, count: Int) {
+public func evaluate(_ model: Sequential, on data: Dataset, batchSize: Int = 1000) throws -> (loss: Double, correct: Int, count: Int) {
     try Trainer.check(model.spec, against: data, splits: [("test", data.test)])
     let device = model.device
     return try Trainer.evaluate(model, on: DeviceSplit(data.test, on: device), batchSize: batchSize,

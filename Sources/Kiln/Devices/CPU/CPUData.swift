@@ -1,9 +1,11 @@
 /// Batch assembly on the CPU: gather by shuffled index, optionally rotate and shift (bilinear).
 extension CPUDevice {
     public func gatherBatch(images: Tensor, labels: Tensor, order: Tensor, start: Int, output: Tensor,
-                            outputLabels: Tensor, augmentation: Augmentation?, generator: Philox, step: UInt64) throws {
+                            outputLabels: Tensor, augmentation: Augmentation?, fill: Tensor, generator: Philox,
+                            step: UInt64) throws {
         let (c, total, h, w, n) = (images.channels, images.batch, images.height, images.width, output.batch)
         let (src, dst, idx, lab, outLab) = (floats(images), floats(output), ints(order), ints(labels), ints(outputLabels))
+        let background = floats(fill)
         try checkBatch(start: start, count: n, order: order)
         Parallel.chunks(n) { slots in
             for slot in slots {
@@ -12,8 +14,8 @@ extension CPUDevice {
                 let transform = augmentation.map { $0.transform(generator.block(UInt32(slot), step: step)) }
                 for ch in 0..<c {
                     let from = src + (ch * total + image) * h * w, to = dst + (ch * n + slot) * h * w
-                    if let augmentation, let transform {
-                        Self.resample(from, to, h, w, transform, augmentation.background)
+                    if let transform {
+                        Self.resample(from, to, h, w, transform, background[ch])
                     } else {
                         to.update(from: from, count: h * w)
                     }

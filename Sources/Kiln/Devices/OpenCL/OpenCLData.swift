@@ -2,13 +2,14 @@
 /// shuffled index, augmented there with the CPU's Philox draws. Kernel: Kernels/data.cl.
 extension OpenCLDevice {
     public func gatherBatch(images: Tensor, labels: Tensor, order: Tensor, start: Int, output: Tensor,
-                            outputLabels: Tensor, augmentation: Augmentation?, generator: Philox, step: UInt64) throws {
+                            outputLabels: Tensor, augmentation: Augmentation?, fill: Tensor, generator: Philox,
+                            step: UInt64) throws {
         let n = output.batch
         try checkBatch(start: start, count: n, order: order)
         try run("gather_batch", items: output.count, .buffer(images), .buffer(labels), .buffer(order), .buffer(output),
                 .buffer(outputLabels), .int(images.channels), .int(images.batch), .int(n), .int(images.height),
                 .int(images.width), .int(start), .int(augmentation == nil ? 0 : 1),
                 .float(augmentation?.maxDegrees ?? 0), .float(augmentation?.maxShift ?? 0),
-                .float(augmentation?.background ?? 0), .uint(generator.key.0), .uint(generator.key.1), .ulong(step))
+                .buffer(fill), .uint(generator.key.0), .uint(generator.key.1), .ulong(step))
     }
 }

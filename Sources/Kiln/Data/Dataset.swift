@@ -1,0 +1,112 @@
+import Foundation
+
+/// Per-channel normalisation of 8-bit pixels: x = (byte / 255 − mean[c]) / std[c].
+public struct Normalization: Codable, Equatable, Sendable {
+    public var mean: [Float]
+    public var std: [Float]
+
+    public init(mean: [Float], std: [Float]) {
+        self.mean = mean
+        self.std = std
+    }
+
+    /// The normalised value of a black pixel per channel: what augmentation fills with.
+    public var black: [Float] { zip(mean, std).map { -$0 / $1 } }
+
+    /// The mean and (population) standard deviation of each channel of `bytes`, laid out [C][N·H·W].
+    static func measured(_ bytes: [UInt8], channels: Int) -> Normalization {
+        let row = bytes.count / max(channels, 1)
+        var mean: [Float] = [], std: [Float] = []
+        for c in 0..<channels {
+            var sum = 0.0, squares = 0.0
+            for b in bytes[c * row..<(c + 1) * row] { sum += Double(b); squares += Double(b) * Double(b) }
+            let m = sum / Double(max(row, 1)), variance = max(squares / Double(max(row, 1)) - m * m, 0)
+            mean.append(Float(m / 255))
+            std.append(Float(max(variance.squareRoot(), 1e-3) / 255))
+        }
+        return Normalization(mean: mean, std: std)
+    }
+
+    /// Normalised floats of `bytes` [C][N·H·W].
+    func apply(_ bytes: ArraySlice<UInt8>, channels: Int) -> [Float] {
+        let row = bytes.count / max(channels, 1), base = bytes.startIndex
+        var out = [Float](repeating: 0, count: bytes.count)
+        for c in 0..<channels {
+            let scale = 1 / (255 * std[c]), shift = -mean[c] / std[c]
+            for i in 0..<row { out[c * row + i] = Float(bytes[base + c * row + i]) * scale + shift }
+        }
+        return out
+    }
+}
+
+/// Images and labels in host memory, images normalised and channel-major ([C][N][H][W], as on a device).
+public struct Split: Sendable {
+    public var images: [Float]
+    public var labels: [Int32]
+    public var count: Int { labels.count }
+    public let shape: ImageShape
+    /// Augmentation's fill per channel: a black pixel, normalised.
+    public let fill: [Float]
+}
+
+/// A classification data set: a training and a test split of square images, their class count and the
+/// normalisation their pixels went through. Loaders: a folder of MNIST-format IDX files (MNIST,
+/// Fashion-MNIST; `MNIST.swift`) or of NumPy arrays (`NumPyFolder.swift`, e.g. CIFAR-10 exported from
+/// any tool); `load` tells them apart.
+public struct Dataset: Sendable {
+    public let train: Split
+    public let test: Split
+    public let classes: Int
+    public let normalization: Normalization
+    public let folder: String
+
+    /// `trainLimit` / `testLimit` keep only the first images of a split (quick runs, benchmarks). A
+    /// NumPy folder is normalised with `normalization` when given (a checkpoint's), else with its
+    /// training split's statistics; MNIST-format data always with MNIST's.
+    public static func load(folder: String, trainLimit: Int? = nil, testLimit: Int? = nil,
+                            normalization: Normalization? = nil) throws -> Dataset {
+        guard FileManager.default.fileExists(atPath: folder) else {
+            throw KilnError("\(folder): no such data folder (pass --data DIR with the four MNIST-format files or "
+                            + "x_train.npy, y_train.npy, x_test.npy, y_test.npy; for Fashion-MNIST: apt-get install dataset-fashion-mnist)")
+        }
+        if NumPyFolder.holds(folder) {
+            return try NumPyFolder.load(folder, trainLimit: trainLimit, testLimit: testLimit, normalization: normalization)
+        }
+        return try MNIST.load(folder, trainLimit: trainLimit, testLimit: testLimit)
+    }
+
+    /// Builds the splits from 8-bit images [C][N·H·W] per split, checking the labels against `classes`.
+    static func make(folder: String, train: (bytes: [UInt8], labels: [Int32], shape: ImageShape, source: String),
+                     test: (bytes: [UInt8], labels: [Int32], shape: ImageShape, source: String),
+                     classes: Int, normalization: Normalization) throws -> Dataset {
+        for split in [train, test] {
+            guard normalization.mean.count == split.shape.channels, normalization.std.count == split.shape.channels else {
+                throw KilnError("\(split.source): \(split.shape.channels) channels, but the normalisation has \(normalization.mean.count)")
+            }
+        }
+        func split(_ s: (bytes: [UInt8], labels: [Int32], shape: ImageShape, source: String)) -> Split {
+            Split(images: normalization.apply(s.bytes[...], channels: s.shape.channels), labels: s.labels, shape: s.shape,
+                  fill: normalization.black)
+        }
+        return Dataset(train: split(train), test: split(test), classes: classes, normalization: normalization, folder: folder)
+    }
+
+    /// Where `--dataset NAME` looks.
+    public static func folder(forDataset name: String, bundled: String) throws -> String {
+        switch name {
+        case "mnist": return bundled
+        case "fashion-mnist": return "/usr/share/datasets/fashion-mnist"
+        default: throw KilnError("unknown dataset \"\(name)\" (known: mnist, fashion-mnist)")
+        }
+    }
+
+    /// The bundled Data/mnist: beside the current directory, or above the executable (a moved binary
+    /// needs `--data`).
+    public static func bundledFolder() -> String {
+        let candidates = [FileManager.default.currentDirectoryPath + "/Data/mnist"]
+            + sequence(first: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent(),
+                       next: { $0.path == "/" ? nil : $0.deletingLastPathComponent() })
+              .map { $0.appendingPathComponent("Data/mnist").path }
+        return candidates.first { FileManager.default.fileExists(atPath: $0) } ?? candidates[0]
+    }
+}
