@@ -31,9 +31,9 @@ struct DeviceOptions: ParsableArguments {
     func makeDevice(tuned: Bool = true) throws -> Device {
         if let threads {
             guard (1...1024).contains(threads) else { throw KilnError("--threads must be between 1 and 1024, got \(threads)") }
-            Parallel.threads = threads
         }
-        let selection = try select(DeviceRequest(parsing: device), cache: cache, verbose: verbose, tuned: tuned)
+        let selection = try select(DeviceRequest(parsing: device), cache: cache, verbose: verbose, tuned: tuned,
+                                   threads: threads ?? System.coreCount)
         print(selection.reason)
         selection.notes.forEach { print($0) }
         fflush(nil)  // seen at once in a log file, before a long warm-up
@@ -42,9 +42,10 @@ struct DeviceOptions: ParsableArguments {
 }
 
 /// Selects a device; with `verbose`, prints the kernel build log of a device whose kernels failed.
-func select(_ request: DeviceRequest, cache: CacheFolder?, verbose: Bool, tuned: Bool = true) throws -> DeviceSelection {
+func select(_ request: DeviceRequest, cache: CacheFolder?, verbose: Bool, tuned: Bool = true,
+            threads: Int = System.coreCount) throws -> DeviceSelection {
     do {
-        let selection = try DeviceSelection.select(request, cache: cache, tuned: tuned)
+        let selection = try DeviceSelection.select(request, cache: cache, tuned: tuned, threads: threads)
         if verbose, let log = selection.buildLog { print(log) }
         return selection
     } catch let error as KernelBuildError {

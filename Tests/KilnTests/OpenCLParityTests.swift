@@ -367,6 +367,23 @@ struct OpenCLParityTests {
 }
 
 @Suite struct DeviceSelectionTests {
+    /// CPU devices are values their callers own: two with different thread counts live side by side in
+    /// one process, each splitting its own work (a weight gradient sums per-thread partials), and agree.
+    @Test func cpuDevicesOwnTheirThreads() throws {
+        let devices = [CPUDevice(threads: 1), CPUDevice(threads: 3)]
+        #expect(devices[0].summary.hasSuffix("1 thread)") && devices[1].summary.hasSuffix("3 threads)"))
+        let g = WindowGeometry(kernel: 3, stride: 1, padding: 1)
+        let x = randomFloats(3 * 33 * 5 * 5), dy = randomFloats(4 * 33 * 5 * 5, stream: 3), w = randomFloats(4 * 3 * 9, stream: 4)
+        let gradients = try devices.map { d in
+            let dw = try d.allocate([4, 3, 3, 3], .float32)
+            try d.conv2dBackward(input: tensor(d, [3, 33, 5, 5], x), gradOutput: tensor(d, [4, 33, 5, 5], dy),
+                                 weight: tensor(d, [4, 3, 3, 3], w), gradWeight: dw, gradBias: nil, gradInput: nil, geometry: g,
+                                 normalization: nil)
+            return try d.readFloats(dw)
+        }
+        expectClose(gradients[1], gradients[0].map(Double.init), terms: 33 * 25, magnitude: Double(33 * 25).squareRoot(), "threads")
+    }
+
     @Test func parsesDeviceNames() throws {
         #expect(try DeviceRequest(parsing: "auto") == .auto)
         #expect(try DeviceRequest(parsing: "opencl:1.2") == .opencl(platform: 1, device: 2))

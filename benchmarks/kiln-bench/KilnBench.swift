@@ -50,8 +50,10 @@ struct KilnBench: ParsableCommand {
         guard minGroups >= 1 else { throw ValidationError("--min-groups must be at least 1") }
     }
 
+    /// The CPU device's threads.
+    var cpuThreads: Int { threads ?? System.coreCount }
+
     func run() throws {
-        if let threads { Parallel.threads = threads }
         let steps = quick ? 2 : self.steps, repeats = quick ? 1 : self.repeats, batchSize = quick ? 16 : self.batchSize
         let testLimit = quick ? 500 : self.testLimit
         let specs = try models.split(separator: ",").map { try ModelSpec.named(String($0)) }
@@ -61,7 +63,7 @@ struct KilnBench: ParsableCommand {
         var results: [BenchResult] = [], profiles: [LaunchProfile] = []
         for request in requests {
             let opened = Date()
-            let selection = try DeviceSelection.select(request, cache: CacheFolder.resolve(cacheDir))
+            let selection = try DeviceSelection.select(request, cache: CacheFolder.resolve(cacheDir), threads: cpuThreads)
             selection.notes.forEach { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
             let device = selection.device
             let openSeconds = Date().timeIntervalSince(opened)
@@ -75,7 +77,7 @@ struct KilnBench: ParsableCommand {
                 }
             }
         }
-        let markdown = Tables.markdown(results, machine: Machine.describe(), peakSize: peakSize, comparison: comparison)
+        let markdown = Tables.markdown(results, machine: Machine.describe(cpuThreads: cpuThreads), peakSize: peakSize, comparison: comparison)
         let launches = profile ? Tables.launches(profiles) : ""
         print(markdown + launches)
         if let out { try write(results, profiles: profile ? profiles : nil, markdown: markdown, launches: launches, to: out) }

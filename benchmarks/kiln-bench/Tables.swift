@@ -64,14 +64,14 @@ enum Tables {
 
 /// The machine the numbers come from: CPU, cores, OS, OpenCL devices and library versions.
 enum Machine {
-    static func describe() -> String {
+    static func describe(cpuThreads: Int) -> String {
         let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":").last?
             .trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
         let os = (try? String(contentsOfFile: "/etc/os-release", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("PRETTY_NAME=") }?.dropFirst(12).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) ?? "unknown OS"
         let openCL = ((try? OpenCLPlatforms.devices()) ?? []).map { "\($0.address) \($0.name) (\($0.typeName), \($0.platformName), driver \($0.driverVersion))" }
-        return ["Machine: \(cpu), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(os); Kiln CPU threads: \(Parallel.threads)",
+        return ["Machine: \(cpu), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(os); Kiln CPU threads: \(cpuThreads)",
                 "OpenCL: " + (openCL.isEmpty ? "none" : openCL.joined(separator: "; ")),
                 "Libraries: " + packageVersions(["libopenblas0-pthread", "libclblast1", "pocl-opencl-icd", "ocl-icd-libopencl1"])]
             .joined(separator: "  \n")

@@ -34,11 +34,12 @@ public struct DeviceSelection {
     /// An OpenCL CPU device (PoCL) runs on the same cores as the CPU device, far slower, so `auto` leaves
     /// it to an explicit `--device opencl`. Asking for OpenCL where there is none is an error, never a
     /// silent CPU run. An OpenCL device keeps compiled programs in `cache` and, when `tuned`, applies the
-    /// CLBlast parameters `kiln tune` stored there.
-    public static func select(_ request: DeviceRequest, cache: CacheFolder? = nil, tuned: Bool = true) throws -> DeviceSelection {
+    /// CLBlast parameters `kiln tune` stored there. A CPU device runs on `threads` threads.
+    public static func select(_ request: DeviceRequest, cache: CacheFolder? = nil, tuned: Bool = true,
+                              threads: Int = System.coreCount) throws -> DeviceSelection {
         switch request {
         case .cpu:
-            return DeviceSelection(device: CPUDevice(), reason: "device: cpu (asked for)", buildLog: nil)
+            return DeviceSelection(device: CPUDevice(threads: threads), reason: "device: cpu (asked for)", buildLog: nil)
         case .anyOpenCL, .opencl:
             let devices: [OpenCLDeviceInfo]
             do { devices = try OpenCLPlatforms.devices() } catch {
@@ -64,13 +65,13 @@ public struct DeviceSelection {
                 throw KilnError("--device \(request.text): \(chosen.address) \(chosen.name) is unusable: \(error)")
             }
         case .auto:
-            return autoSelect(cache: cache, tuned: tuned)
+            return autoSelect(cache: cache, tuned: tuned, threads: threads)
         }
     }
 
-    private static func autoSelect(cache: CacheFolder?, tuned: Bool) -> DeviceSelection {
+    private static func autoSelect(cache: CacheFolder?, tuned: Bool, threads: Int) -> DeviceSelection {
         func cpu(_ why: String, log: String? = nil) -> DeviceSelection {
-            DeviceSelection(device: CPUDevice(), reason: "device: cpu (auto: \(why))", buildLog: log)
+            DeviceSelection(device: CPUDevice(threads: threads), reason: "device: cpu (auto: \(why))", buildLog: log)
         }
         let devices: [OpenCLDeviceInfo]
         do { devices = try OpenCLPlatforms.devices() } catch { return cpu("no OpenCL platform, \(error)") }

@@ -9,7 +9,8 @@ public struct EpochReport: Codable, Equatable, Sendable {
     public var epoch: Int
     public var epochs: Int
     public var batchSize: Int
-    public var threads: Int
+    /// The CPU device's threads; absent for other devices.
+    public var threads: Int?
     public var seed: UInt64
     public var learningRate: Float
     /// Device set-up before the first step: model build and dataset upload (and kernel builds on OpenCL).

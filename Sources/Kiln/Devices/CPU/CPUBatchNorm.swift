@@ -6,7 +6,7 @@ extension CPUDevice {
         let row = input.rowLength
         let (x, y, g, b) = (floats(input), floats(output), floats(gamma), floats(beta))
         let (rm, rv, sm, si) = (floats(runningMean), floats(runningVar), floats(savedMean), floats(savedInvStd))
-        Parallel.chunks(input.channels) { channels in
+        parallel.chunks(input.channels) { channels in
             for c in channels {
                 let xc = x + c * row, yc = y + c * row
                 // Two passes (mean, then squared deviations): stable where E[x²]−E[x]² is not.
@@ -29,7 +29,7 @@ extension CPUDevice {
         let row = input.rowLength
         let (x, y, g, b, rm, rv) = (floats(input), floats(output), floats(gamma), floats(beta),
                                     floats(runningMean), floats(runningVar))
-        Parallel.chunks(input.channels) { channels in
+        parallel.chunks(input.channels) { channels in
             for c in channels {
                 let scale = g[c] / (rv[c] + epsilon).squareRoot(), shift = b[c] - rm[c] * scale
                 Self.affine(x + c * row, y + c * row, row, scale: scale, shift: shift, rectify: rectify)
@@ -43,7 +43,7 @@ extension CPUDevice {
         let row = input.rowLength
         let (x, dy, dx, g) = (floats(input), floats(gradOutput), floats(gradInput), floats(gamma))
         let (sm, si, dg, db) = (floats(savedMean), floats(savedInvStd), floats(gradGamma), floats(gradBeta))
-        Parallel.chunks(input.channels) { channels in
+        parallel.chunks(input.channels) { channels in
             for c in channels {
                 let xc = x + c * row, dyc = dy + c * row, dxc = dx + c * row
                 let mean = sm[c], invStd = si[c]

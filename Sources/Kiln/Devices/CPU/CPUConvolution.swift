@@ -28,7 +28,7 @@ extension CPUDevice {
         let (m, columns, plane) = (output.channels, output.rowLength, output.height * output.width)
         let (w, y) = (floats(weight), floats(output))
         if geometry.isPointwise {
-            Parallel.chunks(columns, grain: 256) { cols in
+            parallel.chunks(columns, grain: 256) { cols in
                 Self.gemm(false, false, m, cols.count, depth, w, depth, floats(input) + cols.lowerBound, columns, 0,
                      y + cols.lowerBound, columns)
             }
@@ -47,7 +47,7 @@ extension CPUDevice {
         let (m, columns, plane) = (gradOutput.channels, gradOutput.rowLength, gradOutput.height * gradOutput.width)
         let (w, dy, dx) = (floats(weight), floats(gradOutput), floats(gradInput))
         if geometry.isPointwise {
-            Parallel.chunks(columns, grain: 256) { cols in
+            parallel.chunks(columns, grain: 256) { cols in
                 Self.gemm(true, false, depth, cols.count, m, w, depth, dy + cols.lowerBound, columns, 0, dx + cols.lowerBound, columns)
             }
             return
@@ -72,11 +72,11 @@ extension CPUDevice {
         // dWᵀ = col · dYᵀ [depth, m] sums over every output pixel: each thread sums its chunks into
         // its own partial, and the partials are added in a fixed order. OpenBLAS runs this long-K
         // product about twice as fast with the wide `depth` side as M than with the narrow `m`.
-        let partial = scratch(Self.partialScratch, size * Parallel.threads)
+        let partial = scratch(Self.partialScratch, size * parallel.threads)
         let dy = floats(gradOutput)
         let parts: Int
         if geometry.isPointwise {
-            parts = Parallel.parts(columns) { part, r in
+            parts = parallel.parts(columns) { part, r in
                 Self.gemm(false, true, depth, m, r.count, floats(input) + r.lowerBound, columns, dy + r.lowerBound, columns, 0,
                      partial + part * size, m)
             }
@@ -102,7 +102,7 @@ extension CPUDevice {
     /// x[c, …] += bias[c] (in place).
     func addChannelBias(_ x: Tensor, bias: Tensor) {
         let row = x.rowLength, data = floats(x), b = floats(bias)
-        Parallel.chunks(x.channels) { channels in
+        parallel.chunks(x.channels) { channels in
             for c in channels {
                 let v = b[c], p = data + c * row
                 for i in 0..<row { p[i] += v }
@@ -113,7 +113,7 @@ extension CPUDevice {
     /// sums[c] = Σ x[c, …]: the gradient of a bias.
     func channelSums(_ x: Tensor, into sums: Tensor) {
         let row = x.rowLength, data = floats(x), out = floats(sums)
-        Parallel.chunks(x.channels) { channels in
+        parallel.chunks(x.channels) { channels in
             for c in channels { out[c] = Reduce.sum(data + c * row, row) }
         }
     }
@@ -135,8 +135,8 @@ extension CPUDevice {
         let perChunk = max(1, min(n, Self.chunkFloats / max(depth * plane, 1)))
         let chunkCount = (n + perChunk - 1) / perChunk
         let stride = perChunk * depth * plane
-        let scratchBase = scratch(Self.columnScratch, stride * min(Parallel.threads, chunkCount))
-        return Parallel.parts(chunkCount) { part, chunks in
+        let scratchBase = scratch(Self.columnScratch, stride * min(parallel.threads, chunkCount))
+        return parallel.parts(chunkCount) { part, chunks in
             for chunk in chunks {
                 body(ColumnChunk(part: part, isFirst: chunk == chunks.lowerBound,
                                  images: chunk * perChunk ..< min(n, (chunk + 1) * perChunk),

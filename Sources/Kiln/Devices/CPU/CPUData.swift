@@ -7,7 +7,7 @@ extension CPUDevice {
         let (src, dst, idx, lab, outLab) = (floats(images), floats(output), ints(order), ints(labels), ints(outputLabels))
         let background = floats(fill)
         try checkBatch(start: start, count: n, order: order)
-        Parallel.chunks(n) { slots in
+        parallel.chunks(n) { slots in
             for slot in slots {
                 let image = Int(idx[start + slot])
                 outLab[slot] = lab[image]

@@ -23,7 +23,7 @@ final class CPUStorage: DeviceStorage {
 }
 
 /// The CPU device: convolutions as im2col + OpenBLAS sgemm, everything else as loops over raw
-/// buffers, split over `Parallel.threads` cores. OpenBLAS runs single-threaded: Kiln splits each GEMM
+/// buffers, split over `parallel.threads` cores. OpenBLAS runs single-threaded: Kiln splits each GEMM
 /// itself, so BLAS threads never spin against Kiln's own.
 ///
 /// The primitives live in the files beside this one, one op family each (`CPUConvolution.swift`, …).
@@ -34,11 +34,17 @@ public final class CPUDevice: Device {
     /// A fused batch norm's input gradient, which its convolution's backward then reads.
     let normalizedGradient = TensorSlot()
 
-    public init() {
+    /// How loops are split over the device's threads.
+    public let parallel: Parallel
+    public var threads: Int { parallel.threads }
+
+    /// A CPU device running its primitives on `threads` threads (all cores by default).
+    public init(threads: Int = System.coreCount) {
         openblas_set_num_threads(1)
+        parallel = Parallel(threads: threads)
     }
 
-    public var summary: String { "cpu (OpenBLAS sgemm, \(Parallel.threads) thread\(Parallel.threads == 1 ? "" : "s"))" }
+    public var summary: String { "cpu (OpenBLAS sgemm, \(threads) thread\(threads == 1 ? "" : "s"))" }
 
     func floats(_ t: Tensor) -> UnsafeMutablePointer<Float> {
         (t.storage as! CPUStorage).raw.assumingMemoryBound(to: Float.self)

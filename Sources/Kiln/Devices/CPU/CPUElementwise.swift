@@ -2,7 +2,7 @@
 extension CPUDevice {
     public func reluForward(input: Tensor, output: Tensor) throws {
         let (x, y) = (floats(input), floats(output))
-        Parallel.chunks(input.count, grain: 1 << 15) { r in
+        parallel.chunks(input.count, grain: 1 << 15) { r in
             var i = r.lowerBound
             // The same rectifier that batch norm applies to a folded ReLU.
             while i + 16 <= r.upperBound {
@@ -15,7 +15,7 @@ extension CPUDevice {
 
     public func reluBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor) throws {
         let (y, dy, dx) = (floats(output), floats(gradOutput), floats(gradInput))
-        Parallel.chunks(output.count, grain: 1 << 15) { r in
+        parallel.chunks(output.count, grain: 1 << 15) { r in
             var i = r.lowerBound
             while i + 16 <= r.upperBound {
                 let v = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD16<Float>.self)
@@ -34,7 +34,7 @@ extension CPUDevice {
         // One decision per element, or per (c, n) plane for Dropout2d.
         let decisions = channelwise ? input.channels * input.batch : input.count
         let spread = channelwise ? input.height * input.width : 1
-        Parallel.chunks((decisions + 3) / 4, grain: 256) { blocks in
+        parallel.chunks((decisions + 3) / 4, grain: 256) { blocks in
             for block in blocks {
                 let words = generator.block(UInt32(block), step: step)
                 for lane in 0..<4 where block * 4 + lane < decisions {
@@ -51,7 +51,7 @@ extension CPUDevice {
 
     public func multiply(_ a: Tensor, _ b: Tensor, into c: Tensor) throws {
         let (x, y, z) = (floats(a), floats(b), floats(c))
-        Parallel.chunks(a.count, grain: 1 << 15) { r in
+        parallel.chunks(a.count, grain: 1 << 15) { r in
             for i in r { z[i] = x[i] * y[i] }
         }
     }
@@ -68,7 +68,7 @@ extension CPUDevice {
     private func permuteFeatures(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
                                  _ shape: [Int], toFeatures: Bool) {
         let (c, n, plane) = (shape[0], shape[1], shape[2] * shape[3])
-        Parallel.chunks(c) { channels in
+        parallel.chunks(c) { channels in
             for ch in channels {
                 for image in 0..<n {
                     for p in 0..<plane {

@@ -5,7 +5,7 @@ extension CPUDevice {
         let (k, s, pad) = (geometry.kernel, geometry.stride, geometry.padding)
         let (x, y, idx) = (floats(input), floats(output), ints(argmax))
         let halving = geometry == WindowGeometry(kernel: 2, stride: 2, padding: 0)
-        Parallel.chunks(input.channels * input.batch) { planes in
+        parallel.chunks(input.channels * input.batch) { planes in
             for plane in planes {
                 let xp = x + plane * h * w, yp = y + plane * oh * ow, ip = idx + plane * oh * ow
                 if halving {
@@ -75,7 +75,7 @@ extension CPUDevice {
     public func maxPoolBackward(gradOutput: Tensor, argmax: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws {
         let planeIn = gradInput.height * gradInput.width, planeOut = gradOutput.height * gradOutput.width
         let (dy, idx, dx) = (floats(gradOutput), ints(argmax), floats(gradInput))
-        Parallel.chunks(gradInput.channels * gradInput.batch) { planes in
+        parallel.chunks(gradInput.channels * gradInput.batch) { planes in
             for plane in planes {
                 let dxp = dx + plane * planeIn, dyp = dy + plane * planeOut, ip = idx + plane * planeOut
                 dxp.update(repeating: 0, count: planeIn)
@@ -89,7 +89,7 @@ extension CPUDevice {
         let (k, s, pad) = (geometry.kernel, geometry.stride, geometry.padding)
         let (x, y) = (floats(input), floats(output))
         let inverseArea = 1 / Float(k * k)
-        Parallel.chunks(input.channels * input.batch) { planes in
+        parallel.chunks(input.channels * input.batch) { planes in
             for plane in planes {
                 let xp = x + plane * h * w, yp = y + plane * oh * ow
                 for oy in 0..<oh {
@@ -110,7 +110,7 @@ extension CPUDevice {
         let (k, s, pad) = (geometry.kernel, geometry.stride, geometry.padding)
         let (dy, dx) = (floats(gradOutput), floats(gradInput))
         let inverseArea = 1 / Float(k * k)
-        Parallel.chunks(gradInput.channels * gradInput.batch) { planes in
+        parallel.chunks(gradInput.channels * gradInput.batch) { planes in
             for plane in planes {
                 let dxp = dx + plane * h * w, dyp = dy + plane * oh * ow
                 dxp.update(repeating: 0, count: h * w)

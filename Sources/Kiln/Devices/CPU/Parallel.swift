@@ -1,16 +1,18 @@
 import Dispatch
 import Foundation
 
-/// Splits loops over the CPU's cores. Chunks are contiguous and fixed for a given thread count, and
-/// every reduction is combined in chunk order, so results repeat bit for bit.
-public enum Parallel {
-    /// Worker threads; set once at start-up (`kiln --threads`), before any work runs.
-    nonisolated(unsafe) public static var threads: Int = max(1, System.coreCount)
+/// Splits loops over a CPU device's threads. Chunks are contiguous and fixed for a given thread count,
+/// and every reduction is combined in chunk order, so results repeat bit for bit.
+public struct Parallel: Sendable {
+    /// Worker threads.
+    public let threads: Int
+
+    public init(threads: Int) { self.threads = max(1, threads) }
 
     /// Like `chunks`, also passing the part's index (0 ..< parts) so it can use per-thread scratch.
     /// Returns how many parts ran.
     @discardableResult @inline(__always)
-    public static func parts(_ count: Int, _ body: (_ part: Int, _ range: Range<Int>) -> Void) -> Int {
+    public func parts(_ count: Int, _ body: (_ part: Int, _ range: Range<Int>) -> Void) -> Int {
         let parts = min(threads, max(1, count))
         withoutActuallyEscaping(body) { body in
             let work = UncheckedSendable(body)
@@ -24,7 +26,7 @@ public enum Parallel {
     /// Calls `body` on `threads` contiguous sub-ranges of 0..<count (fewer when each would get less
     /// than `grain` items), in parallel.
     @inline(__always)
-    public static func chunks(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+    public func chunks(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
         let parts = min(threads, max(1, count / max(grain, 1)))
         if parts <= 1 {
             body(0..<count)
