@@ -1,10 +1,10 @@
 # Kiln: `make train` trains the default model on the bundled MNIST, `make test` runs the tests.
 # Both install the Debian packages they need first (sudo when not root).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# OpenBLAS and zlib for the CPU path; the OpenCL ICD loader, CLBlast and PoCL (an OpenCL CPU device,
+# OpenBLAS and zlib for the CPU path, libpng for `kiln predict`; the OpenCL ICD loader, CLBlast and PoCL (an OpenCL CPU device,
 # so the OpenCL path is tested everywhere) for the OpenCL path; g++ for the C++ standard library that
 # Sources/CCLBlastTuner (CLBlast's C++ tuning API) compiles against.
-PACKAGES := libopenblas-dev zlib1g-dev ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd g++
+PACKAGES := libopenblas-dev zlib1g-dev libpng-dev ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd g++
 # For the tests only: clang-15 and AMD's device library (built for it) compile the kernels offline for
 # GPU instruction sets (see kernel-check).
 CHECK_PACKAGES := clang-15 rocm-device-libs

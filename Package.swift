@@ -15,6 +15,7 @@ let package = Package(
         // C libraries from Debian (see README: `make deps`).
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
         .systemLibrary(name: "CCLBlast", path: "Sources/CCLBlast"),
         // Records every OpenCL kernel launch, CLBlast's included, for `kiln-bench --profile`.
@@ -25,7 +26,7 @@ let package = Package(
         .executableTarget(name: "embed-kernels", path: "Sources/embed-kernels"),
         .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["embed-kernels"],
                 path: "Plugins/EmbedKernels"),
-        .target(name: "Kiln", dependencies: ["CBLAS", "CZlib", "COpenCL", "CCLBlast", "CCLBlastTuner", "CLaunchLog"], path: "Sources/Kiln",
+        .target(name: "Kiln", dependencies: ["CBLAS", "CZlib", "CPNG", "COpenCL", "CCLBlast", "CCLBlastTuner", "CLaunchLog"], path: "Sources/Kiln",
                 plugins: ["EmbedKernels"]),
         .executableTarget(
             name: "kiln",

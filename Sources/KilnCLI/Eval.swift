@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Kiln
 
 struct Eval: ParsableCommand {
@@ -10,9 +11,17 @@ struct Eval: ParsableCommand {
     @OptionGroup var dataOptions: DataOptions
     @Option(help: "Images per evaluation step.")
     var batchSize = 1000
+    @Flag(help: "Also print the confusion matrix: test images per true class (rows) and predicted class (columns).")
+    var confusion = false
+    @Option(help: "Also print the N most confident mistakes: test index, label, prediction, confidence.")
+    var misclassified: Int?
+
+    func validate() throws {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        if let misclassified, misclassified < 0 { throw ValidationError("--misclassified must be 0 or more") }
+    }
 
     func run() throws {
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         let device = try deviceOptions.makeDevice()
         let saved = try Checkpoint(path: checkpoint)
         let model = try Sequential(spec: saved.spec, device: device, seed: 0)
@@ -21,5 +30,15 @@ struct Eval: ParsableCommand {
         let data = try dataOptions.load(normalization: saved.options?.normalization)
         let result = try evaluate(model, on: data, batchSize: batchSize)
         print(EpochReport.testLine(loss: result.loss, correct: result.correct, count: result.count))
+        guard confusion || misclassified != nil else { return }
+        let all = try predictions(model, on: data, batchSize: batchSize)
+        if confusion { print(ConfusionMatrix(all, classes: data.classes).table) }
+        if let misclassified {
+            let wrong = all.filter { $0.predicted != $0.label }.sorted { $0.confidence > $1.confidence }
+            print("\(wrong.count) misclassified; the \(min(misclassified, wrong.count)) most confident:")
+            for p in wrong.prefix(misclassified) {
+                print(String(format: "test image %5d: label %d, predicted %d (%.1f%%)", p.index, p.label, p.predicted, 100 * p.confidence))
+            }
+        }
     }
 }

@@ -86,4 +86,38 @@ import Testing
         let eval = try runKiln(["eval", "--checkpoint", save, "--device", "cpu", "--data", data])
         #expect(eval.status == 0 && eval.output.contains(last), "train: \(last)\neval: \(eval.output)")
     }
+
+    /// `kiln eval --confusion --misclassified N` and `kiln predict` on pictures of test digits.
+    @Test func evalReportsMistakesAndPredictClassifiesPictures() throws {
+        let save = temporary("model.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: save) }
+        let trained = try runKiln(["train", "--device", "cpu", "--train-limit", "256", "--epochs", "1", "--save", save])
+        #expect(trained.status == 0, "\(trained.output)")
+        let eval = try runKiln(["eval", "--checkpoint", save, "--device", "cpu", "--confusion", "--misclassified", "2"])
+        let rows = eval.output.split(separator: "\n").filter { $0.first?.isNumber == true && $0.hasSuffix("%") }
+        #expect(eval.status == 0 && eval.output.contains("true\\pred") && rows.count == 10, "\(eval.output)")
+        #expect(eval.output.contains("most confident:") && eval.output.contains("test image"), "\(eval.output)")
+        #expect(try runKiln(["eval", "--checkpoint", save, "--misclassified", "-1"]).status != 0)
+
+        let data = try Dataset.load(folder: Dataset.bundledFolder(), trainLimit: 1, testLimit: 2)
+        // Test images back to bytes (grey PGM and an upscaled RGB PNG), labels data.test.labels.
+        let digits = (0..<2).map { i in data.test.images[i * 784..<(i + 1) * 784].map { UInt8(max(0, min(255, ($0 * 0.3081 + 0.1307) * 255))) } }
+        let pgm = temporary("digit.pgm"), png = temporary("digit.png")
+        try Data(Array("P5\n28 28\n255\n".utf8) + digits[0]).write(to: URL(fileURLWithPath: pgm))
+        let upscaled = (0..<56).flatMap { y in (0..<56).flatMap { x in [UInt8](repeating: digits[1][y / 2 * 28 + x / 2], count: 3) } }
+        try Data(pngBytes(width: 56, height: 56, rgb: true, upscaled)).write(to: URL(fileURLWithPath: png))
+        defer { for path in [pgm, png] { try? FileManager.default.removeItem(atPath: path) } }
+        let predicted = try runKiln(["predict", "--checkpoint", save, "--json", "--top", "2", pgm, png])
+        #expect(predicted.status == 0, "\(predicted.output)")
+        struct Result: Decodable { struct Guess: Decodable { let `class`: Int; let probability: Double }; let file: String; let top: [Guess] }
+        let results = try JSONDecoder().decode([Result].self, from: Data(predicted.output.utf8))
+        #expect(results.map(\.file) == [pgm, png] && results.allSatisfy { $0.top.count == 2 && $0.top[0].probability >= $0.top[1].probability })
+        let text = try runKiln(["predict", "--checkpoint", save, pgm])
+        #expect(text.status == 0 && text.output.hasPrefix("\(pgm): "), "\(text.output)")
+        for bad in [["predict", "--checkpoint", save], ["predict", "--checkpoint", save, "--top", "0", pgm],
+                    ["predict", "--checkpoint", save, "/nonexistent.png"]] {
+            let run = try runKiln(bad)
+            #expect(run.status != 0 && !run.output.contains("Fatal"), "\(bad): \(run.output)")
+        }
+    }
 }

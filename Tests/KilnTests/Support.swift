@@ -1,3 +1,4 @@
+import CZlib
 import Foundation
 import Testing
 @testable import Kiln
@@ -147,3 +148,20 @@ let rgbSpec = """
       {"type": "dropout2d", "p": 0.1}, {"type": "conv2d", "out": 5, "kernel": 1}, {"type": "globalavgpool"},
       {"type": "logsoftmax"}]}
     """
+
+/// A PNG file (8-bit grey, or RGB when `rgb`) of the rows of `pixels` (interleaved RGB), written with zlib.
+func pngBytes(width: Int, height: Int, rgb: Bool, _ pixels: [UInt8]) -> [UInt8] {
+    func be(_ v: Int) -> [UInt8] { (0..<4).map { UInt8((v >> (24 - 8 * $0)) & 0xFF) } }
+    func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
+        let body = Array(type.utf8) + data
+        return be(data.count) + body + be(Int(body.withUnsafeBufferPointer { crc32(0, $0.baseAddress, UInt32($0.count)) }))
+    }
+    let stride = width * (rgb ? 3 : 1)
+    let raw = (0..<height).flatMap { [0] + pixels[$0 * stride..<($0 + 1) * stride] }
+    var size = compressBound(UInt(raw.count))
+    var packed = [UInt8](repeating: 0, count: Int(size))
+    _ = compress(&packed, &size, raw, UInt(raw.count))
+    let header = be(width) + be(height) + [8, rgb ? 2 : 0, 0, 0, 0]
+    return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", header) + chunk("IDAT", Array(packed.prefix(Int(size))))
+        + chunk("IEND", [])
+}
