@@ -18,6 +18,7 @@ __kernel void log_softmax_nll(__global const float* scores, __global const int* 
                               __global float* totals, __global float* partials, __global float* gradient,
                               int classes, int batch) {
     __local float scratch[REDUCE_GROUP];
+    const float share = -1.0f / (float)batch;
     float loss = 0.0f, correct = 0.0f;
     for (int j = get_global_id(0); j < batch; j += get_global_size(0)) {
         const float shift = log_sum_exp(scores, classes, batch, j);
@@ -28,7 +29,8 @@ __kernel void log_softmax_nll(__global const float* scores, __global const int* 
             logp[c * batch + j] = y;
             if (c == target) loss -= y;
             if (y > logp[best * batch + j]) best = c;
-            if (gradient) gradient[c * batch + j] = (exp(y) - (c == target ? 1.0f : 0.0f)) / (float)batch;
+            // -1/N at the label through the log-softmax's backward (g - exp(y) * sum of g), as the CPU does.
+            if (gradient) gradient[c * batch + j] = (c == target ? share : 0.0f) - exp(y) * share;
         }
         if (best == target) correct += 1.0f;
     }

@@ -42,9 +42,11 @@ extension CPUDevice {
         out[0] += loss
         out[1] += correct
         guard let gradient else { return }
-        let g = floats(gradient)
+        // The NLL's gradient −1/N at the label, through the log-softmax's backward, g − exp(p)·Σg, with
+        // Σg = −1/N: the same floats as the two passes gave one after the other.
+        let g = floats(gradient), share = -1 / Float(n)
         for j in 0..<n {
-            for c in 0..<k { g[c * n + j] = (expf(p[c * n + j]) - (c == Int(label[j]) ? 1 : 0)) / Float(n) }
+            for c in 0..<k { g[c * n + j] = (c == Int(label[j]) ? share : 0) - expf(p[c * n + j]) * share }
         }
     }
 }
