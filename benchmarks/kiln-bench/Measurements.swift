@@ -118,6 +118,7 @@ func layerTimes(_ spec: ModelSpec, on device: Device, train: DeviceSplit, batch 
     let totals = try device.allocate([2], .float32)
     let stages = model.stages.dropLast()  // the log-softmax runs with the loss
     var forward = [[Double]](repeating: [], count: stages.count + 1), backward = forward
+    let logProbSlot = TensorSlot(), gradientSlot = TensorSlot()
     for step in 0...repeats {  // step 0 warms up
         let context = StepContext(mode: .training, step: UInt64(step))
         var y = x
@@ -125,8 +126,8 @@ func layerTimes(_ spec: ModelSpec, on device: Device, train: DeviceSplit, batch 
             let t = try timed(device) { y = try model.forward(y, stage: s, context: context) }
             if step > 0 { forward[s].append(t) }
         }
-        let logProbs = try device.allocate(y.shape, .float32), scores = y
-        var g: Tensor? = try device.allocate(y.shape, .float32)
+        let logProbs = try logProbSlot.tensor(y.shape, on: device), scores = y
+        var g: Tensor? = try gradientSlot.tensor(y.shape, on: device)
         let t = try timed(device) {
             try device.logSoftmaxNLL(scores: scores, labels: labels, logProbs: logProbs, totals: totals, gradient: g)
         }

@@ -49,6 +49,10 @@ public struct Split: Sendable {
     public let fill: [Float]
 }
 
+/// A split as a loader reads it: 8-bit images [C][N·H·W], labels, the image shape, and the file the
+/// images came from (for error messages).
+typealias RawSplit = (bytes: [UInt8], labels: [Int32], shape: ImageShape, source: String)
+
 /// A classification data set: a training and a test split of square images, their class count and the
 /// normalisation their pixels went through. Loaders: a folder of MNIST-format IDX files (MNIST,
 /// Fashion-MNIST; `MNIST.swift`) or of NumPy arrays (`NumPyFolder.swift`, e.g. CIFAR-10 exported from
@@ -76,15 +80,14 @@ public struct Dataset: Sendable {
     }
 
     /// Builds the splits from 8-bit images [C][N·H·W] per split, checking the labels against `classes`.
-    static func make(folder: String, train: (bytes: [UInt8], labels: [Int32], shape: ImageShape, source: String),
-                     test: (bytes: [UInt8], labels: [Int32], shape: ImageShape, source: String),
-                     classes: Int, normalization: Normalization) throws -> Dataset {
+    static func make(folder: String, train: RawSplit, test: RawSplit, classes: Int,
+                     normalization: Normalization) throws -> Dataset {
         for split in [train, test] {
             guard normalization.mean.count == split.shape.channels, normalization.std.count == split.shape.channels else {
                 throw KilnError("\(split.source): \(split.shape.channels) channels, but the normalisation has \(normalization.mean.count)")
             }
         }
-        func split(_ s: (bytes: [UInt8], labels: [Int32], shape: ImageShape, source: String)) -> Split {
+        func split(_ s: RawSplit) -> Split {
             Split(images: normalization.apply(s.bytes[...], channels: s.shape.channels), labels: s.labels, shape: s.shape,
                   fill: normalization.black)
         }

@@ -12,7 +12,7 @@ enum MNIST {
     }
 
     private static func split(_ folder: String, _ prefix: String,
-                              limit: Int?) throws -> (bytes: [UInt8], labels: [Int32], shape: ImageShape, source: String) {
+                              limit: Int?) throws -> RawSplit {
         func path(_ kind: String) throws -> String {
             let base = "\(folder)/\(prefix)-\(kind)-idx\(kind == "images" ? 3 : 1)-ubyte"
             for candidate in [base + ".gz", base] where FileManager.default.fileExists(atPath: candidate) { return candidate }

@@ -26,7 +26,7 @@ enum NumPyFolder {
 
     /// One split's images as bytes [C][N·H·W] (transposed from NumPy's [N, H, W, C]) and its labels.
     private static func split(_ folder: String, _ name: String,
-                              limit: Int?) throws -> (bytes: [UInt8], labels: [Int32], shape: ImageShape, source: String) {
+                              limit: Int?) throws -> RawSplit {
         let imagePath = "\(folder)/x_\(name).npy", labelPath = "\(folder)/y_\(name).npy"
         let images = try NPYFile(path: imagePath), labels = try NPYFile(path: labelPath)
         guard images.shape.count == 3 || images.shape.count == 4 else {

@@ -50,9 +50,10 @@ extension OpenCLDevice {
         }
         // A fused batch norm's sums first: its gradient is then a per-channel formula of dy and its input.
         let sums = try fused.map { try backwardSums(dy, $0) }
-        let weights = weightLaunch(g, input: input, gradOutput: dy, outputs: gradWeight.count + (gradBias?.count ?? 0),
-                                   normalized: fused != nil)
-        let partials = try reservePartials(weights.parts * weights.row)
+        // One partial row per part: the weight gradient, then the bias gradient.
+        let row = gradWeight.count + (gradBias?.count ?? 0)
+        let weights = weightLaunch(g, input: input, gradOutput: dy, outputs: row, normalized: fused != nil)
+        let partials = try reservePartials(weights.parts * row)
         // The input gradient: with stride 1 a convolution itself (row tiles); a larger stride leaves holes,
         // so it gathers per pixel (one pixel per item).
         let data = gradInput.map {
@@ -82,10 +83,10 @@ extension OpenCLDevice {
                             defines: defines)
             }
         }
-        sumLater(gradWeight, from: partials, parts: weights.parts, outputStride: 1, partStride: weights.row)
+        sumLater(gradWeight, from: partials, parts: weights.parts, outputStride: 1, partStride: row)
         if let gradBias {
             sumLater(gradBias, from: (partials.arena, partials.offset + gradWeight.count), parts: weights.parts, outputStride: 1,
-                     partStride: weights.row)
+                     partStride: row)
         }
     }
 
@@ -112,7 +113,7 @@ extension OpenCLDevice {
     /// interleaved shares over `items` work-items. Parts stay few enough that the partials are a small
     /// tensor, and no more than the pixels.
     private func weightLaunch(_ g: WindowGeometry, input: Tensor, gradOutput: Tensor, outputs row: Int,
-                              normalized: Bool) -> (tiling: WeightTiling, parts: Int, items: Int, row: Int) {
+                              normalized: Bool) -> (tiling: WeightTiling, parts: Int, items: Int) {
         let partGroups = max(1, min(Self.smallTensor / row, gradOutput.rowLength) / elementGroup)
         func plan(_ t: WeightTiling) -> (jobs: Int, parts: Int) {
             let jobs = (gradOutput.channels + t.channels - 1) / t.channels * input.channels * (g.kernel / t.rows)
@@ -121,7 +122,7 @@ extension OpenCLDevice {
         let candidates = WeightTiling.all(g.kernel, shape, normalized: normalized)
         let tiling = candidates.first { let p = plan($0); return p.jobs * p.parts / elementGroup >= launchGroups } ?? candidates.last!
         let (jobs, parts) = plan(tiling)
-        return (tiling, parts, jobs * parts, row)
+        return (tiling, parts, jobs * parts)
     }
 
     /// The shape arguments every direct kernel takes, from the input-side and output-side activations.
