@@ -87,11 +87,14 @@ func kilnBinary() throws -> URL {
     return binary
 }
 
-/// Runs `kiln` with `arguments`; `whenPrinted`, once the output contains it, sends `signal`.
-func runKiln(_ arguments: [String], signal: (whenPrinted: String, signal: Int32)? = nil) throws -> (status: Int32, output: String) {
+/// Runs `kiln` with `arguments` and `environment` added to this process's; `whenPrinted`, once the output
+/// contains it, sends `signal`.
+func runKiln(_ arguments: [String], environment: [String: String] = [:],
+             signal: (whenPrinted: String, signal: Int32)? = nil) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = try kilnBinary()
     process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe
