@@ -27,7 +27,7 @@ struct Eval: ParsableCommand {
         let model = try Sequential(spec: saved.spec, device: device, seed: 0)
         try saved.load(into: model)
         // The test images are normalised as the training images were.
-        let data = try dataOptions.load(normalization: saved.options?.normalization)
+        let data = try dataOptions.load(normalization: saved.state.options?.normalization)
         let result = try evaluate(model, on: data, batchSize: batchSize)
         print(EpochReport.testLine(loss: result.loss, correct: result.correct, count: result.count))
         guard confusion || misclassified != nil else { return }

@@ -85,7 +85,7 @@ struct Train: ParsableCommand {
         let setupStart = Date()
         let device = try deviceOptions.makeDevice()
         let checkpoint = try resume.map(Checkpoint.init(path:))
-        var options = checkpoint?.options ?? TrainingOptions()
+        var options = checkpoint?.state.options ?? TrainingOptions()
         if checkpoint == nil {
             let defaults = TrainingOptions()
             options.batchSize = batchSize ?? defaults.batchSize
@@ -106,19 +106,19 @@ struct Train: ParsableCommand {
         options.epochs = epochs
         let spec = try checkpoint?.spec ?? ModelSpec.named(model ?? Presets.defaultName)
         let data = try loadData(resuming: checkpoint)
-        if checkpoint?.options?.dataFolder == nil { options.trainLimit = trainLimit }
+        if checkpoint?.state.options?.dataFolder == nil { options.trainLimit = trainLimit }
         options.dataFolder = URL(fileURLWithPath: data.folder).standardizedFileURL.path
         options.normalization = data.normalization
         let network = try Sequential(spec: spec, device: device, seed: options.seed)
         let trainer = try Trainer(model: network, data: data, options: options, setupStart: setupStart)
         if let checkpoint {
-            guard checkpoint.completedEpochs < epochs else {
-                throw KilnError("\(resume!): already trained \(checkpoint.completedEpochs) epochs; pass --epochs above that")
+            guard checkpoint.state.completedEpochs < epochs else {
+                throw KilnError("\(resume!): already trained \(checkpoint.state.completedEpochs) epochs; pass --epochs above that")
             }
             try checkpoint.load(into: network)
             try checkpoint.load(into: trainer.optimizer, of: network)
-            trainer.completedEpochs = checkpoint.completedEpochs
-            print("Resuming \(resume!) after epoch \(checkpoint.completedEpochs), with its saved options")
+            trainer.completedEpochs = checkpoint.state.completedEpochs
+            print("Resuming \(resume!) after epoch \(checkpoint.state.completedEpochs), with its saved options")
         }
         print("Model \(spec.name): \(grouped(try spec.parameterCount())) parameters | device \(device.summary) | "
               + "\(data.train.count) training images from \(data.folder)")
@@ -133,7 +133,7 @@ struct Train: ParsableCommand {
                      trainer.warmupSeconds, programs))
         fflush(nil)
         var callbacks: [TrainingCallback] = [ConsoleReporter()]
-        if let log { callbacks.append(try JSONLogWriter(path: log, keepEpochs: checkpoint?.completedEpochs ?? 0)) }
+        if let log { callbacks.append(try JSONLogWriter(path: log, keepEpochs: checkpoint?.state.completedEpochs ?? 0)) }
         if let save { callbacks.append(CheckpointWriter(path: save)) }
         callbacks.append(StopOnSignal())
         do {
@@ -142,7 +142,7 @@ struct Train: ParsableCommand {
             let done = trainer.completedEpochs, name = stop.signal == SIGINT ? "Ctrl-C" : "SIGTERM"
             var line = "\nStopped by \(name) during epoch \(done + 1) of \(epochs)"
             // The file that holds the last finished epoch: --save once it has written one, else the resumed checkpoint.
-            let holder = save.flatMap { done > (checkpoint?.completedEpochs ?? 0) ? $0 : nil } ?? (checkpoint == nil ? nil : resume)
+            let holder = save.flatMap { done > (checkpoint?.state.completedEpochs ?? 0) ? $0 : nil } ?? (checkpoint == nil ? nil : resume)
             if let holder, done > 0 {
                 line += "; \(holder) holds epoch \(done): continue with `kiln train --resume \(holder) --epochs \(epochs)`"
             } else if save == nil {
@@ -159,7 +159,7 @@ extension Train {
     /// --train-limit may not replace; otherwise the flags'.
     func loadData(resuming checkpoint: Checkpoint?) throws -> Dataset {
         // Checkpoints from before the data was recorded take the flags.
-        guard let checkpoint, let saved = checkpoint.options, let folder = saved.dataFolder else {
+        guard let checkpoint, let saved = checkpoint.state.options, let folder = saved.dataFolder else {
             return try dataOptions.load(trainLimit: trainLimit)
         }
         if let trainLimit, trainLimit != saved.trainLimit {

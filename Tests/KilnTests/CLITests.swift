@@ -19,7 +19,7 @@ import Testing
         #expect(last.hasPrefix("Stopped by Ctrl-C during epoch") && last.contains("continue with `kiln train --resume \(save) --epochs 1000`"),
                 "\(run.output)")
         let saved = try Checkpoint(path: save)
-        #expect(saved.completedEpochs >= 2 && last.contains("holds epoch \(saved.completedEpochs)"))
+        #expect(saved.state.completedEpochs >= 2 && last.contains("holds epoch \(saved.state.completedEpochs)"))
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: (save as NSString).deletingLastPathComponent)
             .filter { $0.contains((save as NSString).lastPathComponent) && $0 != (save as NSString).lastPathComponent }
         #expect(leftovers.isEmpty, "temporary files left: \(leftovers)")
@@ -30,7 +30,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: save) }
         let first = try runKiln(["train", "--device", "cpu", "--train-limit", "128", "--epochs", "1", "--lr", "0.05", "--save", save])
         #expect(first.status == 0, "\(first.output)")
-        let saved = try #require(try Checkpoint(path: save).options)
+        let saved = try #require(try Checkpoint(path: save).state.options)
         #expect(saved.trainLimit == 128 && saved.dataFolder?.hasSuffix("Data/mnist") == true && saved.learningRate == 0.05)
 
         let other = try runKiln(["train", "--resume", save, "--epochs", "2", "--lr", "0.3", "--seed", "4"])

@@ -9,7 +9,7 @@ import Testing
         let model = try Sequential(spec: spec, device: device, seed: testSeed)
         // Make every tensor distinctive: random weights and running statistics, momentum state.
         for (_, t) in model.namedTensors { try device.write(randomFloats(t.count), to: t) }
-        for case let bn as BatchNorm2d in model.layers { bn.batchesTracked = 41 }
+        for case let bn as BatchNorm2d in model.layers { bn.batchesTracked.value = 41 }
         let optimizer = Optimizer(config: OptimizerConfig(kind: .sgd), device: device)
         try optimizer.prepare(model.parameterBuffer)
         for p in model.parameters { try device.write(randomFloats(p.value.count), to: p.optimizerState[0]) }
@@ -17,12 +17,12 @@ import Testing
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID().uuidString).safetensors").path
         var options = TrainingOptions()
         options.epochs = 9
-        try Checkpoint.save(model: model, optimizer: optimizer, options: options, completedEpochs: 4, to: path)
+        try Checkpoint.save(model: model, optimizer: optimizer, state: TrainingState(options: options, completedEpochs: 4), to: path)
 
         let (saved, copy, copyOptimizer) = try expectCheckpointReloads(path, model: model, optimizer: optimizer, on: device)
-        #expect(saved.spec == spec && saved.completedEpochs == 4 && saved.options == options)
+        #expect(saved.spec == spec && saved.state == TrainingState(options: options, completedEpochs: 4))
         #expect(copyOptimizer.step == 1234)
-        for case let bn as BatchNorm2d in copy.layers { #expect(bn.batchesTracked == 41) }
+        for case let bn as BatchNorm2d in copy.layers { #expect(bn.batchesTracked.value == 41) }
 
         // PyTorch's names and layouts.
         let file = try Safetensors(data: Data(contentsOf: URL(fileURLWithPath: path)), source: path)

@@ -40,6 +40,12 @@ import Testing
         (#"{"input": [1, 28, 28], "layers": [{"type": "dropout", "p": 1.5}]}"#, "layer 0 (dropout): p must be in [0, 1)"),
         (#"{"input": [1, 28, 27], "layers": [{"type": "relu"}]}"#, "\"input\" must be [channels, size, size]"),
         (#"[1, 2]"#, "not a JSON object"),
+        (#"{"input": [1, 28, 28], "layers": 5}"#, "\"layers\": must be a list of objects"),
+        (#"{"input": [1, 28, 28], "layers": [{"type": "conv2d", "out": "8", "kernel": 3}]}"#, "layer 0 (conv2d): field \"out\" must be a number"),
+        (#"{"input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 8.5, "kernel": 3}]}"#, "layer 0 (conv2d): field \"out\" must be an integer"),
+        (#"{"input": [1, 28, 28], "layers": [], "optimizer": "sgd"}"#, "unknown field \"optimizer\""),
+        (#"{"input": [1, 28, 28], "layers": [{"out": 8}]}"#, "layer 0: missing \"type\""),
+        (#"{"input": "#, "not JSON"),
     ]
 
     @Test(arguments: badSpecs)

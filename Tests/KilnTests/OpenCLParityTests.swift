@@ -287,7 +287,7 @@ struct OpenCLParityTests {
             let optimizer = Optimizer(config: OptimizerConfig(kind: .adam), device: from)
             try optimizer.prepare(model.parameterBuffer)
             for p in model.parameters { try from.write(randomFloats(p.value.count), to: p.optimizerState[1]) }
-            try Checkpoint.save(model: model, optimizer: optimizer, options: nil, completedEpochs: 1, to: path)
+            try Checkpoint.save(model: model, optimizer: optimizer, state: TrainingState(options: nil, completedEpochs: 1), to: path)
             try expectCheckpointReloads(path, model: model, optimizer: optimizer, on: to)
         }
     }

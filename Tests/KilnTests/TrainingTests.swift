@@ -35,7 +35,7 @@ import Testing
         let saved = try Checkpoint(path: path)
         try saved.load(into: resumed.model)
         try saved.load(into: resumed.optimizer, of: resumed.model)
-        resumed.completedEpochs = saved.completedEpochs
+        resumed.completedEpochs = saved.state.completedEpochs
         try resumed.run()
         for ((name, a), (_, b)) in zip(straight.model.namedTensors, resumed.model.namedTensors) {
             #expect(try a.count == b.count && straight.model.device.readFloats(a) == resumed.model.device.readFloats(b),

@@ -7,8 +7,8 @@ import Foundation
 /// `__metadata__`.
 public struct Checkpoint {
     public let spec: ModelSpec
-    public let options: TrainingOptions?
-    public let completedEpochs: Int
+    public let state: TrainingState
+    /// The optimizer's update count (`Optimizer.step`).
     public let optimizerStep: Int
     private let file: Safetensors
     private let source: String
@@ -17,20 +17,17 @@ public struct Checkpoint {
 
     /// Writes the trainer's model, optimizer and progress to `path` atomically (temporary file, then rename).
     public static func save(_ trainer: Trainer, to path: String) throws {
-        try save(model: trainer.model, optimizer: trainer.optimizer, options: trainer.options,
-                 completedEpochs: trainer.completedEpochs, to: path)
+        try save(model: trainer.model, optimizer: trainer.optimizer, state: trainer.state, to: path)
     }
 
-    public static func save(model: Sequential, optimizer: Optimizer?, options: TrainingOptions?, completedEpochs: Int,
-                            to path: String) throws {
+    /// Saves what the layers declare (parameters, buffers, counters), the optimizer's state and `state`.
+    public static func save(model: Sequential, optimizer: Optimizer?, state: TrainingState, to path: String) throws {
         let device = model.device
         var file = Safetensors()
         for (name, tensor) in model.namedTensors {
             file.tensors[name] = .float32(try device.readFloats(tensor), shape: tensor.shape)
         }
-        for (i, layer) in model.layers.enumerated() {
-            if let bn = layer as? BatchNorm2d { file.tensors["\(i).num_batches_tracked"] = .int64(bn.batchesTracked) }
-        }
+        for (name, counter) in model.namedCounters { file.tensors[name] = .int64(counter.value) }
         if let optimizer {
             for (name, parameter) in parameterNames(model) {
                 for (slot, tensor) in zip(optimizer.config.stateNames, parameter.optimizerState) {
@@ -41,8 +38,8 @@ public struct Checkpoint {
         }
         file.metadata["format"] = "pt"
         file.metadata[specKey] = model.spec.jsonString()
-        file.metadata[epochKey] = String(completedEpochs)
-        if let options {
+        file.metadata[epochKey] = String(state.completedEpochs)
+        if let options = state.options {
             // Sorted keys: the same run writes the same bytes.
             let encoder = JSONEncoder()
             encoder.outputFormatting = .sortedKeys
@@ -59,12 +56,13 @@ public struct Checkpoint {
             throw KilnError("\(path): no model spec in the metadata (\(Self.specKey)); was it written by kiln?")
         }
         spec = try ModelSpec(json: Data(specText.utf8), source: "\(path) (\(Self.specKey))")
+        let options: TrainingOptions?
         do {
             options = try file.metadata[Self.optionsKey].map { try JSONDecoder().decode(TrainingOptions.self, from: Data($0.utf8)) }
         } catch {
             throw KilnError("\(path): the training options (\(Self.optionsKey)) are unreadable: \(error.localizedDescription)")
         }
-        completedEpochs = try Self.count(file.metadata[Self.epochKey], Self.epochKey, path)
+        state = TrainingState(options: options, completedEpochs: try Self.count(file.metadata[Self.epochKey], Self.epochKey, path))
         optimizerStep = try Self.count(file.metadata[Self.stepKey], Self.stepKey, path)
     }
 
@@ -75,13 +73,11 @@ public struct Checkpoint {
         return value
     }
 
-    /// Copies the weights and running statistics into `model` (built from `spec`).
+    /// Copies the weights, buffers and counters into `model` (built from `spec`).
     public func load(into model: Sequential) throws {
         let device = model.device
         for (name, tensor) in model.namedTensors { try device.write(try floats(name, shape: tensor.shape), to: tensor) }
-        for (i, layer) in model.layers.enumerated() {
-            if let bn = layer as? BatchNorm2d { bn.batchesTracked = file.tensors["\(i).num_batches_tracked"]?.int64Value ?? 0 }
-        }
+        for (name, counter) in model.namedCounters { counter.value = file.tensors[name]?.int64Value ?? 0 }
     }
 
     /// Restores the optimizer's state and step count.

@@ -6,7 +6,8 @@ public final class BatchNorm2d: Layer {
     public let parameters: [Parameter]
     public let runningMean: Tensor, runningVar: Tensor
     /// PyTorch's `num_batches_tracked`, kept for checkpoints.
-    public var batchesTracked: Int64 = 0
+    public let batchesTracked = Counter()
+    public var counters: [(name: String, counter: Counter)] { [("num_batches_tracked", batchesTracked)] }
     public let rectifiesInput: Bool
     static let momentum: Float = 0.1, epsilon: Float = 1e-5
     private let device: Device
@@ -46,7 +47,7 @@ public final class BatchNorm2d: Layer {
                                                 runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd,
                                                 output: y, momentum: Self.momentum, epsilon: Self.epsilon,
                                                 rectify: rectifiesInput)
-            batchesTracked += 1
+            batchesTracked.value += 1
         case .inference:
             try device.batchNormInferenceForward(input: input, gamma: gamma, beta: beta, runningMean: runningMean,
                                                  runningVar: runningVar, output: y, epsilon: Self.epsilon,
@@ -57,7 +58,7 @@ public final class BatchNorm2d: Layer {
 
     /// The training forward's tensors, for a convolution that runs it (`ConvBatchNorm`); counts the batch.
     func trainingForward(output y: Tensor) -> BatchNormForward {
-        batchesTracked += 1
+        batchesTracked.value += 1
         return BatchNormForward(gamma: parameters[0].value, beta: parameters[1].value, runningMean: runningMean,
                                 runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd, output: y,
                                 momentum: Self.momentum, epsilon: Self.epsilon, rectify: rectifiesInput)

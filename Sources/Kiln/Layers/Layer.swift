@@ -43,11 +43,20 @@ public protocol Layer: StageRunner {
     var parameters: [Parameter] { get }
     /// Non-learnable tensors saved with the model (batch norm's running statistics), by PyTorch name.
     var buffers: [(name: String, tensor: Tensor)] { get }
+    /// Counts kept on the host and saved with the model (batch norm's `num_batches_tracked`), by PyTorch name.
+    var counters: [(name: String, counter: Counter)] { get }
 }
 
 extension Layer {
     public var parameters: [Parameter] { [] }
     public var buffers: [(name: String, tensor: Tensor)] { [] }
+    public var counters: [(name: String, counter: Counter)] { [] }
+}
+
+/// A count a layer keeps on the host (PyTorch saves it as an int64 scalar).
+public final class Counter {
+    public var value: Int64 = 0
+    public init() {}
 }
 
 /// Output shape of an activation [C, N, H, W] after a window op.

@@ -64,3 +64,17 @@ public enum Presets {
       {"type": "logsoftmax"}]}
     """
 }
+
+extension ModelSpec {
+    /// A preset name or a path to a JSON spec file.
+    public static func named(_ nameOrPath: String) throws -> ModelSpec {
+        if let preset = Presets.all[nameOrPath] { return preset }
+        guard nameOrPath.hasSuffix(".json") || nameOrPath.contains("/") else {
+            throw KilnError("unknown model \"\(nameOrPath)\": use a preset (\(Presets.all.keys.sorted().joined(separator: ", "))) or a .json spec file")
+        }
+        guard let data = FileManager.default.contents(atPath: nameOrPath) else {
+            throw KilnError("\(nameOrPath): cannot read the model spec file")
+        }
+        return try ModelSpec(json: data, source: nameOrPath)
+    }
+}

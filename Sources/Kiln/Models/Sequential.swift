@@ -108,30 +108,15 @@ public final class Sequential {
         return gradient
     }
 
-    // MARK: The classifier's loss (the last layer is LogSoftmax; `Trainer.check` makes sure)
-
-    private let logProbs = TensorSlot(), scoreGradient = TensorSlot()
-
-    /// Adds the NLL loss of `images` against `labels` to `totals` (loss sum, correct count); in training
-    /// also backpropagates it, writing every parameter's gradient. The final log-softmax and the loss
-    /// run as one primitive (`logSoftmaxNLL`), which gives the scores' gradient directly.
-    public func loss(_ images: Tensor, labels: Tensor, totals: Tensor, context: StepContext) throws {
-        let last = runners.count - 1
-        guard spec.layers.last == .logSoftmax, stages[last].kind == .single else {
-            throw KilnError("model \(spec.name) must end in logsoftmax to be trained or evaluated with the NLL loss")
-        }
-        let scores = try forward(images, stages: 0..<last, context: context)
-        let p = try logProbs.tensor(scores.shape, on: device)
-        let training = context.mode == .training
-        let g = training ? try scoreGradient.tensor(scores.shape, on: device) : nil
-        try device.logSoftmaxNLL(scores: scores, labels: labels, logProbs: p, totals: totals, gradient: g)
-        if let g { _ = try backward(g, stages: 0..<last, needInputGradient: false) }
-    }
-
     /// Every saved tensor under PyTorch's `state_dict` names ("0.weight", "2.running_mean", …).
     public var namedTensors: [(name: String, tensor: Tensor)] {
         layers.enumerated().flatMap { i, layer in
             layer.parameters.map { ("\(i).\($0.name)", $0.value) } + layer.buffers.map { ("\(i).\($0.name)", $0.tensor) }
         }
+    }
+
+    /// Every layer's host counters under `state_dict` names ("2.num_batches_tracked").
+    public var namedCounters: [(name: String, counter: Counter)] {
+        layers.enumerated().flatMap { i, layer in layer.counters.map { ("\(i).\($0.name)", $0.counter) } }
     }
 }

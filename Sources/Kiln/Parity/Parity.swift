@@ -77,89 +77,109 @@ public enum Parity {
             throw KilnError("parity needs \(n * options.steps) training images, the data has \(data.train.count)")
         }
         let lengths = zip(spec.layers, zip(inputs, shapes)).map { reductionLength($0, input: $1.0, output: $1.1, batch: n) }
-        let models = try [reference, device].map { try Sequential(spec: spec, device: $0, seed: options.seed) }
-        // Both devices must cut the model into the same stages, so that each stage meets its counterpart.
-        let stages = models[0].stages
-        guard models[1].stages == stages, spec.layers.last == .logSoftmax, stages.last?.kind == .single else {
-            throw KilnError("parity needs a model ending in logsoftmax that both devices run in the same stages")
+        let steps = try [reference, device].map {
+            try TrainingStep(model: Sequential(spec: spec, device: $0, seed: options.seed),
+                             optimizer: Optimizer(config: OptimizerConfig(kind: .sgd), device: $0))
         }
-        let optimizers = [reference, device].map { Optimizer(config: OptimizerConfig(kind: .sgd), device: $0) }
-        for (model, optimizer) in zip(models, optimizers) { try optimizer.prepare(model.parameterBuffer) }
+        // Both devices must cut the model into the same stages, so that each stage meets its counterpart.
+        guard steps[1].model.stages == steps[0].model.stages else {
+            throw KilnError("parity needs a model that both devices run in the same stages")
+        }
         let split = try DeviceSplit(data.train, on: reference)
         let images = TensorSlot(), labels = TensorSlot()
         let totals = try [reference, device].map { try $0.allocate([2], .float32) }
         for (d, t) in zip([reference, device], totals) { try d.fill(t, with: 0) }
-        /// A copy on the device of a reference tensor.
-        func mirror(_ t: Tensor) throws -> Tensor {
-            let copy = try device.allocate(t.shape, t.dtype)
-            if t.dtype == .int32 { try device.write(reference.readInts(t), to: copy) } else { try device.write(reference.readFloats(t), to: copy) }
-            return copy
-        }
-        var entries: [ParityEntry] = []
-        /// Compares a result of layer i, or of the stage that ends (forward) or starts (backward) at it.
-        func compare(_ step: Int, _ i: Int, _ quantity: String, _ r: Tensor, _ d: Tensor, stage: Stage? = nil) throws {
-            let depth = stage.map { $0.layers.map { lengths[$0] }.max()! } ?? lengths[i]
-            entries.append(Self.compare(step, i, spec.layers[i], quantity, try reference.readFloats(r), try device.readFloats(d),
-                                        depth, options))
-        }
-
+        let comparison = Comparison(reference: steps[0], device: steps[1], totals: totals[1], lengths: lengths, options: options)
         for step in 0..<options.steps {
             // Every step starts from the reference's state.
-            for (r, d) in zip(models[0].layers, models[1].layers) {
+            for (r, d) in zip(steps[0].model.layers, steps[1].model.layers) {
                 let pairs = zip(r.parameters, d.parameters).flatMap { [($0.value, $1.value)] + zip($0.optimizerState, $1.optimizerState) }
                 for (from, to) in pairs + zip(r.buffers.map(\.tensor), d.buffers.map(\.tensor)) {
                     try device.write(reference.readFloats(from), to: to)
                 }
             }
             let (x, y) = try split.batch(start: step * n, count: n, into: images, labels, on: reference)
-            let context = StepContext(mode: .training, step: UInt64(step))
-            var kept: [Tensor] = []  // the device stages' inputs live until their backward
-            var output = x
-            for (s, stage) in stages.enumerated().dropLast() {
-                let input = try mirror(output)
-                kept.append(input)
-                output = try models[0].forward(output, stage: s, context: context)
-                try compare(step, stage.layers.upperBound - 1, "output", output,
-                            try models[1].forward(input, stage: s, context: context), stage: stage)
-            }
-            // The final log-softmax and the loss, as training runs them (logSoftmaxNLL).
-            let last = spec.layers.count - 1
-            let logProbs = try [reference, device].map { try $0.allocate(output.shape, .float32) }
-            let gradients = try [reference, device].map { try $0.allocate(output.shape, .float32) }
-            try reference.logSoftmaxNLL(scores: output, labels: y, logProbs: logProbs[0], totals: totals[0], gradient: gradients[0])
-            try device.logSoftmaxNLL(scores: mirror(output), labels: mirror(y), logProbs: logProbs[1], totals: totals[1],
-                                     gradient: gradients[1])
-            try compare(step, last, "output", logProbs[0], logProbs[1])
-            try compare(step, last, "input gradient", gradients[0], gradients[1])
-            var gradient = gradients[0]
-            for (s, stage) in stages.enumerated().dropLast().reversed() {
-                let next = try models[0].backward(gradient, stage: s, needInputGradient: s > 0)
-                let deviceNext = try models[1].backward(mirror(gradient), stage: s, needInputGradient: s > 0)
-                guard let next, let deviceNext else { break }
-                try compare(step, stage.layers.lowerBound, "input gradient", next, deviceNext, stage: stage)
-                gradient = next
-            }
-            for model in models { try model.device.finishGradients() }
-            for (i, (r, d)) in zip(models[0].layers, models[1].layers).enumerated() {
-                for (a, b) in zip(r.parameters, d.parameters) { try compare(step, i, "\(a.name) gradient", a.gradient, b.gradient) }
-            }
-            for (model, optimizer) in zip(models, optimizers) {
-                try optimizer.update(model.parameterBuffer, learningRate: options.learningRate, momentum: nil)
-            }
-            for (i, (r, d)) in zip(models[0].layers, models[1].layers).enumerated() {
-                for (a, b) in zip(r.parameters, d.parameters) { try compare(step, i, "\(a.name) updated", a.value, b.value) }
-                for (a, b) in zip(r.buffers, d.buffers) { try compare(step, i, "\(a.name) updated", a.tensor, b.tensor) }
-            }
+            comparison.step = step
+            try steps[0].run(x, labels: y, totals: totals[0], context: StepContext(mode: .training, step: UInt64(step)),
+                             learningRate: options.learningRate, momentum: nil, observer: comparison)
         }
         // Loss summed and correct predictions counted over all steps, by the loss primitive on each device.
-        entries.append(Self.compare(options.steps - 1, spec.layers.count - 1, spec.layers.last!, "loss totals",
-                                    try reference.readFloats(totals[0]), try device.readFloats(totals[1]),
-                                    n * options.steps, options))
+        let entries = comparison.entries + [
+            Self.compare(options.steps - 1, spec.layers.count - 1, spec.layers.last!, "loss totals",
+                         try reference.readFloats(totals[0]), try device.readFloats(totals[1]), n * options.steps, options),
+        ]
         return ParityReport(model: spec.name, reference: reference.summary, device: device.summary, batchSize: n,
                             steps: options.steps, seed: options.seed, entries: entries)
     }
 
-    private static func compare(_ step: Int, _ layer: Int, _ spec: LayerSpec, _ quantity: String,
+    /// Runs the device's step phase by phase as the reference's step ends each phase, on copies of the
+    /// reference's inputs to it, and compares the results.
+    private final class Comparison: StepObserver {
+        let reference: TrainingStep, device: TrainingStep
+        let totals: Tensor, lengths: [Int], options: ParityOptions
+        var step = 0
+        var entries: [ParityEntry] = []
+        /// The device stages' inputs, alive until their backward.
+        private var kept: [Tensor] = []
+
+        init(reference: TrainingStep, device: TrainingStep, totals: Tensor, lengths: [Int], options: ParityOptions) {
+            (self.reference, self.device, self.totals, self.lengths, self.options) = (reference, device, totals, lengths, options)
+        }
+
+        /// A copy on the device of a reference tensor.
+        func mirror(_ t: Tensor) throws -> Tensor {
+            let (from, to) = (reference.model.device, device.model.device)
+            let copy = try to.allocate(t.shape, t.dtype)
+            if t.dtype == .int32 { try to.write(from.readInts(t), to: copy) } else { try to.write(from.readFloats(t), to: copy) }
+            return copy
+        }
+
+        /// Compares a result of layer i, or of the stage `s` that ends (forward) or starts (backward) at it.
+        func compare(_ i: Int, _ quantity: String, _ r: Tensor, _ d: Tensor, stage s: Int? = nil) throws {
+            let depth = s.map { reference.model.stages[$0].layers.map { lengths[$0] }.max()! } ?? lengths[i]
+            entries.append(Parity.compare(step, i, reference.model.spec.layers[i], quantity, try reference.model.device.readFloats(r),
+                                          try device.model.device.readFloats(d), depth, options))
+        }
+
+        func forwardEnded(stage s: Int, input: Tensor, output: Tensor, context: StepContext) throws {
+            let copy = try mirror(input)
+            kept.append(copy)
+            try compare(reference.model.stages[s].layers.upperBound - 1, "output", output,
+                        device.forward(copy, stage: s, context: context), stage: s)
+        }
+
+        func lossEnded(scores: Tensor, labels: Tensor, logProbs: Tensor, gradient: Tensor) throws {
+            let last = reference.model.layers.count - 1
+            let (p, g) = try device.loss(scores: mirror(scores), labels: mirror(labels), totals: totals, training: true)
+            try compare(last, "output", logProbs, p)
+            try compare(last, "input gradient", gradient, g!)
+        }
+
+        func backwardEnded(stage s: Int, gradOutput: Tensor, gradInput: Tensor?) throws {
+            let deviceGradient = try device.backward(mirror(gradOutput), stage: s)
+            if let gradInput, let deviceGradient {
+                try compare(reference.model.stages[s].layers.lowerBound, "input gradient", gradInput, deviceGradient, stage: s)
+            }
+        }
+
+        func gradientsFinished() throws {
+            kept = []
+            try device.finishGradients()
+            for (i, (r, d)) in zip(reference.model.layers, device.model.layers).enumerated() {
+                for (a, b) in zip(r.parameters, d.parameters) { try compare(i, "\(a.name) gradient", a.gradient, b.gradient) }
+            }
+        }
+
+        func updated() throws {
+            try device.update(learningRate: options.learningRate, momentum: nil)
+            for (i, (r, d)) in zip(reference.model.layers, device.model.layers).enumerated() {
+                for (a, b) in zip(r.parameters, d.parameters) { try compare(i, "\(a.name) updated", a.value, b.value) }
+                for (a, b) in zip(r.buffers, d.buffers) { try compare(i, "\(a.name) updated", a.tensor, b.tensor) }
+            }
+        }
+    }
+
+    fileprivate static func compare(_ step: Int, _ layer: Int, _ spec: LayerSpec, _ quantity: String,
                                 _ reference: [Float], _ values: [Float], _ depth: Int, _ options: ParityOptions) -> ParityEntry {
         var maxAbs: Double = 0, scale: Double = 0
         var broken = reference.count != values.count

@@ -25,6 +25,18 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public init() {}
 }
 
+/// What a run has done beyond its tensors, saved in checkpoints so that a resumed run continues it.
+public struct TrainingState: Equatable, Sendable {
+    /// nil in checkpoints written outside a training run.
+    public var options: TrainingOptions?
+    public var completedEpochs: Int
+
+    public init(options: TrainingOptions?, completedEpochs: Int) {
+        self.options = options
+        self.completedEpochs = completedEpochs
+    }
+}
+
 /// Hooks into a run: progress display, logs, checkpoints.
 public protocol TrainingCallback: AnyObject {
     func batchEnded(epoch: Int, batch: Int, of batches: Int, trainer: Trainer) throws
@@ -69,14 +81,17 @@ public struct DeviceSplit {
 /// update, all on the model's device. Host and device exchange only the epoch's shuffled order and
 /// the loss/accuracy totals.
 public final class Trainer {
-    public let model: Sequential
-    public let optimizer: Optimizer
+    public var model: Sequential { step.model }
+    public var optimizer: Optimizer { step.optimizer }
+    /// Gathered batches go through this.
+    public let step: TrainingStep
     public let options: TrainingOptions
     public let schedule: Schedule
     /// Images in the training split.
     public var trainCount: Int { trainSplit.count }
     /// Epochs finished (a resumed run starts past 0).
     public var completedEpochs = 0
+    public var state: TrainingState { TrainingState(options: options, completedEpochs: completedEpochs) }
     public let warmupSeconds: Double
     private let device: Device
     /// The training images and labels on the device (uploaded once).
@@ -89,11 +104,9 @@ public final class Trainer {
     public init(model: Sequential, data: Dataset, options: TrainingOptions, setupStart: Date = Date()) throws {
         try Self.check(model.spec, against: data, splits: [("training", data.train), ("test", data.test)])
         guard options.batchSize >= 1, options.epochs >= 1 else { throw KilnError("batch size and epochs must be at least 1") }
-        self.model = model
         self.options = options
         device = model.device
-        optimizer = Optimizer(config: options.optimizer, device: device)
-        try optimizer.prepare(model.parameterBuffer)
+        step = try TrainingStep(model: model, optimizer: Optimizer(config: options.optimizer, device: device))
         trainSplit = try DeviceSplit(data.train, on: device)
         testSplit = try DeviceSplit(data.test, on: device)
         totals = try device.allocate([2], .float32)
@@ -111,16 +124,16 @@ public final class Trainer {
     /// the optimizer and the random streams are untouched.
     private static func warmUp(_ spec: ModelSpec, on device: Device, train: DeviceSplit, test: DeviceSplit,
                                options: TrainingOptions) throws {
-        let model = try Sequential(spec: spec, device: device, seed: options.seed)
-        let optimizer = Optimizer(config: options.optimizer, device: device)
+        let step = try TrainingStep(model: Sequential(spec: spec, device: device, seed: options.seed),
+                                    optimizer: Optimizer(config: options.optimizer, device: device))
         let images = TensorSlot(), labels = TensorSlot()
         let totals = try device.allocate([2], .float32)
         try device.fill(totals, with: 0)
         let (x, y) = try train.batch(start: 0, count: min(options.batchSize, train.count), into: images, labels, on: device,
                                      augmentation: options.augmentation)
-        try trainStep(model, optimizer, x, y, totals: totals, step: 0, learningRate: 0, momentum: nil)
+        try step.run(x, labels: y, totals: totals, context: StepContext(mode: .training), learningRate: 0, momentum: nil)
         let (tx, ty) = try test.batch(start: 0, count: min(options.evalBatchSize, test.count), into: images, labels, on: device)
-        try model.loss(tx, labels: ty, totals: totals, context: StepContext(mode: .inference))
+        try step.evaluate(tx, labels: ty, totals: totals)
         _ = try device.readFloats(totals)  // waits for the queue
     }
 
@@ -174,21 +187,14 @@ public final class Trainer {
     /// One training step on images `start ..< start+count` of the epoch's shuffled order: gather (and
     /// augment), forward, loss (added to the epoch's totals), backward, update.
     public func trainStep(start: Int, count: Int) throws {
-        let step = UInt64(optimizer.step)
+        let index = UInt64(optimizer.step)
         let (x, labels) = try trainSplit.batch(start: start, count: count, into: batch, batchLabels, on: device,
                                                augmentation: options.augmentation,
                                                generator: Philox(seed: options.seed, stream: RandomStream.augmentation),
-                                               step: step)
+                                               step: index)
         let (learningRate, momentum) = schedule.at(optimizer.step)
-        try Self.trainStep(model, optimizer, x, labels, totals: totals, step: step, learningRate: learningRate,
-                           momentum: momentum)
-    }
-
-    /// One step on a gathered batch: forward in training mode, NLL (added to `totals`), backward, update.
-    public static func trainStep(_ model: Sequential, _ optimizer: Optimizer, _ x: Tensor, _ labels: Tensor, totals: Tensor,
-                                 step: UInt64, learningRate: Float, momentum: Float?) throws {
-        try model.loss(x, labels: labels, totals: totals, context: StepContext(mode: .training, step: step))
-        try optimizer.update(model.parameterBuffer, learningRate: learningRate, momentum: momentum)
+        try step.run(x, labels: labels, totals: totals, context: StepContext(mode: .training, step: index),
+                     learningRate: learningRate, momentum: momentum)
     }
 
     /// Loss summed and correct predictions counted so far this epoch (reads two numbers back).
@@ -199,7 +205,7 @@ public final class Trainer {
 
     /// Mean NLL and correct count over the test set, in inference mode.
     public func evaluate() throws -> (loss: Double, correct: Int, count: Int) {
-        try Self.evaluate(model, on: testSplit, batchSize: options.evalBatchSize, totals: totals,
+        try Self.evaluate(step, on: testSplit, batchSize: options.evalBatchSize, totals: totals,
                           batch: batch, labels: batchLabels)
     }
 
@@ -218,14 +224,14 @@ public final class Trainer {
         }
     }
 
-    static func evaluate(_ model: Sequential, on split: DeviceSplit, batchSize: Int, totals: Tensor,
+    static func evaluate(_ step: TrainingStep, on split: DeviceSplit, batchSize: Int, totals: Tensor,
                          batch: TensorSlot, labels: TensorSlot) throws -> (loss: Double, correct: Int, count: Int) {
-        let device = model.device
+        let device = step.model.device
         try device.fill(totals, with: 0)
         for start in stride(from: 0, to: split.count, by: batchSize) {
             let n = min(batchSize, split.count - start)
             let (x, y) = try split.batch(start: start, count: n, into: batch, labels, on: device)
-            try model.loss(x, labels: y, totals: totals, context: StepContext(mode: .inference))
+            try step.evaluate(x, labels: y, totals: totals)
         }
         let values = try device.readFloats(totals)
         return (Double(values[0]) / Double(split.count), Int(values[1]), split.count)
@@ -236,6 +242,7 @@ public final class Trainer {
 public func evaluate(_ model: Sequential, on data: Dataset, batchSize: Int = 1000) throws -> (loss: Double, correct: Int, count: Int) {
     try Trainer.check(model.spec, against: data, splits: [("test", data.test)])
     let device = model.device
-    return try Trainer.evaluate(model, on: DeviceSplit(data.test, on: device), batchSize: batchSize,
+    let step = try TrainingStep(model: model, optimizer: Optimizer(config: OptimizerConfig(kind: .sgd), device: device))
+    return try Trainer.evaluate(step, on: DeviceSplit(data.test, on: device), batchSize: batchSize,
                                 totals: device.allocate([2], .float32), batch: TensorSlot(), labels: TensorSlot())
 }
