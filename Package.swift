@@ -22,12 +22,9 @@ let package = Package(
         .target(name: "CLaunchLog", dependencies: ["COpenCL"], path: "Sources/CLaunchLog"),
         // CLBlast's tuners and parameter queries, which only its C++ API has, behind a C header (`kiln tune`).
         .target(name: "CCLBlastTuner", path: "Sources/CCLBlastTuner", linkerSettings: [.linkedLibrary("clblast")]),
-        // Kernels/*.cl become Swift string constants at build time, so a copied binary still has them.
-        .executableTarget(name: "embed-kernels", path: "Sources/embed-kernels"),
-        .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["embed-kernels"],
-                path: "Plugins/EmbedKernels"),
+        // The OpenCL kernels are embedded in the code (`PackageResources`), so a copied binary still has them.
         .target(name: "Kiln", dependencies: ["CBLAS", "CZlib", "CPNG", "COpenCL", "CCLBlast", "CCLBlastTuner", "CLaunchLog"], path: "Sources/Kiln",
-                plugins: ["EmbedKernels"]),
+                resources: [.embedInCode("Devices/OpenCL/Kernels")]),
         .executableTarget(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")],

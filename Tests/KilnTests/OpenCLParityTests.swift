@@ -264,6 +264,17 @@ struct OpenCLParityTests {
         }
     }
 
+    /// Every file in Kernels/ is in the binary (KernelSources lists them by hand), byte for byte.
+    @Test func everyKernelFileIsEmbedded() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Sources/Kiln/Devices/OpenCL/Kernels").standardizedFileURL
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".cl") }.sorted()
+        #expect(KernelSources.files.map(\.name).sorted() == names)
+        for (name, source) in KernelSources.files {
+            #expect(try String(contentsOf: folder.appendingPathComponent(name), encoding: .utf8) == source, "\(name)")
+        }
+    }
+
     @Test func memoryRoundTrip() throws {
         let values = randomFloats(33), ints = (0..<Int32(31)).map { $0 * 7 - 100 }
         let t = try tensor(gpu, [33], values), u = try gpu.allocate([33], .float32)
