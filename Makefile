@@ -9,7 +9,7 @@ PACKAGES := libopenblas-dev zlib1g-dev libpng-dev ocl-icd-opencl-dev opencl-head
 # GPU instruction sets (see kernel-check).
 CHECK_PACKAGES := clang-15 rocm-device-libs
 
-.PHONY: deps check-deps build train test kernel-check bench summary clean
+.PHONY: deps check-deps build train test kernel-check bench summary docs clean
 
 # Installs only when a package is missing (dpkg -s is quick, so every run checks).
 deps:
@@ -47,6 +47,11 @@ bench: build
 
 summary: build
 	.build/release/kiln summary $(ARGS)
+
+# The library's API documentation (DocC) as a static site in .build/docs.
+docs: deps
+	swift package --allow-writing-to-directory .build/docs generate-documentation --target Kiln \
+		--output-path .build/docs --transform-for-static-hosting --warnings-as-errors
 
 clean:
 	rm -rf .build

@@ -3,6 +3,9 @@ extension CPUDevice {
     public func batchNormTrainingForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
                                          runningVar: Tensor, savedMean: Tensor, savedInvStd: Tensor,
                                          output: Tensor, momentum: Float, epsilon: Float, rectify: Bool) throws {
+        try checkBatchNorm("batchNormTrainingForward", input: input, same: [("output", output)],
+                           vectors: [("gamma", gamma), ("beta", beta), ("runningMean", runningMean), ("runningVar", runningVar),
+                                     ("savedMean", savedMean), ("savedInvStd", savedInvStd)])
         let row = input.rowLength
         let (x, y, g, b) = (floats(input), floats(output), floats(gamma), floats(beta))
         let (rm, rv, sm, si) = (floats(runningMean), floats(runningVar), floats(savedMean), floats(savedInvStd))
@@ -26,6 +29,8 @@ extension CPUDevice {
 
     public func batchNormInferenceForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
                                           runningVar: Tensor, output: Tensor, epsilon: Float, rectify: Bool) throws {
+        try checkBatchNorm("batchNormInferenceForward", input: input, same: [("output", output)],
+                           vectors: [("gamma", gamma), ("beta", beta), ("runningMean", runningMean), ("runningVar", runningVar)])
         let row = input.rowLength
         let (x, y, g, b, rm, rv) = (floats(input), floats(output), floats(gamma), floats(beta),
                                     floats(runningMean), floats(runningVar))
@@ -40,6 +45,8 @@ extension CPUDevice {
     public func batchNormBackward(input: Tensor, gradOutput: Tensor, gamma: Tensor, savedMean: Tensor,
                                   savedInvStd: Tensor, gradInput: Tensor, gradGamma: Tensor, gradBeta: Tensor,
                                   rectify: Bool) throws {
+        try checkBatchNorm("batchNormBackward", input: input, same: [("gradOutput", gradOutput), ("gradInput", gradInput)],
+                           vectors: [("gamma", gamma), ("savedMean", savedMean), ("savedInvStd", savedInvStd), ("gradGamma", gradGamma), ("gradBeta", gradBeta)])
         let row = input.rowLength
         let (x, dy, dx, g) = (floats(input), floats(gradOutput), floats(gradInput), floats(gamma))
         let (sm, si, dg, db) = (floats(savedMean), floats(savedInvStd), floats(gradGamma), floats(gradBeta))

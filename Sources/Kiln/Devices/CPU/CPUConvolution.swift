@@ -10,6 +10,7 @@ extension CPUDevice {
 
     public func conv2dForward(input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor, geometry: WindowGeometry,
                               normalization: BatchNormForward?) throws {
+        try checkConv2dForward(input: input, weight: weight, bias: bias, output: output, geometry: geometry, normalization: normalization)
         convolve(input, weight, output, geometry)
         if let bias { addChannelBias(output, bias: bias) }
         if let normalization { try composedForward(output, normalization) }
@@ -17,6 +18,8 @@ extension CPUDevice {
 
     public func conv2dBackward(input: Tensor, gradOutput: Tensor, weight: Tensor, gradWeight: Tensor, gradBias: Tensor?,
                                gradInput: Tensor?, geometry: WindowGeometry, normalization: BatchNormBackward?) throws {
+        try checkConv2dBackward(input: input, gradOutput: gradOutput, weight: weight, gradWeight: gradWeight, gradBias: gradBias,
+                                gradInput: gradInput, geometry: geometry, normalization: normalization)
         let dy = try normalization.map { try composedBackward(gradOutput, $0, scratch: normalizedGradient) } ?? gradOutput
         weightGradient(input, dy, gradWeight, geometry)
         if let gradBias { channelSums(dy, into: gradBias) }

@@ -3,10 +3,10 @@ extension CPUDevice {
     public func gatherBatch(images: Tensor, labels: Tensor, order: Tensor, start: Int, output: Tensor,
                             outputLabels: Tensor, augmentation: Augmentation?, fill: Tensor, generator: Philox,
                             step: UInt64) throws {
+        try checkGather(images: images, labels: labels, order: order, start: start, output: output, outputLabels: outputLabels, fill: fill)
         let (c, total, h, w, n) = (images.channels, images.batch, images.height, images.width, output.batch)
         let (src, dst, idx, lab, outLab) = (floats(images), floats(output), ints(order), ints(labels), ints(outputLabels))
         let background = floats(fill)
-        try checkBatch(start: start, count: n, order: order)
         parallel.chunks(n) { slots in
             for slot in slots {
                 let image = Int(idx[start + slot])

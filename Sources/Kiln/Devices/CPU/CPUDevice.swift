@@ -80,11 +80,13 @@ public final class CPUDevice: Device {
     }
 
     public func readFloats(_ tensor: Tensor) throws -> [Float] {
-        Array(UnsafeBufferPointer(start: floats(tensor), count: tensor.count))
+        try checkOwned("read", tensor)
+        return Array(UnsafeBufferPointer(start: floats(tensor), count: tensor.count))
     }
 
     public func readInts(_ tensor: Tensor) throws -> [Int32] {
-        Array(UnsafeBufferPointer(start: ints(tensor), count: tensor.count))
+        try checkOwned("read", tensor)
+        return Array(UnsafeBufferPointer(start: ints(tensor), count: tensor.count))
     }
 
     /// Primitives run synchronously on the CPU: nothing is ever pending.
@@ -105,12 +107,17 @@ public final class CPUDevice: Device {
                       storage: CPUStorage(viewing: tensor.storage as! CPUStorage, fromByte: offset * tensor.dtype.byteSize, bytes: bytes))
     }
 
+    /// Any host memory: CPU devices share their tensors.
+    public func owns(_ tensor: Tensor) -> Bool { tensor.storage is CPUStorage }
+
     public func fill(_ tensor: Tensor, with value: Float) throws {
+        try checkOwned("fill", tensor)
         floats(tensor).update(repeating: value, count: tensor.count)
     }
 
     public func copy(_ source: Tensor, to destination: Tensor) throws {
         try checkTransfer(source.count, destination, source.dtype)
+        try checkOwned("copy", source)
         (destination.storage as! CPUStorage).raw.copyMemory(
             from: (source.storage as! CPUStorage).raw, byteCount: source.count * source.dtype.byteSize)
     }

@@ -1,6 +1,7 @@
 /// ReLU, dropout, products and the flatten permutation on the CPU.
 extension CPUDevice {
     public func reluForward(input: Tensor, output: Tensor) throws {
+        try checkSameShape("reluForward", [("input", input), ("output", output)])
         let (x, y) = (floats(input), floats(output))
         parallel.chunks(input.count, grain: 1 << 15) { r in
             var i = r.lowerBound
@@ -14,6 +15,7 @@ extension CPUDevice {
     }
 
     public func reluBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor) throws {
+        try checkSameShape("reluBackward", [("output", output), ("gradOutput", gradOutput), ("gradInput", gradInput)])
         let (y, dy, dx) = (floats(output), floats(gradOutput), floats(gradInput))
         parallel.chunks(output.count, grain: 1 << 15) { r in
             var i = r.lowerBound
@@ -29,6 +31,7 @@ extension CPUDevice {
 
     public func dropoutForward(input: Tensor, output: Tensor, mask: Tensor, probability: Float,
                                channelwise: Bool, generator: Philox, step: UInt64) throws {
+        try checkSameShape("dropoutForward", [("input", input), ("output", output), ("mask", mask)])
         let (x, y, m) = (floats(input), floats(output), floats(mask))
         let keepScale = probability < 1 ? 1 / (1 - probability) : 0
         // One decision per element, or per (c, n) plane for Dropout2d.
@@ -50,6 +53,7 @@ extension CPUDevice {
     }
 
     public func multiply(_ a: Tensor, _ b: Tensor, into c: Tensor) throws {
+        try checkSameShape("multiply", [("x", a), ("y", b), ("z", c)])
         let (x, y, z) = (floats(a), floats(b), floats(c))
         parallel.chunks(a.count, grain: 1 << 15) { r in
             for i in r { z[i] = x[i] * y[i] }
@@ -57,10 +61,12 @@ extension CPUDevice {
     }
 
     public func flattenForward(input: Tensor, output: Tensor) throws {
+        try checkFlatten("flattenForward", activation: input, features: output)
         permuteFeatures(floats(input), floats(output), input.shape, toFeatures: true)
     }
 
     public func flattenBackward(gradOutput: Tensor, gradInput: Tensor) throws {
+        try checkFlatten("flattenBackward", activation: gradInput, features: gradOutput)
         permuteFeatures(floats(gradOutput), floats(gradInput), gradInput.shape, toFeatures: false)
     }
 

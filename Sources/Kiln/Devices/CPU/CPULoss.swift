@@ -5,6 +5,7 @@ import Glibc
 /// Log-softmax and NLL over class scores laid out [K, N] (class-major, like every activation).
 extension CPUDevice {
     public func logSoftmaxForward(input: Tensor, output: Tensor) throws {
+        try checkSameShape("logSoftmaxForward", [("input", input), ("output", output)])
         let (k, n) = (input.channels, input.rowLength)
         let (x, y) = (floats(input), floats(output))
         for j in 0..<n {
@@ -18,6 +19,7 @@ extension CPUDevice {
     }
 
     public func logSoftmaxBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor) throws {
+        try checkSameShape("logSoftmaxBackward", [("output", output), ("gradOutput", gradOutput), ("gradInput", gradInput)])
         let (k, n) = (output.channels, output.rowLength)
         let (y, dy, dx) = (floats(output), floats(gradOutput), floats(gradInput))
         for j in 0..<n {
@@ -28,6 +30,7 @@ extension CPUDevice {
     }
 
     public func logSoftmaxNLL(scores: Tensor, labels: Tensor, logProbs: Tensor, totals: Tensor, gradient: Tensor?) throws {
+        try checkLoss(scores: scores, labels: labels, logProbs: logProbs, totals: totals, gradient: gradient)
         try logSoftmaxForward(input: scores, output: logProbs)
         let (k, n) = (logProbs.channels, logProbs.rowLength)
         let (p, label, out) = (floats(logProbs), ints(labels), floats(totals))

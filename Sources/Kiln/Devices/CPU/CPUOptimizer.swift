@@ -6,6 +6,7 @@ import Glibc
 extension CPUDevice {
     public func sgdStep(parameter: Tensor, gradient: Tensor, velocity: Tensor, learningRate: Float,
                         momentum: Float, nesterov: Bool, weightDecay: Float) throws {
+        try checkSameShape("sgdStep", [("parameter", parameter), ("gradient", gradient), ("velocity", velocity)])
         let (p, g, v) = (floats(parameter), floats(gradient), floats(velocity))
         for i in 0..<parameter.count {
             var d = g[i] + weightDecay * p[i]
@@ -21,6 +22,7 @@ extension CPUDevice {
     public func adamStep(parameter: Tensor, gradient: Tensor, firstMoment: Tensor, secondMoment: Tensor,
                          learningRate: Float, beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float,
                          step: Int) throws {
+        try checkSameShape("adamStep", [("parameter", parameter), ("gradient", gradient), ("firstMoment", firstMoment), ("secondMoment", secondMoment)])
         let (p, g, m, v) = (floats(parameter), floats(gradient), floats(firstMoment), floats(secondMoment))
         let correction1 = 1 - powf(beta1, Float(step)), correction2 = 1 - powf(beta2, Float(step))
         let stepSize = learningRate / correction1, rootCorrection2 = correction2.squareRoot()

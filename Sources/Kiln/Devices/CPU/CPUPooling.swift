@@ -1,6 +1,7 @@
 /// Max and average pooling on the CPU, one (c, n) plane at a time, planes split across threads.
 extension CPUDevice {
     public func maxPoolForward(input: Tensor, output: Tensor, argmax: Tensor, geometry: WindowGeometry) throws {
+        try checkPooling("maxPoolForward", input: input, output: output, argmax: argmax, geometry: geometry)
         let (h, w, oh, ow) = (input.height, input.width, output.height, output.width)
         let (k, s, pad) = (geometry.kernel, geometry.stride, geometry.padding)
         let (x, y, idx) = (floats(input), floats(output), ints(argmax))
@@ -73,6 +74,7 @@ extension CPUDevice {
     }
 
     public func maxPoolBackward(gradOutput: Tensor, argmax: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws {
+        try checkPooling("maxPoolBackward", input: gradInput, output: gradOutput, argmax: argmax, geometry: geometry)
         let planeIn = gradInput.height * gradInput.width, planeOut = gradOutput.height * gradOutput.width
         let (dy, idx, dx) = (floats(gradOutput), ints(argmax), floats(gradInput))
         parallel.chunks(gradInput.channels * gradInput.batch) { planes in
@@ -85,6 +87,7 @@ extension CPUDevice {
     }
 
     public func avgPoolForward(input: Tensor, output: Tensor, geometry: WindowGeometry) throws {
+        try checkPooling("avgPoolForward", input: input, output: output, argmax: nil, geometry: geometry)
         let (h, w, oh, ow) = (input.height, input.width, output.height, output.width)
         let (k, s, pad) = (geometry.kernel, geometry.stride, geometry.padding)
         let (x, y) = (floats(input), floats(output))
@@ -106,6 +109,7 @@ extension CPUDevice {
     }
 
     public func avgPoolBackward(gradOutput: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws {
+        try checkPooling("avgPoolBackward", input: gradInput, output: gradOutput, argmax: nil, geometry: geometry)
         let (h, w, oh, ow) = (gradInput.height, gradInput.width, gradOutput.height, gradOutput.width)
         let (k, s, pad) = (geometry.kernel, geometry.stride, geometry.padding)
         let (dy, dx) = (floats(gradOutput), floats(gradInput))

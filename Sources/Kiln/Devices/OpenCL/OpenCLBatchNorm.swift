@@ -6,6 +6,9 @@ extension OpenCLDevice {
     public func batchNormTrainingForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
                                          runningVar: Tensor, savedMean: Tensor, savedInvStd: Tensor,
                                          output: Tensor, momentum: Float, epsilon: Float, rectify: Bool) throws {
+        try checkBatchNorm("batchNormTrainingForward", input: input, same: [("output", output)],
+                           vectors: [("gamma", gamma), ("beta", beta), ("runningMean", runningMean), ("runningVar", runningVar),
+                                     ("savedMean", savedMean), ("savedInvStd", savedInvStd)])
         let row = input.rowLength, (slice, slices) = reductionSlices(channels: input.channels, row: row)
         let partials = try partialScratch(3 * input.channels * slices)
         try runGroups("batch_norm_statistics", groups: input.channels * slices, .buffer(input), .buffer(partials),
@@ -27,6 +30,8 @@ extension OpenCLDevice {
 
     public func batchNormInferenceForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
                                           runningVar: Tensor, output: Tensor, epsilon: Float, rectify: Bool) throws {
+        try checkBatchNorm("batchNormInferenceForward", input: input, same: [("output", output)],
+                           vectors: [("gamma", gamma), ("beta", beta), ("runningMean", runningMean), ("runningVar", runningVar)])
         try run("batch_norm_inference_forward", items: input.count, .buffer(input), .buffer(gamma), .buffer(beta),
                 .buffer(runningMean), .buffer(runningVar), .buffer(output), .int(input.rowLength), .int(input.count),
                 .float(epsilon), .int(rectify ? 1 : 0))
@@ -35,6 +40,8 @@ extension OpenCLDevice {
     public func batchNormBackward(input: Tensor, gradOutput: Tensor, gamma: Tensor, savedMean: Tensor,
                                   savedInvStd: Tensor, gradInput: Tensor, gradGamma: Tensor, gradBeta: Tensor,
                                   rectify: Bool) throws {
+        try checkBatchNorm("batchNormBackward", input: input, same: [("gradOutput", gradOutput), ("gradInput", gradInput)],
+                           vectors: [("gamma", gamma), ("savedMean", savedMean), ("savedInvStd", savedInvStd), ("gradGamma", gradGamma), ("gradBeta", gradBeta)])
         let sums = try backwardSums(gradOutput, BatchNormBackward(input: input, gamma: gamma, savedMean: savedMean,
                                                                   savedInvStd: savedInvStd, gradGamma: gradGamma,
                                                                   gradBeta: gradBeta, rectify: rectify))

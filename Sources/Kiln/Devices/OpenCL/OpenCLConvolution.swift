@@ -8,6 +8,7 @@
 extension OpenCLDevice {
     public func conv2dForward(input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor, geometry g: WindowGeometry,
                               normalization: BatchNormForward?) throws {
+        try checkConv2dForward(input: input, weight: weight, bias: bias, output: output, geometry: g, normalization: normalization)
         guard !g.isPointwise else {
             try gemm(false, false, m: output.channels, n: output.rowLength, k: input.channels, weight,
                      lda: input.channels, input, ldb: output.rowLength, output, ldc: output.rowLength)
@@ -34,6 +35,8 @@ extension OpenCLDevice {
 
     public func conv2dBackward(input: Tensor, gradOutput: Tensor, weight: Tensor, gradWeight: Tensor, gradBias: Tensor?,
                                gradInput: Tensor?, geometry g: WindowGeometry, normalization: BatchNormBackward?) throws {
+        try checkConv2dBackward(input: input, gradOutput: gradOutput, weight: weight, gradWeight: gradWeight, gradBias: gradBias,
+                                gradInput: gradInput, geometry: g, normalization: normalization)
         // On a GPU the direct kernels read a batch norm's gradient on the fly; CLBlast's GEMMs cannot, and a
         // CPU device runs it faster on its own (see Kernels/convolution.cl): then it runs first.
         let fused = !g.isPointwise && shape == .gpu ? normalization : nil

@@ -4,8 +4,8 @@ extension OpenCLDevice {
     public func gatherBatch(images: Tensor, labels: Tensor, order: Tensor, start: Int, output: Tensor,
                             outputLabels: Tensor, augmentation: Augmentation?, fill: Tensor, generator: Philox,
                             step: UInt64) throws {
+        try checkGather(images: images, labels: labels, order: order, start: start, output: output, outputLabels: outputLabels, fill: fill)
         let n = output.batch
-        try checkBatch(start: start, count: n, order: order)
         try run("gather_batch", items: output.count, .buffer(images), .buffer(labels), .buffer(order), .buffer(output),
                 .buffer(outputLabels), .int(images.channels), .int(images.batch), .int(n), .int(images.height),
                 .int(images.width), .int(start), .int(augmentation == nil ? 0 : 1),

@@ -2,16 +2,19 @@
 /// to 16 for dropout, which shares its random numbers along the run). Kernels: Kernels/activation.cl, Kernels/dropout.cl.
 extension OpenCLDevice {
     public func reluForward(input: Tensor, output: Tensor) throws {
+        try checkSameShape("reluForward", [("input", input), ("output", output)])
         try run("relu_forward", items: input.count, .buffer(input), .buffer(output), .int(input.count))
     }
 
     public func reluBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor) throws {
+        try checkSameShape("reluBackward", [("output", output), ("gradOutput", gradOutput), ("gradInput", gradInput)])
         try run("relu_backward", items: output.count, .buffer(output), .buffer(gradOutput), .buffer(gradInput),
                 .int(output.count))
     }
 
     public func dropoutForward(input: Tensor, output: Tensor, mask: Tensor, probability: Float,
                                channelwise: Bool, generator: Philox, step: UInt64) throws {
+        try checkSameShape("dropoutForward", [("input", input), ("output", output), ("mask", mask)])
         let spread = channelwise ? input.height * input.width : 1
         // Runs of 16, shorter where a GPU would otherwise get too few work-groups.
         var run = 16
@@ -22,15 +25,18 @@ extension OpenCLDevice {
     }
 
     public func multiply(_ a: Tensor, _ b: Tensor, into c: Tensor) throws {
+        try checkSameShape("multiply", [("x", a), ("y", b), ("z", c)])
         try run("multiply", items: a.count, .buffer(a), .buffer(b), .buffer(c), .int(a.count))
     }
 
     public func flattenForward(input: Tensor, output: Tensor) throws {
+        try checkFlatten("flattenForward", activation: input, features: output)
         try run("flatten", items: input.count, .buffer(input), .buffer(output), .int(input.channels), .int(input.batch),
                 .int(input.height * input.width), .int(1))
     }
 
     public func flattenBackward(gradOutput: Tensor, gradInput: Tensor) throws {
+        try checkFlatten("flattenBackward", activation: gradInput, features: gradOutput)
         try run("flatten", items: gradInput.count, .buffer(gradOutput), .buffer(gradInput), .int(gradInput.channels),
                 .int(gradInput.batch), .int(gradInput.height * gradInput.width), .int(0))
     }

@@ -10,6 +10,8 @@ final class OpenCLStorage: DeviceStorage {
     /// view through its root (sum_gradients writes every gradient view of the flat buffer so).
     let root: cl_mem
     let origin: Int
+    /// The device's pool, for `OpenCLDevice.owns`.
+    let pool: BufferPool
     private let owner: Owner
     private enum Owner { case pool(BufferPool), parent(OpenCLStorage) }
 
@@ -18,6 +20,7 @@ final class OpenCLStorage: DeviceStorage {
         byteCapacity = bytes
         root = buffer
         origin = 0
+        self.pool = pool
         owner = .pool(pool)
     }
 
@@ -26,6 +29,7 @@ final class OpenCLStorage: DeviceStorage {
         byteCapacity = bytes
         root = parent.root
         origin = parent.origin + offset
+        pool = parent.pool
         owner = .parent(parent)
     }
 
@@ -59,7 +63,10 @@ final class BufferPool: @unchecked Sendable {
 /// Device memory: buffers from the pool, sub-buffer views, transfers. Only `readFloats`/`readInts` block.
 extension OpenCLDevice {
 
+    /// The buffer of a tensor the primitive has checked is this device's (`owns`).
     func memory(_ t: Tensor) -> cl_mem { (t.storage as! OpenCLStorage).buffer }
+
+    public func owns(_ tensor: Tensor) -> Bool { (tensor.storage as? OpenCLStorage)?.pool === pool }
 
     /// A scratch tensor of `count` floats for a reduction's partial results, which live from one launch to the
     /// next; its buffer grows to the largest need, then stays.
@@ -123,6 +130,7 @@ extension OpenCLDevice {
     public func readInts(_ tensor: Tensor) throws -> [Int32] { try download(tensor, as: Int32.self) }
 
     private func download<T: Numeric>(_ tensor: Tensor, as: T.Type) throws -> [T] {
+        try checkOwned("read", tensor)
         try finishGradients()
         var values = [T](repeating: 0, count: tensor.count)
         guard !values.isEmpty else { return values }
@@ -134,6 +142,7 @@ extension OpenCLDevice {
     }
 
     public func fill(_ tensor: Tensor, with value: Float) throws {
+        try checkOwned("fill", tensor)
         guard tensor.count > 0 else { return }
         try finishGradients()
         var pattern = value
@@ -143,6 +152,7 @@ extension OpenCLDevice {
 
     public func copy(_ source: Tensor, to destination: Tensor) throws {
         try checkTransfer(source.count, destination, source.dtype)
+        try checkOwned("copy", source)
         guard source.count > 0 else { return }
         try finishGradients()
         try checkCL(clEnqueueCopyBuffer(queue, memory(source), memory(destination), 0, 0, source.count * source.dtype.byteSize,

@@ -6,6 +6,7 @@ import Glibc
 extension OpenCLDevice {
     public func sgdStep(parameter: Tensor, gradient: Tensor, velocity: Tensor, learningRate: Float,
                         momentum: Float, nesterov: Bool, weightDecay: Float) throws {
+        try checkSameShape("sgdStep", [("parameter", parameter), ("gradient", gradient), ("velocity", velocity)])
         try finishGradients()
         try run("sgd_step", items: parameter.count, .buffer(parameter), .buffer(gradient), .buffer(velocity),
                 .int(parameter.count), .float(learningRate), .float(momentum), .int(nesterov ? 1 : 0), .float(weightDecay))
@@ -14,6 +15,7 @@ extension OpenCLDevice {
     public func adamStep(parameter: Tensor, gradient: Tensor, firstMoment: Tensor, secondMoment: Tensor,
                          learningRate: Float, beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float,
                          step: Int) throws {
+        try checkSameShape("adamStep", [("parameter", parameter), ("gradient", gradient), ("firstMoment", firstMoment), ("secondMoment", secondMoment)])
         try finishGradients()
         // The bias corrections are per step, not per element: the host computes them as the CPU does.
         let correction1 = 1 - powf(beta1, Float(step)), correction2 = 1 - powf(beta2, Float(step))

@@ -4,6 +4,7 @@
 /// Kernels/pooling.cl.
 extension OpenCLDevice {
     public func maxPoolForward(input: Tensor, output: Tensor, argmax: Tensor, geometry: WindowGeometry) throws {
+        try checkPooling("maxPoolForward", input: input, output: output, argmax: argmax, geometry: geometry)
         try run("max_pool_forward", items: output.count, .buffer(input), .buffer(output), .buffer(argmax),
                 .int(input.channels * input.batch), .int(input.height), .int(input.width),
                 .int(output.height), .int(output.width),
@@ -11,6 +12,7 @@ extension OpenCLDevice {
     }
 
     public func maxPoolBackward(gradOutput: Tensor, argmax: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws {
+        try checkPooling("maxPoolBackward", input: gradInput, output: gradOutput, argmax: argmax, geometry: geometry)
         if geometry.stride == geometry.kernel && geometry.padding == 0 {
             try run("max_pool_backward_tiled", items: gradOutput.count, .buffer(gradOutput), .buffer(argmax), .buffer(gradInput),
                     .int(gradInput.channels * gradInput.batch), .int(gradInput.height), .int(gradInput.width),
@@ -24,6 +26,7 @@ extension OpenCLDevice {
     }
 
     public func avgPoolForward(input: Tensor, output: Tensor, geometry: WindowGeometry) throws {
+        try checkPooling("avgPoolForward", input: input, output: output, argmax: nil, geometry: geometry)
         let area = geometry.kernel * geometry.kernel
         guard area >= Self.wideWindow else {
             try run("avg_pool_forward", items: output.count, .buffer(input), .buffer(output),
@@ -44,6 +47,7 @@ extension OpenCLDevice {
     static let wideWindow = 16
 
     public func avgPoolBackward(gradOutput: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws {
+        try checkPooling("avgPoolBackward", input: gradInput, output: gradOutput, argmax: nil, geometry: geometry)
         try run("avg_pool_backward", items: gradInput.count, .buffer(gradOutput), .buffer(gradInput),
                 .int(gradInput.channels * gradInput.batch), .int(gradInput.height), .int(gradInput.width),
                 .int(gradOutput.height), .int(gradOutput.width),

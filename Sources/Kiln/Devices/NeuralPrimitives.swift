@@ -1,0 +1,115 @@
+/// A device's neural-network role: the forward and backward primitives the layers call, DLPrimitives'
+/// way (forward, and backward for data and weights), on channel-major activations.
+///
+/// Shapes: activations are `[C, N, H, W]` (channel-major, see ``Tensor``); `weight` of a convolution is
+/// `[Co, Ci, k, k]`; per-channel vectors are `[C]`. Every primitive writes its outputs completely (no
+/// accumulation into them unless stated) and checks its arguments first (``PrimitiveChecks``).
+public protocol NeuralPrimitives: AnyObject {
+    // MARK: Convolution (square kernel; weight [Co, Ci, k, k]; x [Ci, N, H, W]; y [Co, N, OH, OW])
+    /// y = conv(x, weight), plus bias[c] on channel c when given. A Linear layer is the pointwise case
+    /// on `[F, N, 1, 1]`. With `normalization`, the batch norm after the convolution (see `Stage`) runs
+    /// its training forward on `output` too, as `batchNormTrainingForward` would, writing its own output.
+    func conv2dForward(input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor, geometry: WindowGeometry,
+                       normalization: BatchNormForward?) throws
+    /// The gradients of a convolution: gradWeight = correlation of gradOutput with input summed over the
+    /// batch, gradBias[c] = Σ gradOutput[c, …] when given, and gradInput = conv_transpose(gradOutput, weight)
+    /// when given. With `normalization`, gradOutput is the gradient of the batch norm after the
+    /// convolution instead, whose backward runs first (γ's and β's gradients too) as `batchNormBackward`
+    /// would. Parameter gradients are complete after `finishGradients`.
+    func conv2dBackward(input: Tensor, gradOutput: Tensor, weight: Tensor, gradWeight: Tensor, gradBias: Tensor?,
+                        gradInput: Tensor?, geometry: WindowGeometry, normalization: BatchNormBackward?) throws
+
+    // MARK: Batch norm (per channel over N·H·W)
+    // `rectify`: normalise max(x, 0) instead of x, and zero the input gradient where x ≤ 0. This is a
+    // ReLU directly before the batch norm folded into its passes (see `Stage`): it saves a full
+    // read and write of the activation in each direction.
+    /// Normalises with batch statistics, saves mean and 1/σ for backward, and updates running
+    /// statistics as PyTorch does (momentum, unbiased variance).
+    func batchNormTrainingForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
+                                  runningVar: Tensor, savedMean: Tensor, savedInvStd: Tensor,
+                                  output: Tensor, momentum: Float, epsilon: Float, rectify: Bool) throws
+    /// Normalises with the running statistics.
+    func batchNormInferenceForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
+                                   runningVar: Tensor, output: Tensor, epsilon: Float, rectify: Bool) throws
+    /// Gradients of the training forward, from the statistics it saved (γ's and β's complete after
+    /// `finishGradients`).
+    func batchNormBackward(input: Tensor, gradOutput: Tensor, gamma: Tensor, savedMean: Tensor,
+                           savedInvStd: Tensor, gradInput: Tensor, gradGamma: Tensor, gradBeta: Tensor,
+                           rectify: Bool) throws
+
+    // MARK: Pooling (per plane; floor mode; average pooling counts padding, as PyTorch's default)
+    /// `argmax` (int32, shaped like output) records the winning input offset within each plane.
+    func maxPoolForward(input: Tensor, output: Tensor, argmax: Tensor, geometry: WindowGeometry) throws
+    /// gradInput: each output's gradient added to the input that won its window (zeros elsewhere).
+    func maxPoolBackward(gradOutput: Tensor, argmax: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws
+    /// The mean of each window, padding counted as zeros.
+    func avgPoolForward(input: Tensor, output: Tensor, geometry: WindowGeometry) throws
+    /// gradInput: each output's gradient spread evenly over its window.
+    func avgPoolBackward(gradOutput: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws
+
+    // MARK: Element-wise
+    /// output = max(input, 0).
+    func reluForward(input: Tensor, output: Tensor) throws
+    /// gradInput = gradOutput where output > 0, else 0.
+    func reluBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor) throws
+    /// mask = keep ? 1/(1-p) : 0 and output = input · mask. `channelwise` drops whole (c, n) planes
+    /// (Dropout2d). The decision for element (or plane) i is Philox word i%4 of block i/4 at
+    /// counter (i/4, step) with `generator`'s key: identical on every device.
+    func dropoutForward(input: Tensor, output: Tensor, mask: Tensor, probability: Float,
+                        channelwise: Bool, generator: Philox, step: UInt64) throws
+    /// z = x · y element-wise (dropout backward: gradInput = gradOutput · mask).
+    func multiply(_ x: Tensor, _ y: Tensor, into z: Tensor) throws
+    /// [C, N, H, W] → [C·H·W, N, 1, 1], feature index c·H·W + h·W + w as PyTorch's Flatten.
+    func flattenForward(input: Tensor, output: Tensor) throws
+    /// The inverse permutation, for gradients.
+    func flattenBackward(gradOutput: Tensor, gradInput: Tensor) throws
+
+    // MARK: Classifier head ([K, N] scores)
+    /// output[k, n] = input[k, n] − log Σₖ exp(input[k, n]), per column n.
+    func logSoftmaxForward(input: Tensor, output: Tensor) throws
+    /// gradInput = gradOutput − softmax · Σₖ gradOutput, per column.
+    func logSoftmaxBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor) throws
+    /// The loss of a classifier: logProbs = logSoftmax(scores), adds (Σ −logProbs[label], number of
+    /// argmax hits) to `totals` [2], and when `gradient` is given writes the gradient of the mean NLL
+    /// with respect to the scores, (softmax − one-hot) / N. Totals stay on the device until read.
+    func logSoftmaxNLL(scores: Tensor, labels: Tensor, logProbs: Tensor, totals: Tensor, gradient: Tensor?) throws
+}
+
+/// The tensors of a batch norm's training forward, when a convolution's forward runs it (`conv2dForward`).
+public struct BatchNormForward {
+    public let gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor
+    public let savedMean: Tensor, savedInvStd: Tensor
+    /// The batch norm's output; its input is the convolution's output.
+    public let output: Tensor
+    public let momentum: Float, epsilon: Float
+    /// A ReLU between the convolution and the batch norm, folded in (see `batchNormTrainingForward`).
+    public let rectify: Bool
+}
+
+/// The tensors of a batch norm's backward, when a convolution's backward runs it (`conv2dBackward`).
+public struct BatchNormBackward {
+    /// The batch norm's input: the convolution's output.
+    public let input: Tensor
+    public let gamma: Tensor, savedMean: Tensor, savedInvStd: Tensor
+    public let gradGamma: Tensor, gradBeta: Tensor
+    public let rectify: Bool
+}
+
+extension Device {
+    /// A batch norm fused into a convolution, by composing the plain primitives: the CPU's way, and the
+    /// OpenCL device's for pointwise convolutions (CLBlast GEMMs, which take no epilogue).
+    func composedForward(_ output: Tensor, _ n: BatchNormForward) throws {
+        try batchNormTrainingForward(input: output, gamma: n.gamma, beta: n.beta, runningMean: n.runningMean,
+                                     runningVar: n.runningVar, savedMean: n.savedMean, savedInvStd: n.savedInvStd,
+                                     output: n.output, momentum: n.momentum, epsilon: n.epsilon, rectify: n.rectify)
+    }
+
+    /// The batch norm's input gradient into `scratch`, which then serves as the convolution's output gradient.
+    func composedBackward(_ gradOutput: Tensor, _ n: BatchNormBackward, scratch: TensorSlot) throws -> Tensor {
+        let g = try scratch.tensor(n.input.shape, on: self)
+        try batchNormBackward(input: n.input, gradOutput: gradOutput, gamma: n.gamma, savedMean: n.savedMean,
+                              savedInvStd: n.savedInvStd, gradInput: g, gradGamma: n.gradGamma, gradBeta: n.gradBeta,
+                              rectify: n.rectify)
+        return g
+    }
+}

@@ -1,0 +1,12 @@
+/// A device's optimizer role: in-place updates of a flat parameter buffer from its flat gradient.
+public protocol OptimizerPrimitives: AnyObject {
+    // PyTorch semantics, weight decay added to the gradient; `parameter`, `gradient` and the state tensors
+    // are the same shape.
+    /// SGD with momentum (`velocity`; with `momentum` 0 it is left alone), optionally Nesterov.
+    func sgdStep(parameter: Tensor, gradient: Tensor, velocity: Tensor, learningRate: Float,
+                 momentum: Float, nesterov: Bool, weightDecay: Float) throws
+    /// Adam with bias correction for update number `step` (from 1).
+    func adamStep(parameter: Tensor, gradient: Tensor, firstMoment: Tensor, secondMoment: Tensor,
+                  learningRate: Float, beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float,
+                  step: Int) throws
+}
