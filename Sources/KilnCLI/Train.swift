@@ -124,6 +124,7 @@ struct Train: ParsableCommand {
               + "\(data.train.count) training images from \(data.folder)")
         print("Optimizer \(options.optimizer.kind.rawValue), \(options.schedule.rawValue) schedule, lr \(options.learningRate), "
               + "batch \(options.batchSize), augmentation \(options.augmentation.map { "±\($0.maxDegrees)° ±\($0.maxShift)px" } ?? "off"), seed \(options.seed)")
+        try trainer.warmUp()
         var programs = ""
         if let opencl = device as? OpenCLDevice {
             programs = "; Kiln's programs: \(opencl.programsLoaded) from the cache, \(opencl.programsCompiled) compiled"

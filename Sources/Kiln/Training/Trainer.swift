@@ -1,42 +1,5 @@
 import Foundation
 
-/// Everything that shapes a training run.
-public struct TrainingOptions: Codable, Equatable, Sendable {
-    public var epochs = 15
-    public var batchSize = 128
-    public var optimizer = OptimizerConfig(kind: .sgd)
-    public var schedule = Schedule.Kind.onecycle
-    /// StepLR: epochs between decays, and the factor.
-    public var stepSize = 5
-    public var gamma: Float = 0.1
-    public var learningRate: Float = 0.3
-    public var augmentation: Augmentation? = Augmentation(maxDegrees: 7, maxShift: 1)
-    public var seed: UInt64 = 1
-    /// Test-set batch size: larger is faster, and the result does not depend on it.
-    public var evalBatchSize = 1000
-    /// Where the data came from and how much of the training split was used, so that a resumed run
-    /// trains on the same (nil in checkpoints from before they were recorded).
-    public var dataFolder: String?
-    public var trainLimit: Int?
-    /// The data's per-channel normalisation (nil in checkpoints from before it was recorded: MNIST's),
-    /// so that evaluation and a resumed run normalise as training did.
-    public var normalization: Normalization?
-
-    public init() {}
-}
-
-/// What a run has done beyond its tensors, saved in checkpoints so that a resumed run continues it.
-public struct TrainingState: Equatable, Sendable {
-    /// nil in checkpoints written outside a training run.
-    public var options: TrainingOptions?
-    public var completedEpochs: Int
-
-    public init(options: TrainingOptions?, completedEpochs: Int) {
-        self.options = options
-        self.completedEpochs = completedEpochs
-    }
-}
-
 /// Hooks into a run: progress display, logs, checkpoints.
 public protocol TrainingCallback: AnyObject {
     func batchEnded(epoch: Int, batch: Int, of batches: Int, trainer: Trainer) throws
@@ -46,35 +9,6 @@ public protocol TrainingCallback: AnyObject {
 extension TrainingCallback {
     public func batchEnded(epoch: Int, batch: Int, of batches: Int, trainer: Trainer) throws {}
     public func epochEnded(_ report: EpochReport, trainer: Trainer) throws {}
-}
-
-/// One split on the device: uploaded once, then batches are gathered there by shuffled index.
-public struct DeviceSplit {
-    let images: Tensor, labels: Tensor, order: Tensor, fill: Tensor
-    public let count: Int
-
-    public init(_ split: Split, on device: Device) throws {
-        count = split.count
-        images = try device.allocate([split.shape.channels, count, split.shape.size, split.shape.size], .float32)
-        labels = try device.allocate([count], .int32)
-        order = try device.allocate([count], .int32)
-        fill = try device.allocate([split.shape.channels], .float32)
-        try device.write(split.fill, to: fill)
-        try device.write(split.images, to: images)
-        try device.write(split.labels, to: labels)
-        try device.write((0..<Int32(count)).map { $0 }, to: order)
-    }
-
-    /// Gathers images `order[start ..< start+count]` (and labels) into the slots' tensors.
-    public func batch(start: Int, count: Int, into images: TensorSlot, _ labels: TensorSlot, on device: Device,
-               augmentation: Augmentation? = nil, generator: Philox = Philox(seed: 0, stream: 0),
-               step: UInt64 = 0) throws -> (Tensor, Tensor) {
-        let x = try images.tensor([self.images.channels, count, self.images.height, self.images.width], on: device)
-        let y = try labels.tensor([count], on: device, dtype: .int32)
-        try device.gatherBatch(images: self.images, labels: self.labels, order: order, start: start, output: x,
-                               outputLabels: y, augmentation: augmentation, fill: fill, generator: generator, step: step)
-        return (x, y)
-    }
 }
 
 /// Trains a `Sequential` classifier with NLL loss: per batch, gather → forward → loss → backward →
@@ -92,7 +26,10 @@ public final class Trainer {
     /// Epochs finished (a resumed run starts past 0).
     public var completedEpochs = 0
     public var state: TrainingState { TrainingState(options: options, completedEpochs: completedEpochs) }
-    public let warmupSeconds: Double
+    /// Seconds from set-up start to the end of `warmUp` (0 until it has run).
+    public private(set) var warmupSeconds: Double = 0
+    private let setupStart: Date
+    private var warmedUp = false
     private let device: Device
     /// The training images and labels on the device (uploaded once).
     public let trainSplit: DeviceSplit
@@ -115,8 +52,15 @@ public final class Trainer {
         schedule.stepSize = options.stepSize
         schedule.gamma = options.gamma
         self.schedule = schedule
+        self.setupStart = setupStart
+    }
+
+    /// Compiles every kernel before the first epoch's clock starts (see below); `run` calls it first.
+    public func warmUp() throws {
+        guard !warmedUp else { return }
         try Self.warmUp(model.spec, on: device, train: trainSplit, test: testSplit, options: options)
         warmupSeconds = Date().timeIntervalSince(setupStart)
+        warmedUp = true
     }
 
     /// One training step and one evaluation batch on a throwaway copy of the model, so every kernel
@@ -140,6 +84,7 @@ public final class Trainer {
     /// Trains the remaining epochs, evaluating after each, and reports them to the callbacks.
     @discardableResult
     public func run(callbacks: [TrainingCallback] = []) throws -> [EpochReport] {
+        try warmUp()
         var reports: [EpochReport] = []
         while completedEpochs < options.epochs {
             let epoch = completedEpochs + 1

@@ -1,0 +1,35 @@
+import CCLBlast
+import COpenCL
+
+/// Matrix products through CLBlast (pointwise convolutions, Linear layers), recorded for the launch log
+/// and `kiln-bench`'s GEMM table.
+extension OpenCLDevice {
+    /// C = op(A) · op(B), row-major, through CLBlast.
+    func gemm(_ transposeA: Bool, _ transposeB: Bool, m: Int, n: Int, k: Int,
+              _ a: Tensor, lda: Int, _ b: Tensor, ldb: Int, _ c: Tensor, ldc: Int) throws {
+        guard m > 0, n > 0, k > 0 else { return }
+        recordedGEMMs?.append(GEMMShape(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k))
+        if LaunchLog.isRecording { LaunchLog.note("CLBlastSgemm \(m)×\(n)×\(k)", elements: max(m * n, m * k, k * n)) }
+        let status = CLBlastSgemm(CLBlastLayoutRowMajor, transposeA ? CLBlastTransposeYes : CLBlastTransposeNo,
+                                  transposeB ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, 1, memory(a), 0, lda,
+                                  memory(b), 0, ldb, 0, memory(c), 0, ldc, &queue, nil)
+        try checkCLBlast(status, "CLBlastSgemm(m \(m), n \(n), k \(k))")
+    }
+
+    /// `count` products C_i = op(A_i) · op(B_i), row-major, where each operand steps by its stride (in
+    /// elements) from one product to the next: one CLBlast call.
+    func gemmStridedBatched(_ transposeA: Bool, _ transposeB: Bool, m: Int, n: Int, k: Int,
+                            _ a: Tensor, lda: Int, strideA: Int, _ b: Tensor, ldb: Int, strideB: Int,
+                            _ c: Tensor, offsetC: Int = 0, ldc: Int, strideC: Int, count: Int) throws {
+        guard m > 0, n > 0, k > 0, count > 0 else { return }
+        recordedGEMMs?.append(GEMMShape(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, batch: count))
+        if LaunchLog.isRecording {
+            LaunchLog.note("CLBlastSgemmStridedBatched \(count)×(\(m)×\(n)×\(k))", elements: max(a.count, b.count, count * m * n))
+        }
+        let status = CLBlastSgemmStridedBatched(
+            CLBlastLayoutRowMajor, transposeA ? CLBlastTransposeYes : CLBlastTransposeNo,
+            transposeB ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, 1, memory(a), 0, lda, strideA,
+            memory(b), 0, ldb, strideB, 0, memory(c), offsetC, ldc, strideC, count, &queue, nil)
+        try checkCLBlast(status, "CLBlastSgemmStridedBatched(\(count) × m \(m), n \(n), k \(k))")
+    }
+}

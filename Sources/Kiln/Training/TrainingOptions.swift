@@ -1,0 +1,36 @@
+/// Everything that shapes a training run.
+public struct TrainingOptions: Codable, Equatable, Sendable {
+    public var epochs = 15
+    public var batchSize = 128
+    public var optimizer = OptimizerConfig(kind: .sgd)
+    public var schedule = Schedule.Kind.onecycle
+    /// StepLR: epochs between decays, and the factor.
+    public var stepSize = 5
+    public var gamma: Float = 0.1
+    public var learningRate: Float = 0.3
+    public var augmentation: Augmentation? = Augmentation(maxDegrees: 7, maxShift: 1)
+    public var seed: UInt64 = 1
+    /// Test-set batch size: larger is faster, and the result does not depend on it.
+    public var evalBatchSize = 1000
+    /// Where the data came from and how much of the training split was used, so that a resumed run
+    /// trains on the same (nil in checkpoints from before they were recorded).
+    public var dataFolder: String?
+    public var trainLimit: Int?
+    /// The data's per-channel normalisation (nil in checkpoints from before it was recorded: MNIST's),
+    /// so that evaluation and a resumed run normalise as training did.
+    public var normalization: Normalization?
+
+    public init() {}
+}
+
+/// What a run has done beyond its tensors, saved in checkpoints so that a resumed run continues it.
+public struct TrainingState: Equatable, Sendable {
+    /// nil in checkpoints written outside a training run.
+    public var options: TrainingOptions?
+    public var completedEpochs: Int
+
+    public init(options: TrainingOptions?, completedEpochs: Int) {
+        self.options = options
+        self.completedEpochs = completedEpochs
+    }
+}
