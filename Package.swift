@@ -20,12 +20,15 @@ let package = Package(
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
         .systemLibrary(name: "CCLBlast", path: "Sources/CCLBlast"),
-        // Records every OpenCL kernel launch, CLBlast's included, for `kiln-bench --profile`.
-        .target(name: "CLaunchLog", dependencies: ["COpenCL"], path: "Sources/CLaunchLog"),
+        // libOpenCL and libclblast opened with dlopen at first use (not linked: `ldd kiln` lists neither),
+        // and the launch log that sees every OpenCL kernel launch, CLBlast's included (`kiln-bench --profile`).
+        // Exported, so that the CLBlast it opens launches through it too.
+        .target(name: "COpenCLLoader", path: "Sources/COpenCLLoader",
+                linkerSettings: [.linkedLibrary("dl"), .unsafeFlags(["-Xlinker", "--export-dynamic-symbol=clEnqueueNDRangeKernel"])]),
         // CLBlast's tuners and parameter queries, which only its C++ API has, behind a C header (`kiln tune`).
-        .target(name: "CCLBlastTuner", path: "Sources/CCLBlastTuner", linkerSettings: [.linkedLibrary("clblast")]),
+        .target(name: "CCLBlastTuner", dependencies: ["COpenCLLoader"], path: "Sources/CCLBlastTuner"),
         // The OpenCL kernels are embedded in the code (`PackageResources`), so a copied binary still has them.
-        .target(name: "Kiln", dependencies: ["CBLAS", "CZlib", "CPNG", "COpenCL", "CCLBlast", "CCLBlastTuner", "CLaunchLog"], path: "Sources/Kiln",
+        .target(name: "Kiln", dependencies: ["CBLAS", "CZlib", "CPNG", "COpenCL", "CCLBlast", "CCLBlastTuner", "COpenCLLoader"], path: "Sources/Kiln",
                 resources: [.embedInCode("Devices/OpenCL/Kernels")]),
         .executableTarget(
             name: "kiln",

@@ -32,7 +32,7 @@ struct DeviceOptions: ParsableArguments {
         if let threads {
             guard (1...1024).contains(threads) else { throw KilnError("--threads must be between 1 and 1024, got \(threads)") }
         }
-        let selection = try select(DeviceRequest(parsing: device), cache: cache, verbose: verbose, tuned: tuned,
+        let selection = try select(DeviceRequest(flag: device), cache: cache, verbose: verbose, tuned: tuned,
                                    threads: threads ?? System.coreCount)
         print(selection.reason)
         selection.notes.forEach { print($0) }
@@ -46,11 +46,20 @@ func select(_ request: DeviceRequest, cache: CacheFolder?, verbose: Bool, tuned:
             threads: Int = System.coreCount) throws -> DeviceSelection {
     do {
         let selection = try DeviceSelection.select(request, cache: cache, tuned: tuned, threads: threads)
-        if verbose, let log = selection.buildLog { print(log) }
+        if let log = selection.buildLog { print(verbose ? log : "(--verbose shows the kernel build log)") }
         return selection
     } catch let error as KernelBuildError {
         if verbose { print(error.log) }
-        throw error
+        throw KilnError("--\(error.message)" + (verbose ? "" : " (--verbose shows the log)"))
+    } catch let error as KilnError where error.message.hasPrefix("device ") {
+        throw KilnError("--\(error.message)")
+    }
+}
+
+extension DeviceRequest {
+    /// `--device TEXT`, its error naming the flag.
+    init(flag text: String) throws {
+        do { try self.init(parsing: text) } catch let error as KilnError { throw KilnError("--\(error.message)") }
     }
 }
 
@@ -69,6 +78,9 @@ struct DataOptions: ParsableArguments {
     /// `normalization`: a checkpoint's, so that its data is normalised as in training.
     func load(trainLimit: Int? = nil, normalization: Normalization? = nil) throws -> Dataset {
         let folder = try data ?? Dataset.folder(forDataset: dataset, bundled: Dataset.bundledFolder())
+        guard data != nil || FileManager.default.fileExists(atPath: folder) else {
+            throw KilnError("--dataset \(dataset): \(folder) is missing (Debian's package dataset-\(dataset) installs it)")
+        }
         return try Dataset.load(folder: folder, trainLimit: trainLimit, normalization: normalization)
     }
 }

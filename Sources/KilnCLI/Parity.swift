@@ -37,7 +37,7 @@ struct Parity: ParsableCommand {
     }
 
     func run() throws {
-        let request = try DeviceRequest(parsing: device)
+        let request = try DeviceRequest(flag: device)
         guard request != .cpu, request != .auto else { throw KilnError("--device \(device): parity compares the CPU with an OpenCL device; pass opencl or opencl:P.D") }
         let selection = try select(request, cache: CacheFolder.resolve(cacheDir), verbose: verbose)
         selection.notes.forEach { print($0) }

@@ -35,7 +35,7 @@ struct Tune: ParsableCommand {
     }
 
     func run() throws {
-        let request = try DeviceRequest(parsing: device)
+        let request = try DeviceRequest(flag: device)
         guard request != .cpu, request != .auto else {
             throw KilnError("--device \(device): kiln tune tunes CLBlast on an OpenCL device; pass opencl or opencl:P.D")
         }
@@ -130,7 +130,7 @@ struct TuneCall: ParsableCommand {
     }
 
     func run() throws {
-        let selection = try select(DeviceRequest(parsing: device), cache: CacheFolder.resolve(cacheDir), verbose: false, tuned: false)
+        let selection = try select(DeviceRequest(flag: device), cache: CacheFolder.resolve(cacheDir), verbose: false, tuned: false)
         guard let opencl = selection.device as? OpenCLDevice else { throw KilnError("--device \(device) is not an OpenCL device") }
         // A configuration space that fails here (a size the tuner refuses, a driver error) gives nothing,
         // like one where no configuration ran: the other tuner calls go on.

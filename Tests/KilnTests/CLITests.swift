@@ -42,6 +42,38 @@ import Testing
                 "\(resumed.output)")
     }
 
+    /// Kiln opens libOpenCL and libclblast at first use, so without them (KILN_OPENCL_LIBRARY naming a
+    /// missing file) the CPU path works and `auto` says why it chose the CPU; the binary links neither.
+    @Test func runsWithoutTheOpenCLLibrary() throws {
+        let ldd = Process()
+        ldd.executableURL = URL(fileURLWithPath: "/usr/bin/ldd")
+        ldd.arguments = [try kilnBinary().path]
+        let pipe = Pipe()
+        ldd.standardOutput = pipe
+        try ldd.run()
+        let libraries = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        ldd.waitUntilExit()
+        #expect(libraries.contains("libc.so") && !libraries.contains("libOpenCL") && !libraries.contains("libclblast"), "\(libraries)")
+
+        let missing = ["KILN_OPENCL_LIBRARY": "/nonexistent/libOpenCL.so.1"]
+        let summary = try runKiln(["summary"], environment: missing)
+        #expect(summary.status == 0 && summary.output.contains("Total params: 7,416"), "\(summary.output)")
+        let save = temporary("no-opencl.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: save) }
+        let train = try runKiln(["train", "--device", "auto", "--train-limit", "128", "--epochs", "1", "--save", save], environment: missing)
+        #expect(train.status == 0 && train.output.contains("device: cpu (auto: no OpenCL platform, cannot load the OpenCL library: /nonexistent/libOpenCL.so.1"),
+                "\(train.output)")
+        let eval = try runKiln(["eval", "--checkpoint", save, "--device", "cpu"], environment: missing)
+        #expect(eval.status == 0 && eval.output.contains("Accuracy:"), "\(eval.output)")
+        let opencl = try runKiln(["train", "--device", "opencl", "--epochs", "1"], environment: missing)
+        #expect(opencl.status == 1 && opencl.output.contains("--device opencl: no OpenCL device (cannot load the OpenCL library"),
+                "\(opencl.output)")
+        let clblast = try runKiln(["train", "--device", "opencl", "--epochs", "1", "--train-limit", "128"],
+                                  environment: ["KILN_CLBLAST_LIBRARY": "/nonexistent/libclblast.so.1"])
+        #expect(clblast.status == 1 && clblast.output.contains("cannot load CLBlast: /nonexistent/libclblast.so.1")
+                || !OpenCLSupport.available, "\(clblast.output)")
+    }
+
     @Test func evalRefusesDataTheModelCannotRead() throws {
         let save = temporary("model.safetensors")
         defer { try? FileManager.default.removeItem(atPath: save) }

@@ -70,8 +70,8 @@ public struct Dataset: Sendable {
     public static func load(folder: String, trainLimit: Int? = nil, testLimit: Int? = nil,
                             normalization: Normalization? = nil) throws -> Dataset {
         guard FileManager.default.fileExists(atPath: folder) else {
-            throw KilnError("\(folder): no such data folder (pass --data DIR with the four MNIST-format files or "
-                            + "x_train.npy, y_train.npy, x_test.npy, y_test.npy; for Fashion-MNIST: apt-get install dataset-fashion-mnist)")
+            throw KilnError("\(folder): no such data folder (a data folder holds the four MNIST-format files or "
+                            + "x_train.npy, y_train.npy, x_test.npy, y_test.npy)")
         }
         if NumPyFolder.holds(folder) {
             return try NumPyFolder.load(folder, trainLimit: trainLimit, testLimit: testLimit, normalization: normalization)

@@ -14,7 +14,7 @@ public enum DeviceRequest: Equatable, Sendable {
             let parts = text.split(separator: ":")
             let numbers = parts.count == 2 && parts[0] == "opencl" ? parts[1].split(separator: ".").compactMap { Int($0) } : []
             guard numbers.count == 2 else {
-                throw KilnError("--device \(text): expected auto, cpu, opencl or opencl:P.D (see `kiln devices`)")
+                throw KilnError("device \(text): expected auto, cpu, opencl or opencl:P.D")
             }
             self = .opencl(platform: numbers[0], device: numbers[1])
         }
@@ -43,7 +43,7 @@ public struct DeviceSelection {
         case .anyOpenCL, .opencl:
             let devices: [OpenCLDeviceInfo]
             do { devices = try OpenCLPlatforms.devices() } catch {
-                throw KilnError("--device \(request.text): no OpenCL device (\(error))")
+                throw KilnError("device \(request.text): no OpenCL device (\(error))")
             }
             let chosen: OpenCLDeviceInfo?
             if case let .opencl(p, d) = request {
@@ -53,16 +53,16 @@ public struct DeviceSelection {
             }
             guard let chosen else {
                 let known = devices.isEmpty ? "none found" : "found " + devices.map(\.address).joined(separator: ", ")
-                throw KilnError("--device \(request.text): no such OpenCL device (\(known))")
+                throw KilnError("device \(request.text): no such OpenCL device (\(known))")
             }
             do {
                 return DeviceSelection(device: try OpenCLDevice.open(chosen, cache: cache, tuned: tuned), reason: "device: \(chosen.address) \(chosen.name) (asked for)",
                                        buildLog: nil)
             } catch let error as KernelBuildError {
-                throw KernelBuildError(message: "--device \(request.text): \(chosen.address) \(chosen.name): kernels did not build, "
-                                       + "\(error.message) (--verbose shows the log)", log: error.log)
+                throw KernelBuildError(message: "device \(request.text): \(chosen.address) \(chosen.name): kernels did not build, "
+                                       + error.message, log: error.log)
             } catch {
-                throw KilnError("--device \(request.text): \(chosen.address) \(chosen.name) is unusable: \(error)")
+                throw KilnError("device \(request.text): \(chosen.address) \(chosen.name) is unusable: \(error)")
             }
         case .auto:
             return autoSelect(cache: cache, tuned: tuned, threads: threads)
@@ -78,14 +78,14 @@ public struct DeviceSelection {
         guard let chosen = devices.first(where: \.isGPU) ?? devices.first(where: { !$0.isCPU }) else {
             if devices.isEmpty { return cpu("OpenCL platforms report no devices") }
             let names = devices.map { "\($0.address) \($0.name)" }.joined(separator: ", ")
-            return cpu("no OpenCL GPU; the OpenCL CPU device \(names) runs slower on the same cores, pick it with --device opencl")
+            return cpu("no OpenCL GPU; the OpenCL CPU device \(names) runs slower on the same cores; ask for it as device opencl")
         }
         do {
             let device = try OpenCLDevice.open(chosen, cache: cache, tuned: tuned)
             return DeviceSelection(device: device, reason: "device: \(chosen.address) \(chosen.name) (auto: first \(chosen.isGPU ? "GPU" : "OpenCL device"))",
                                    buildLog: nil)
         } catch let error as KernelBuildError {
-            return cpu("\(chosen.address) \(chosen.name): kernels did not build, \(error.message); --verbose shows the log",
+            return cpu("\(chosen.address) \(chosen.name): kernels did not build, \(error.message)",
                        log: error.log)
         } catch {
             return cpu("\(chosen.address) \(chosen.name) is unusable, \(error)")

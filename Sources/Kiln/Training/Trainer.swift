@@ -97,7 +97,7 @@ public final class Trainer {
             guard loss.isFinite, result.loss.isFinite else {
                 let bad = loss.isFinite ? result.loss : loss
                 throw KilnError("epoch \(epoch): the \(loss.isFinite ? "test" : "training") loss is \(bad.isNaN ? "NaN" : "infinite"): "
-                                + "the run diverged (learning rate \(learningRate)); try a lower --lr")
+                                + "the run diverged (learning rate \(learningRate)); try a lower learning rate")
             }
             completedEpochs = epoch
             let seconds = trained.timeIntervalSince(started)

@@ -15,7 +15,7 @@ public struct GEMMShape: Hashable, Codable, Sendable, CustomStringConvertible {
     public init(parsing text: String) throws {
         let sizes = text.split(separator: "x").compactMap { Int($0) }
         guard sizes.count == 3, sizes.allSatisfy({ (1...65_536).contains($0) }) else {
-            throw KilnError("--shape \(text): expected MxNxK with sizes from 1 to 65536, e.g. 1024x1024x1024")
+            throw KilnError("shape \(text): expected MxNxK with sizes from 1 to 65536, e.g. 1024x1024x1024")
         }
         self.init(m: sizes[0], n: sizes[1], k: sizes[2])
     }

@@ -1,4 +1,4 @@
-import CLaunchLog
+import COpenCLLoader
 
 /// One OpenCL kernel launch, as `LaunchLog` saw it.
 public struct KernelLaunch: Codable, Sendable {
@@ -19,7 +19,7 @@ public struct KernelLaunch: Codable, Sendable {
 }
 
 /// Records every kernel launch made while a closure runs: Kiln's kernels and the ones CLBlast
-/// launches inside its routines (Sources/CLaunchLog intercepts `clEnqueueNDRangeKernel` for the whole
+/// launches inside its routines (Sources/COpenCLLoader defines `clEnqueueNDRangeKernel` for the whole
 /// process). One recording at a time.
 public enum LaunchLog {
     public static func record(_ body: () throws -> Void) throws -> [KernelLaunch] {

@@ -58,6 +58,7 @@ public final class OpenCLDevice: Device {
 
     /// A new instance, not shared: tests of the caches use it.
     init(_ info: OpenCLDeviceInfo, shape: LaunchShape, cache: CacheFolder?, tuned: Bool) throws {
+        try OpenCLPlatforms.loadCLBlast()
         let started = Date()
         self.info = info
         self.shape = shape

@@ -1,4 +1,5 @@
 import COpenCL
+import COpenCLLoader
 import Foundation
 
 /// One OpenCL device as the ICD loader reports it, addressed as `opencl:P.D` (platform P, device D).
@@ -24,10 +25,22 @@ public struct OpenCLDeviceInfo: Sendable {
     }
 }
 
-/// Enumerates platforms and devices. Throws (with the failing call) when there is no ICD loader
-/// configuration or no platform; a platform whose device query fails is listed as having none.
+/// Enumerates platforms and devices. Throws (with the failing call) when the OpenCL library cannot be
+/// loaded, or there is no ICD loader configuration or no platform; a platform whose device query fails
+/// is listed as having none.
 public enum OpenCLPlatforms {
+    /// Opens libOpenCL.so.1 ($KILN_OPENCL_LIBRARY overrides the name) on first use: Kiln does not link it.
+    static func loadLibrary() throws {
+        if let problem = kiln_opencl_open() { throw KilnError("cannot load the OpenCL library: \(String(cString: problem))") }
+    }
+
+    /// Opens libclblast.so.1 ($KILN_CLBLAST_LIBRARY overrides the name) on first use.
+    static func loadCLBlast() throws {
+        if let problem = kiln_clblast_open() { throw KilnError("cannot load CLBlast: \(String(cString: problem))") }
+    }
+
     public static func devices() throws -> [OpenCLDeviceInfo] {
+        try loadLibrary()
         var count: cl_uint = 0
         try checkCL(clGetPlatformIDs(0, nil, &count), "clGetPlatformIDs")
         var platforms = [cl_platform_id?](repeating: nil, count: Int(count))

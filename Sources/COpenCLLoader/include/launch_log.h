@@ -1,7 +1,6 @@
-// A log of OpenCL kernel launches, for `kiln-bench --profile`. launch_log.c defines
-// clEnqueueNDRangeKernel itself: a binary that links this target resolves every launch to it,
-// Kiln's own and those inside libclblast (the dynamic linker looks in the executable first), and it
-// forwards each one to the ICD loader's function. While the log is off it only forwards.
+// A log of OpenCL kernel launches, for `kiln-bench --profile`. The loader's clEnqueueNDRangeKernel
+// (opencl_loader.c) sees every launch, Kiln's own and those inside libclblast, and hands it to
+// `kiln_launch_log_capture` while the log records.
 #ifndef KILN_LAUNCH_LOG_H
 #define KILN_LAUNCH_LOG_H
 #include <stddef.h>
@@ -31,5 +30,7 @@ size_t kiln_launch_log_count(void);
 size_t kiln_launch_log_dropped(void);
 /// The i-th launch, i < count.
 kiln_launch kiln_launch_log_entry(size_t i);
+/// Records one launch of `kernel` (a cl_kernel) with its NDRange (called by the loader while recording).
+void kiln_launch_log_capture(void *kernel, unsigned dims, const size_t *global, const size_t *local);
 
 #endif
