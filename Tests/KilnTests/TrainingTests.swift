@@ -62,4 +62,19 @@ import Testing
         #expect { try trainer.run(callbacks: [recorder]) } throws: { "\($0)".contains("epoch 1:") && "\($0)".contains("diverged") }
         #expect(recorder.epochs.isEmpty)
     }
+
+    /// A non-finite figure (a diverged loss, an epoch too short to time) is `null` in the run report, and
+    /// NaN when read back; the other fields round-trip exactly.
+    @Test func runReportsWriteNonFiniteFiguresAsNull() throws {
+        let report = EpochReport(model: "m", device: "cpu", parameters: 7, epoch: 1, epochs: 3, batchSize: 64, threads: nil, seed: 5,
+                                 learningRate: .infinity, warmupSeconds: 0.5, epochSeconds: 1.25, imagesPerSecond: .infinity,
+                                 trainLoss: .nan, trainAccuracy: 10, evalSeconds: 0.25, testLoss: -.infinity, testCorrect: 3,
+                                 testCount: 31, testAccuracy: 9.677)
+        let line = try report.jsonLine()
+        #expect(line.contains("\"train_loss\":null") && line.contains("\"test_loss\":null") && line.contains("\"learning_rate\":null")
+                && line.contains("\"images_per_second\":null") && !line.contains("threads"), "\(line)")
+        let back = try JSONDecoder().decode(EpochReport.self, from: Data(line.utf8))
+        #expect(back.trainLoss.isNaN && back.testLoss.isNaN && back.learningRate.isNaN && back.epochSeconds == 1.25
+                && back.testCorrect == 3 && back.testAccuracy == 9.677 && back.seed == 5)
+    }
 }

@@ -33,6 +33,58 @@ public struct EpochReport: Codable, Equatable, Sendable {
         case testCorrect = "test_correct", testCount = "test_count", testAccuracy = "test_accuracy"
     }
 
+    /// The fields that may be non-finite (a diverged loss): written as `null` (JSON has no NaN or
+    /// infinity), read back as NaN.
+    private static var measures: [(CodingKeys, WritableKeyPath<EpochReport, Double>)] { [
+        (.warmupSeconds, \.warmupSeconds), (.epochSeconds, \.epochSeconds), (.imagesPerSecond, \.imagesPerSecond),
+        (.trainLoss, \.trainLoss), (.trainAccuracy, \.trainAccuracy), (.evalSeconds, \.evalSeconds),
+        (.testLoss, \.testLoss), (.testAccuracy, \.testAccuracy),
+    ] }
+
+    public init(model: String, device: String, parameters: Int, epoch: Int, epochs: Int, batchSize: Int, threads: Int?,
+                seed: UInt64, learningRate: Float, warmupSeconds: Double, epochSeconds: Double, imagesPerSecond: Double,
+                trainLoss: Double, trainAccuracy: Double, evalSeconds: Double, testLoss: Double, testCorrect: Int,
+                testCount: Int, testAccuracy: Double) {
+        (self.model, self.device, self.parameters, self.epoch, self.epochs, self.batchSize, self.threads, self.seed) =
+            (model, device, parameters, epoch, epochs, batchSize, threads, seed)
+        (self.learningRate, self.warmupSeconds, self.epochSeconds, self.imagesPerSecond, self.trainLoss) =
+            (learningRate, warmupSeconds, epochSeconds, imagesPerSecond, trainLoss)
+        (self.trainAccuracy, self.evalSeconds, self.testLoss, self.testCorrect, self.testCount, self.testAccuracy) =
+            (trainAccuracy, evalSeconds, testLoss, testCorrect, testCount, testAccuracy)
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(model: try c.decode(String.self, forKey: .model), device: try c.decode(String.self, forKey: .device),
+                  parameters: try c.decode(Int.self, forKey: .parameters), epoch: try c.decode(Int.self, forKey: .epoch),
+                  epochs: try c.decode(Int.self, forKey: .epochs), batchSize: try c.decode(Int.self, forKey: .batchSize),
+                  threads: try c.decodeIfPresent(Int.self, forKey: .threads), seed: try c.decode(UInt64.self, forKey: .seed),
+                  learningRate: try c.decodeIfPresent(Float.self, forKey: .learningRate) ?? .nan, warmupSeconds: 0, epochSeconds: 0,
+                  imagesPerSecond: 0, trainLoss: 0, trainAccuracy: 0, evalSeconds: 0, testLoss: 0,
+                  testCorrect: try c.decode(Int.self, forKey: .testCorrect), testCount: try c.decode(Int.self, forKey: .testCount),
+                  testAccuracy: 0)
+        for (key, path) in Self.measures { self[keyPath: path] = try c.decodeIfPresent(Double.self, forKey: key) ?? .nan }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(model, forKey: .model)
+        try c.encode(device, forKey: .device)
+        try c.encode(parameters, forKey: .parameters)
+        try c.encode(epoch, forKey: .epoch)
+        try c.encode(epochs, forKey: .epochs)
+        try c.encode(batchSize, forKey: .batchSize)
+        try c.encodeIfPresent(threads, forKey: .threads)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(learningRate.isFinite ? learningRate : nil, forKey: .learningRate)
+        try c.encode(testCorrect, forKey: .testCorrect)
+        try c.encode(testCount, forKey: .testCount)
+        for (key, path) in Self.measures {
+            let value = self[keyPath: path]
+            try c.encode(value.isFinite ? value : nil, forKey: key)
+        }
+    }
+
     /// `Test set: Average loss: 0.0190, Accuracy: 9939/10000 (99.39%)`
     public var testLine: String { Self.testLine(loss: testLoss, correct: testCorrect, count: testCount) }
 
