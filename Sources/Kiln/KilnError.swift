@@ -2,6 +2,14 @@
 /// the CLI prints it as-is and exits non-zero.
 public struct KilnError: Error, CustomStringConvertible, Equatable {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// Control characters (from a file's text quoted in the message) are escaped, so the message stays
+    /// one printable line whatever the input.
+    public init(_ message: String) {
+        var line = ""
+        for c in message.unicodeScalars {
+            if c.properties.generalCategory == .control { line += c.escaped(asASCII: true) } else { line.unicodeScalars.append(c) }
+        }
+        self.message = line
+    }
     public var description: String { message }
 }

@@ -70,6 +70,9 @@ public struct ModelSpec: Equatable, Sendable {
     /// Each layer's output shape; throws one line naming the first layer that cannot be built.
     public func validate() throws -> [ImageShape] {
         guard input.channels >= 1, input.size >= 1 else { throw KilnError("\(name): input \(input) must be positive") }
+        guard let inputElements = byteCount([input.channels, input.size, input.size]), inputElements <= Self.sizeLimit else {
+            throw KilnError("\(name): input \(input) has more than 2^31 elements per image")
+        }
         guard !layers.isEmpty else { throw KilnError("\(name): no layers") }
         var shape = input, shapes: [ImageShape] = []
         for (i, layer) in layers.enumerated() {
@@ -106,10 +109,22 @@ public struct ModelSpec: Equatable, Sendable {
             case .batchNorm2d, .relu, .logSoftmax:
                 break
             }
+            // Sizes past 2³¹ elements exceed every device's indices (and memory): refused before any arithmetic
+            // on them can overflow.
+            guard let elements = byteCount([shape.channels, shape.size, shape.size]), elements <= Self.sizeLimit else {
+                throw fail("output", "\(shape) has more than 2^31 elements per image")
+            }
+            let parameters = Self.parameterShapes(layer, input: i == 0 ? input : shapes[i - 1]).map { byteCount($0.shape) }
+            guard parameters.allSatisfy({ $0.map { $0 <= Self.sizeLimit } ?? false }) else {
+                throw fail("parameters", "number more than 2^31")
+            }
             shapes.append(shape)
         }
         return shapes
     }
+
+    /// The most elements an activation (per image) or one parameter tensor may have.
+    static let sizeLimit = 1 << 31
 
     /// A layer's learnable parameters given its input shape: PyTorch's names and shapes, in `state_dict` order.
     public static func parameterShapes(_ layer: LayerSpec, input: ImageShape) -> [(name: String, shape: [Int])] {

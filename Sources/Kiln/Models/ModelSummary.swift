@@ -15,7 +15,7 @@ public struct ModelSummary {
     public let spec: ModelSpec
     public let rows: [Row]
     public var totalParameters: Int { rows.reduce(0) { $0 + $1.parameters } }
-    public var totalMACs: Int { rows.reduce(0) { $0 + $1.macs } }
+    public var totalMACs: Int { rows.reduce(0) { $0.plusSaturating($1.macs) } }
 
     public init(_ spec: ModelSpec) throws {
         let shapes = try spec.validate()
@@ -25,17 +25,17 @@ public struct ModelSummary {
             var macs = 0
             switch layer {
             case let .conv2d(out, k, s, _, _):
-                field += (k - 1) * jump
-                jump *= s
-                macs = out * input.channels * k * k * output.size * output.size
+                field = field.plusSaturating((k - 1).timesSaturating(jump))
+                jump = jump.timesSaturating(s)
+                macs = [input.channels, k, k, output.size, output.size].reduce(out) { $0.timesSaturating($1) }
             case let .maxPool2d(g), let .avgPool2d(g):
-                field += (g.kernel - 1) * jump
-                jump *= g.stride
+                field = field.plusSaturating((g.kernel - 1).timesSaturating(jump))
+                jump = jump.timesSaturating(g.stride)
             case .globalAvgPool, .flatten:
-                field += (input.size - 1) * jump
-                jump *= input.size
+                field = field.plusSaturating((input.size - 1).timesSaturating(jump))
+                jump = jump.timesSaturating(input.size)
             case let .linear(out, _):
-                macs = out * input.channels
+                macs = out.timesSaturating(input.channels)
             default: break
             }
             counts[layer.torchName, default: 0] += 1

@@ -10,3 +10,18 @@ func byteCount(_ shape: [Int], elementSize: Int = 1) -> Int? {
     }
     return total
 }
+
+extension Int {
+    /// self · other, or Int.max where that overflows: for figures shown to the user (MACs, a receptive
+    /// field), never for sizes.
+    func timesSaturating(_ other: Int) -> Int {
+        let (value, overflow) = multipliedReportingOverflow(by: other)
+        return overflow ? .max : value
+    }
+
+    /// self + other, or Int.max where that overflows.
+    func plusSaturating(_ other: Int) -> Int {
+        let (value, overflow) = addingReportingOverflow(other)
+        return overflow ? .max : value
+    }
+}
