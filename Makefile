@@ -30,10 +30,12 @@ train: build
 export POCL_CACHE_DIR := $(CURDIR)/.pocl-cache
 
 # The kernel check (seconds, so first), the build (the tests run the `kiln` binary too), the tests,
-# then a smoke run of the benchmark on every device.
+# the shell cases of bad input and faults (Tests/cli-cases.sh), then a smoke run of the benchmark on
+# every device.
 test: deps kernel-check
 	swift build -c release
 	swift test -c release
+	bash Tests/cli-cases.sh .build/release/kiln
 	.build/release/kiln-bench --quick
 
 # The OpenCL kernels compiled offline for AMD and NVIDIA GPUs (no GPU needed): fails on any compiler

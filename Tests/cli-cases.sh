@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# The `kiln` command against bad input, faults and misuse, as a new user meets them (`make test` runs
+# this after the build; `bash Tests/cli-cases.sh [KILN]`). Every case must end with one clear
+# "Error: …" line containing the expected words, a non-zero exit, no trap or backtrace, and nothing
+# lost: files that existed before are unchanged. The files it feeds kiln are made here, in a temp folder.
+set -u
+KILN=$(realpath "${1:-.build/release/kiln}")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+cases=0 failures=0
+export POCL_CACHE_DIR=$work/pocl-cache
+
+fail() {
+    echo "FAIL: $1"
+    printf '%s\n' "$2" | tail -n 6 | sed 's/^/    /'
+    failures=$((failures + 1))
+}
+
+# expect_error WHAT WORDS COMMAND…: a non-zero exit whose "Error:" line contains WORDS.
+expect_error() {
+    local what=$1 words=$2 output status
+    shift 2
+    cases=$((cases + 1))
+    output=$("$@" 2>&1)
+    status=$?
+    local line
+    line=$(printf '%s\n' "$output" | grep -m1 '^Error: ')
+    if [ "$status" -eq 0 ] || [ -z "$line" ] || [[ "$line" != *"$words"* ]] \
+        || grep -qE 'Fatal error|Stack dump|Current stack trace|Illegal instruction|Segmentation|^[0-9]+ +(\[[a-z]+\] +)?0x' <<<"$output"; then
+        fail "$what (exit $status)" "$output"
+    fi
+}
+
+# expect_same FILE CHECKSUM WHAT: FILE still has its checksum.
+expect_same() {
+    cases=$((cases + 1))
+    [ "$(sha256sum <"$1")" = "$2" ] || fail "$3: $1 changed" ""
+}
+
+# Little-endian 64-bit bytes of $1, for safetensors headers.
+le64() { local n=$1 i; for i in 0 1 2 3 4 5 6 7; do printf "\\x$(printf %02x $(((n >> (8 * i)) & 255)))"; done; }
+# Big-endian 32-bit bytes of $1, for IDX headers.
+be32() { local n=$1; printf "\\x$(printf %02x $(((n >> 24) & 255)))\\x$(printf %02x $(((n >> 16) & 255)))\\x$(printf %02x $(((n >> 8) & 255)))\\x$(printf %02x $((n & 255)))"; }
+# idx FILE COUNT SIZE: an IDX image file of COUNT images SIZE×SIZE, or a label file when SIZE is 0.
+idx() {
+    if [ "$3" -eq 0 ]; then { printf '\x00\x00\x08\x01'; be32 "$2"; head -c "$2" /dev/zero; } >"$1"
+    else { printf '\x00\x00\x08\x03'; be32 "$2"; be32 "$3"; be32 "$3"; head -c $(($2 * $3 * $3)) /dev/urandom; } >"$1"; fi
+}
+# mnist DIR TRAIN TEST TRAINSIZE TESTSIZE: an MNIST-format folder.
+mnist() {
+    mkdir -p "$1"
+    idx "$1/train-images-idx3-ubyte" "$2" "$4"; idx "$1/train-labels-idx1-ubyte" "$2" 0
+    idx "$1/t10k-images-idx3-ubyte" "$3" "$5"; idx "$1/t10k-labels-idx1-ubyte" "$3" 0
+}
+# safetensors FILE HEADER [BODY]: a file with that JSON header.
+safetensors() { { le64 ${#2}; printf '%s' "$2"; printf '%s' "${3:-}"; } >"$1"; }
+
+quick=(--device cpu --threads 1 --train-limit 128 --batch-size 64)
+
+# --- Data that does not fit the model, or no data ---
+mnist sizes 4 4 28 32
+expect_error "train and test images of different sizes" "the test images of" "$KILN" train "${quick[@]}" --data sizes --epochs 1
+mnist empty 0 4 28 28
+expect_error "an empty training split" "has no images" "$KILN" train "${quick[@]}" --data empty --epochs 1
+mnist tiny 4 4 1 1
+expect_error "1x1 images for a 28x28 model" "takes [1, 28, 28] images" "$KILN" train "${quick[@]}" --data tiny --epochs 1
+{ printf '\x00\x00\x08\x03'; be32 4294967295; be32 4294967295; be32 4294967295; } >huge-images
+mkdir -p overflow && cp huge-images overflow/train-images-idx3-ubyte && cp sizes/train-labels-idx1-ubyte sizes/t10k-* overflow/
+expect_error "IDX dimensions whose product overflows" "more than 2 GiB" "$KILN" train "${quick[@]}" --data overflow --epochs 1
+mkdir -p bomb && cp sizes/train-labels-idx1-ubyte sizes/t10k-* bomb/
+{ printf '\x00\x00\x08\x03'; be32 4; be32 28; be32 28; head -c 300000000 /dev/zero; } | gzip -1 >bomb/train-images-idx3-ubyte.gz
+expect_error "a gzip bomb (300 MB of zeros)" "more data than the header" "$KILN" train "${quick[@]}" --data bomb --epochs 1
+expect_error "a missing data folder" "no such data folder" "$KILN" train "${quick[@]}" --data nowhere --epochs 1
+
+# --- Flags out of range ---
+expect_error "--rotate inf" "--rotate must be" "$KILN" train --rotate inf
+expect_error "--shift 1e30" "--shift must be" "$KILN" train --shift 1e30
+expect_error "--shift inf" "--shift must be" "$KILN" train --shift inf
+expect_error "--batch-size near Int.max" "--batch-size must be" "$KILN" train --batch-size 9223372036854775807
+expect_error "--epochs near Int.max" "--epochs must be" "$KILN" train --epochs 9223372036854775807
+expect_error "--threads near Int.max" "--threads must be" "$KILN" train --threads 9223372036854775807
+expect_error "--lr nan" "--lr" "$KILN" train --lr nan
+expect_error "an unknown device" "--device gpu7" "$KILN" train --device gpu7
+expect_error "an unknown model" "unknown model" "$KILN" train --model lean9k
+
+# --- Models that cannot be built ---
+printf '%s' '{"input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 1000000, "kernel": 3}, {"type": "globalavgpool"},
+  {"type": "conv2d", "out": 10, "kernel": 1}, {"type": "logsoftmax"}]}' >wide.json
+expect_error "a model too large for memory" "more than this machine's memory" "$KILN" train "${quick[@]}" --model wide.json --epochs 1
+printf '%s' '{"input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 10, "kernel": 3, "padding": 100000}, {"type": "globalavgpool"}, {"type": "logsoftmax"}]}' >padded.json
+expect_error "padding 100000" "more than 2^31 elements" "$KILN" train "${quick[@]}" --model padded.json --epochs 1
+printf '%s' '{"input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 10, "kernel": 3, "stride": 0}]}' >stride.json
+expect_error "stride 0" "stride must be at least 1" "$KILN" summary --model stride.json
+printf '%s' '{"input": [3, 28, 28], "layers": [{"type": "conv2d", "out": 10, "kernel": 28}, {"type": "logsoftmax"}]}' >rgb.json
+expect_error "parity of a 3-channel model on MNIST" "takes [3, 28, 28] images" "$KILN" parity --model rgb.json
+printf 'not json' >garbage.json
+expect_error "a spec that is not JSON" "garbage.json: not JSON" "$KILN" summary --model garbage.json
+
+# --- Checkpoints: broken, foreign, or of another model ---
+"$KILN" train "${quick[@]}" --epochs 1 --save good.safetensors >/dev/null 2>&1 || fail "training a checkpoint" ""
+good=$(sha256sum <good.safetensors)
+spec=$("$KILN" summary --spec | tr -d '\n' | sed 's/"/\\"/g')
+safetensors negative.safetensors "{\"__metadata__\": {\"kiln.spec\": \"$spec\", \"kiln.epoch\": \"-3\"}}"
+expect_error "a negative kiln.epoch" "kiln.epoch is -3, not a count" "$KILN" eval --checkpoint negative.safetensors --device cpu
+safetensors offsets.safetensors '{"0.weight": {"dtype": "F32", "shape": [4611686018427387904, 4], "data_offsets": [0, 16]}}' 0123456789abcdef
+expect_error "safetensors shape whose size overflows" "does not fit its shape" "$KILN" eval --checkpoint offsets.safetensors --device cpu
+safetensors length.safetensors '{}' && printf '\xff\xff\xff\xff\xff\xff\xff\x7f' | dd of=length.safetensors conv=notrunc status=none
+expect_error "a header length past the file" "exceeds the file" "$KILN" eval --checkpoint length.safetensors --device cpu
+head -c 100 good.safetensors >cut.safetensors
+expect_error "a truncated checkpoint" "cut.safetensors" "$KILN" eval --checkpoint cut.safetensors --device cpu
+expect_error "a checkpoint on data of another size" "takes [1, 28, 28] images" "$KILN" eval --checkpoint good.safetensors --device cpu --data sizes
+expect_error "a missing checkpoint" "missing.safetensors" "$KILN" eval --checkpoint missing.safetensors --device cpu
+
+# --- Runs that would lose work ---
+expect_error "--save into a missing folder" "does not exist" "$KILN" train "${quick[@]}" --epochs 1 --save nowhere/x.safetensors
+mkdir -p folder
+expect_error "--save onto a folder" "folder" "$KILN" train "${quick[@]}" --epochs 1 --save folder
+expect_error "--save where nothing can be written" "/proc" "$KILN" train "${quick[@]}" --epochs 1 --save /proc/kiln.safetensors
+expect_error "--save and --log the same file" "--save and --log" "$KILN" train "${quick[@]}" --epochs 1 --save same --log same
+expect_error "a diverging run" "diverged" "$KILN" train "${quick[@]}" --epochs 2 --lr 1e9 --save good.safetensors --log run.jsonl
+expect_same good.safetensors "$good" "a diverging run"
+expect_error "--resume with another learning rate" "--lr" "$KILN" train --resume good.safetensors --epochs 2 --lr 0.5
+expect_error "--resume with another --train-limit" "--train-limit" "$KILN" train --resume good.safetensors --epochs 2 --train-limit 256
+expect_error "--resume past the epochs asked for" "already trained 1 epochs" "$KILN" train --resume good.safetensors --epochs 1
+expect_same good.safetensors "$good" "a refused resume"
+
+# Ctrl-C mid-run: exit 130, the last checkpoint whole, and how to resume.
+cases=$((cases + 1))
+output=$(timeout --preserve-status -s INT 8 "$KILN" train "${quick[@]}" --epochs 100000 --save stopped.safetensors 2>&1)
+status=$?
+if [ "$status" -ne 130 ] || [[ "$output" != *"kiln train --resume stopped.safetensors"* ]] || ls -a | grep -q '^\.stopped'; then
+    fail "Ctrl-C during training (exit $status)" "$output"
+fi
+"$KILN" eval --checkpoint stopped.safetensors --device cpu >/dev/null 2>&1 || fail "the checkpoint left by Ctrl-C does not load" ""
+
+echo "cli-cases: $cases cases, $failures failed"
+[ "$failures" -eq 0 ]
