@@ -9,7 +9,7 @@ PACKAGES := libopenblas-dev zlib1g-dev libpng-dev ocl-icd-opencl-dev opencl-head
 # GPU instruction sets (see kernel-check).
 CHECK_PACKAGES := clang-15 rocm-device-libs
 
-.PHONY: deps check-deps build train test kernel-check bench summary docs clean
+.PHONY: deps check-deps build train test kernel-check bench summary docs install uninstall clean
 
 # Installs only when a package is missing (dpkg -s is quick, so every run checks).
 deps:
@@ -49,6 +49,20 @@ bench: build
 
 summary: build
 	.build/release/kiln summary $(ARGS)
+
+# `make install [PREFIX=/usr/local]`: kiln and kiln-bench in PREFIX/bin, the bundled MNIST in
+# PREFIX/share/kiln/mnist, where an installed kiln finds it. A static Swift runtime, so the binaries
+# need only the Debian libraries (`make deps`; OpenCL and CLBlast only for OpenCL devices).
+PREFIX ?= /usr/local
+install: deps
+	swift build -c release --static-swift-stdlib
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kiln/mnist
+	install -m 755 .build/release/kiln .build/release/kiln-bench $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 Data/mnist/*.gz $(DESTDIR)$(PREFIX)/share/kiln/mnist/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/kiln $(DESTDIR)$(PREFIX)/bin/kiln-bench
+	rm -rf $(DESTDIR)$(PREFIX)/share/kiln
 
 # The library's API documentation (DocC) as a static site in .build/docs.
 docs: deps

@@ -5,6 +5,7 @@
 # lost: files that existed before are unchanged. The files it feeds kiln are made here, in a temp folder.
 set -u
 KILN=$(realpath "${1:-.build/release/kiln}")
+root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -133,6 +134,16 @@ if [ "$status" -ne 130 ] || [[ "$output" != *"kiln train --resume stopped.safete
     fail "Ctrl-C during training (exit $status)" "$output"
 fi
 "$KILN" eval --checkpoint stopped.safetensors --device cpu >/dev/null 2>&1 || fail "the checkpoint left by Ctrl-C does not load" ""
+
+# An installed kiln (the layout of `make install`) finds the bundled data from any folder; a copy with no
+# data near it says what is missing.
+mkdir -p prefix/bin prefix/share/kiln elsewhere lone
+cp "$KILN" prefix/bin/kiln
+ln -s "$root/Data/mnist" prefix/share/kiln/mnist
+cases=$((cases + 1))
+output=$(cd elsewhere && ../prefix/bin/kiln train "${quick[@]}" --epochs 1 2>&1) || fail "an installed kiln training on the bundled data" "$output"
+cp "$KILN" lone/kiln
+expect_error "a copied kiln with no data beside it" "no such data folder" bash -c "cd elsewhere && ../lone/kiln train --device cpu --epochs 1"
 
 echo "cli-cases: $cases cases, $failures failed"
 [ "$failures" -eq 0 ]

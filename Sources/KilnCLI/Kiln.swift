@@ -79,7 +79,9 @@ struct DataOptions: ParsableArguments {
     func load(trainLimit: Int? = nil, normalization: Normalization? = nil) throws -> Dataset {
         let folder = try data ?? Dataset.folder(forDataset: dataset, bundled: Dataset.bundledFolder())
         guard data != nil || FileManager.default.fileExists(atPath: folder) else {
-            throw KilnError("--dataset \(dataset): \(folder) is missing (Debian's package dataset-\(dataset) installs it)")
+            throw KilnError(dataset == "mnist"
+                ? "no such data folder: the bundled MNIST is not beside this folder or the kiln binary (Data/mnist, or share/kiln/mnist after make install); pass --data DIR"
+                : "--dataset \(dataset): no such data folder \(folder) (Debian's package dataset-\(dataset) installs it)")
         }
         return try Dataset.load(folder: folder, trainLimit: trainLimit, normalization: normalization)
     }

@@ -103,13 +103,14 @@ public struct Dataset: Sendable {
         }
     }
 
-    /// The bundled Data/mnist: beside the current directory, or above the executable (a moved binary
-    /// needs `--data`).
-    public static func bundledFolder() -> String {
+    /// The bundled MNIST: `Data/mnist` in the current directory or a folder above `executable` (a build
+    /// in a clone), else `share/kiln/mnist` above it (`make install`). The running program by default.
+    public static func bundledFolder(executable: URL = URL(fileURLWithPath: "/proc/self/exe")) -> String {
+        let binary = executable.resolvingSymlinksInPath().deletingLastPathComponent()
+        let above = sequence(first: binary, next: { $0.path == "/" ? nil : $0.deletingLastPathComponent() })
         let candidates = [FileManager.default.currentDirectoryPath + "/Data/mnist"]
-            + sequence(first: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent(),
-                       next: { $0.path == "/" ? nil : $0.deletingLastPathComponent() })
-              .map { $0.appendingPathComponent("Data/mnist").path }
+            + above.map { $0.appendingPathComponent("Data/mnist").path }
+            + above.map { $0.appendingPathComponent("share/kiln/mnist").path }
         return candidates.first { FileManager.default.fileExists(atPath: $0) } ?? candidates[0]
     }
 }
