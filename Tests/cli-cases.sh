@@ -28,7 +28,7 @@ expect_error() {
     local line
     line=$(printf '%s\n' "$output" | grep -m1 '^Error: ')
     if [ "$status" -eq 0 ] || [ -z "$line" ] || [[ "$line" != *"$words"* ]] \
-        || grep -qE 'Fatal error|Stack dump|Current stack trace|Illegal instruction|Segmentation|^[0-9]+ +(\[[a-z]+\] +)?0x' <<<"$output"; then
+        || grep -qE 'Fatal error|Stack dump|Current stack trace|Illegal instruction|Segmentation|AddressSanitizer|^[0-9]+ +(\[[a-z]+\] +)?0x' <<<"$output"; then
         fail "$what (exit $status)" "$output"
     fi
 }
@@ -118,6 +118,7 @@ expect_error "--save into a missing folder" "does not exist" "$KILN" train "${qu
 mkdir -p folder
 expect_error "--save onto a folder" "folder" "$KILN" train "${quick[@]}" --epochs 1 --save folder
 expect_error "--save where nothing can be written" "/proc" "$KILN" train "${quick[@]}" --epochs 1 --save /proc/kiln.safetensors
+expect_error "parity --json into a missing folder" "--json nowhere/p.json" "$KILN" parity --json nowhere/p.json
 expect_error "--save and --log the same file" "--save and --log" "$KILN" train "${quick[@]}" --epochs 1 --save same --log same
 expect_error "a diverging run" "diverged" "$KILN" train "${quick[@]}" --epochs 2 --lr 1e9 --save good.safetensors --log run.jsonl
 expect_same good.safetensors "$good" "a diverging run"

@@ -37,6 +37,7 @@ struct Parity: ParsableCommand {
     }
 
     func run() throws {
+        if let json { try checkWritable(json, flag: "--json") }
         let request = try DeviceRequest(flag: device)
         guard request != .cpu, request != .auto else { throw KilnError("--device \(device): parity compares the CPU with an OpenCL device; pass opencl or opencl:P.D") }
         let selection = try select(request, cache: CacheFolder.resolve(cacheDir), verbose: verbose)

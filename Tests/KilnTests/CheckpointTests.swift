@@ -61,4 +61,24 @@ import Testing
             return (text.contains(message) || (message.hasPrefix("kiln.epoch") && text.contains("spec"))) && !text.contains("\n")
         }
     }
+
+    /// An atomic write replaces the file whole, follows a symbolic link (the link stays), and removes
+    /// the temporary file a killed writer left; a folder that cannot be written is one line.
+    @Test func atomicWritesFollowLinksAndCleanUp() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-atomic-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let target = folder + "/run.safetensors", link = folder + "/latest.safetensors"
+        let stale = folder + "/.run.safetensors.kiln-2147483646.tmp"  // a writer that no longer runs
+        try Data("old".utf8).write(to: URL(fileURLWithPath: target))
+        try Data("half".utf8).write(to: URL(fileURLWithPath: stale))
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
+        try writeAtomically(Data("new".utf8), to: link, what: "the checkpoint")
+        #expect(FileManager.default.contents(atPath: target) == Data("new".utf8))
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link) == target)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder).sorted() == ["latest.safetensors", "run.safetensors"])
+        #expect { try writeAtomically(Data(), to: folder + "/missing/x", what: "the log") } throws: {
+            String(describing: $0).contains("missing/x: cannot write the log (No such file or directory)")
+        }
+    }
 }

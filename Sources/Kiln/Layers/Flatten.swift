@@ -10,7 +10,7 @@ public final class Flatten: Layer {
     public func forward(_ input: Tensor, context: StepContext) throws -> Tensor {
         inputShape = input.shape
         let shape = [input.channels * input.height * input.width, input.batch, 1, 1]
-        if input.height * input.width == 1 { return input.view(shape) }
+        if input.height * input.width == 1 { return try input.view(shape) }
         let y = try output.tensor(shape, on: device)
         try device.flattenForward(input: input, output: y)
         return y
@@ -18,7 +18,7 @@ public final class Flatten: Layer {
 
     public func backward(_ gradOutput: Tensor, needInputGradient: Bool) throws -> Tensor? {
         guard needInputGradient else { return nil }
-        if inputShape[2] * inputShape[3] == 1 { return gradOutput.view(inputShape) }
+        if inputShape[2] * inputShape[3] == 1 { return try gradOutput.view(inputShape) }
         let dx = try gradInput.tensor(inputShape, on: device)
         try device.flattenBackward(gradOutput: gradOutput, gradInput: dx)
         return dx

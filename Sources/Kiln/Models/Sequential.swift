@@ -58,12 +58,15 @@ public final class Sequential {
         self.layers = layers
         self.device = device
         self.stages = stages
-        runners = stages.map { stage in
+        runners = try stages.map { stage -> StageRunner in
             switch stage.kind {
-            case .single: layers[stage.layers.lowerBound]
-            case .rectifiedBatchNorm: layers[stage.layers.upperBound - 1]
+            case .single: return layers[stage.layers.lowerBound]
+            case .rectifiedBatchNorm: return layers[stage.layers.upperBound - 1]
             case .convolutionBatchNorm:
-                ConvBatchNorm(conv: layers[stage.layers.lowerBound] as! Conv2d, norm: layers[stage.layers.upperBound - 1] as! BatchNorm2d)
+                guard let conv = layers[stage.layers.lowerBound] as? Conv2d, let norm = layers[stage.layers.upperBound - 1] as? BatchNorm2d else {
+                    throw KilnError("the device's plan fuses layers \(stage.layers) of \(spec.name), which are not a convolution and a batch norm")
+                }
+                return ConvBatchNorm(conv: conv, norm: norm)
             }
         }
     }

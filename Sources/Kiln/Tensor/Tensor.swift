@@ -23,21 +23,23 @@ public final class Tensor {
     public let storage: DeviceStorage
     public let count: Int
 
-    public init(shape: [Int], dtype: DType, storage: DeviceStorage) {
-        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+    /// Throws when a dimension is negative or the shape needs more bytes than `storage` has.
+    public init(shape: [Int], dtype: DType, storage: DeviceStorage) throws {
+        guard let bytes = byteCount(shape, elementSize: dtype.byteSize), bytes <= storage.byteCapacity else {
+            throw KilnError("a \(dtype) tensor of shape \(shape) does not fit its \(storage.byteCapacity)-byte storage")
+        }
         self.shape = shape
         self.dtype = dtype
         self.storage = storage
-        self.count = shape.reduce(1, *)
-        precondition(count * dtype.byteSize <= storage.byteCapacity, "view \(shape) exceeds its storage")
+        self.count = bytes / dtype.byteSize
     }
 
     /// Elements the storage can hold: a view of any shape up to this size needs no allocation.
     public var capacity: Int { storage.byteCapacity / dtype.byteSize }
 
     /// The same storage seen with another shape (no copy).
-    public func view(_ newShape: [Int]) -> Tensor {
-        Tensor(shape: newShape, dtype: dtype, storage: storage)
+    public func view(_ newShape: [Int]) throws -> Tensor {
+        try Tensor(shape: newShape, dtype: dtype, storage: storage)
     }
 
     // Activation dimensions ([C, N, H, W]).
@@ -59,7 +61,7 @@ public final class TensorSlot {
         if let t = tensor, t.shape == shape, t.dtype == dtype { return t }
         let needed = shape.reduce(1, *)
         if let t = tensor, t.dtype == dtype, t.capacity >= needed {
-            tensor = t.view(shape)
+            tensor = try t.view(shape)
         } else {
             tensor = try device.allocate(shape, dtype)
         }

@@ -66,7 +66,7 @@ public final class CPUDevice: Device {
             let gib = shape.reduce(Double(dtype.byteSize)) { $0 * Double($1) } / 1_073_741_824
             throw KilnError("a \(shape) tensor needs \(String(format: "%.1f", gib)) GiB, more than this machine's memory; use a smaller model or batch")
         }
-        return Tensor(shape: shape, dtype: dtype, storage: CPUStorage(bytes: bytes))
+        return try Tensor(shape: shape, dtype: dtype, storage: CPUStorage(bytes: bytes))
     }
 
     public func write(_ values: [Float], to tensor: Tensor) throws {
@@ -102,9 +102,10 @@ public final class CPUDevice: Device {
 
     public func view(_ tensor: Tensor, offset: Int, shape: [Int]) throws -> Tensor {
         try checkView(tensor, offset: offset, shape: shape)
+        guard let parent = tensor.storage as? CPUStorage else { throw KilnError("view: the tensor is another device's") }
         let bytes = shape.reduce(1, *) * tensor.dtype.byteSize
-        return Tensor(shape: shape, dtype: tensor.dtype,
-                      storage: CPUStorage(viewing: tensor.storage as! CPUStorage, fromByte: offset * tensor.dtype.byteSize, bytes: bytes))
+        return try Tensor(shape: shape, dtype: tensor.dtype,
+                      storage: CPUStorage(viewing: parent, fromByte: offset * tensor.dtype.byteSize, bytes: bytes))
     }
 
     /// Any host memory: CPU devices share their tensors.

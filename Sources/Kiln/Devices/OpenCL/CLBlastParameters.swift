@@ -42,7 +42,7 @@ enum CLBlastParameters {
     /// configurations, always the same ones first: the fastest configuration whose results were correct,
     /// or nil when none of those tried ran correctly (CLBlast then answers "unexpected error").
     static func tune(_ queue: cl_command_queue, _ kernel: String, m: Int, n: Int, k: Int, fraction: Double) throws -> [String: Int]? {
-        precondition(fraction > 0 && fraction <= 1, "CLBlast takes a fraction of 0 as the whole search")
+        guard fraction > 0, fraction <= 1 else { throw KilnError("the tuning fraction must be in (0, 1], got \(fraction)") }
         do {
             return try text("Tune\(kernel)(\(m)×\(n)×\(k), fraction \(fraction))") { kiln_clblast_tune(queue, kernel, m, n, k, fraction, $0, $1) }
         } catch let error as CLBlastStatusError where error.code == CLBlastUnexpectedError.rawValue {

@@ -74,7 +74,7 @@ extension OpenCLDevice {
 
     private func scratch(_ slot: inout OpenCLStorage?, _ count: Int) throws -> Tensor {
         if slot == nil || slot!.byteCapacity < count * 4 { slot = try storage(bytes: count * 4) }
-        return Tensor(shape: [count], dtype: .float32, storage: slot!)
+        return try Tensor(shape: [count], dtype: .float32, storage: slot!)
     }
 
     private func storage(bytes: Int) throws -> OpenCLStorage {
@@ -89,19 +89,19 @@ extension OpenCLDevice {
 
     public func allocate(_ shape: [Int], _ dtype: DType) throws -> Tensor {
         guard let bytes = byteCount(shape, elementSize: dtype.byteSize) else { throw KilnError("a \(shape) tensor is too large to allocate") }
-        return Tensor(shape: shape, dtype: dtype, storage: try storage(bytes: bytes))
+        return try Tensor(shape: shape, dtype: dtype, storage: storage(bytes: bytes))
     }
 
     public func view(_ tensor: Tensor, offset: Int, shape: [Int]) throws -> Tensor {
         try checkView(tensor, offset: offset, shape: shape)
-        let parent = tensor.storage as! OpenCLStorage
+        guard let parent = tensor.storage as? OpenCLStorage else { throw KilnError("view: the tensor is another device's") }
         let bytes = max(shape.reduce(1, *) * tensor.dtype.byteSize, 4)
         var region = cl_buffer_region(origin: offset * tensor.dtype.byteSize, size: bytes)
         var status: cl_int = 0
         let buffer = clCreateSubBuffer(parent.buffer, cl_mem_flags(CL_MEM_READ_WRITE),
                                        cl_buffer_create_type(CL_BUFFER_CREATE_TYPE_REGION), &region, &status)
         try checkCL(status, "clCreateSubBuffer(offset \(offset), \(bytes) bytes)")
-        return Tensor(shape: shape, dtype: tensor.dtype, storage: OpenCLStorage(subBuffer: buffer!, bytes: bytes, parent: parent,
+        return try Tensor(shape: shape, dtype: tensor.dtype, storage: OpenCLStorage(subBuffer: buffer!, bytes: bytes, parent: parent,
                                                                                 offset: offset * tensor.dtype.byteSize))
     }
 
