@@ -152,4 +152,25 @@ import Testing
             #expect(run.status != 0 && !run.output.contains("Fatal"), "\(bad): \(run.output)")
         }
     }
+
+    /// A sweep trains each setting, marks one that diverges instead of stopping, and writes each run's
+    /// report, the summary table and the curves.
+    @Test func sweepMarksDivergedRunsAndDrawsTheRest() throws {
+        let out = temporary("sweep")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let run = try runKiln(["sweep", "--device", "cpu", "--train-limit", "256", "--epochs", "2", "--last", "2", "--lr", "0.05,1e9",
+                               "--out", out])
+        #expect(run.status == 0, "\(run.output)")
+        let summary = try String(contentsOfFile: out + "/summary.md", encoding: .utf8)
+        #expect(summary.contains("| lean8k-lr0.05-b128-s1 | 7416 | 0.05 | 128 | 1 |") && summary.contains("| lean8k-lr1e+09-b128-s1 | 7416 | 1e+09 | 128 | 1 | — | diverged |"),
+                "\(summary)")
+        let svg = try String(contentsOfFile: out + "/curves.svg", encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.components(separatedBy: "<polyline").count == 3 && svg.contains("(diverged or failed)"), "\(svg)")
+        let log = try String(contentsOfFile: out + "/lean8k-lr0.05-b128-s1.jsonl", encoding: .utf8)
+        #expect(log.split(separator: "\n").count == 2)
+        let bad = try runKiln(["sweep", "--lr", "0.1,abc"])
+        #expect(bad.status != 0 && bad.output.contains("--lr 0.1,abc: expected a comma-separated list"), "\(bad.output)")
+        let seeds = try runKiln(["sweep", "--seeds=1,x"])
+        #expect(seeds.status != 0 && seeds.output.contains("--seeds 1,x"), "\(seeds.output)")
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Kiln
 
 /// An SVG bar chart: for each model, one bar per device, in two panels (epoch seconds, images/s).
 enum Chart {
@@ -41,7 +42,5 @@ enum Chart {
 
     private static func f(_ v: Double) -> String { String(format: "%.1f", v) }
     private static func label(_ v: Double) -> String { v >= 100 ? String(format: "%.0f", v) : String(format: "%.2f", v) }
-    private static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
-    }
+    private static func escape(_ s: String) -> String { LineChart.escape(s) }
 }

@@ -1,0 +1,82 @@
+import Foundation
+
+/// An SVG line chart: one line per series over shared axes (linear, or logarithmic in x), a legend, and
+/// several charts side by side on one page (`page`). Plain SVG 1.1, no scripts or fonts to fetch.
+public struct LineChart: Sendable {
+    public struct Series: Sendable {
+        public var name: String
+        public var points: [(x: Double, y: Double)]
+        public init(name: String, points: [(x: Double, y: Double)]) { self.name = name; self.points = points }
+    }
+
+    public var title: String, xLabel: String, yLabel: String
+    public var series: [Series]
+    public var logX = false
+    public init(title: String, xLabel: String, yLabel: String, series: [Series], logX: Bool = false) {
+        (self.title, self.xLabel, self.yLabel, self.series, self.logX) = (title, xLabel, yLabel, series, logX)
+    }
+
+    static let colours = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
+    static let width = 460.0, height = 280.0
+
+    /// Charts side by side under a heading, with one legend for the series names of the first chart.
+    public static func page(_ charts: [LineChart], heading: String) -> String {
+        let names = charts.first?.series.map(\.name) ?? []
+        let legendRows = (names.count + 2) / 3
+        let pageWidth = 40 + Double(charts.count) * (width + 40), pageHeight = 50 + height + 30 + Double(legendRows) * 18
+        var svg = [#"<svg xmlns="http://www.w3.org/2000/svg" width="\#(Int(pageWidth))" height="\#(Int(pageHeight))" font-family="sans-serif" font-size="12">"#,
+                   #"<rect width="100%" height="100%" fill="white"/>"#,
+                   #"<text x="40" y="26" font-size="16">\#(escape(heading))</text>"#]
+        for (i, chart) in charts.enumerated() { svg += chart.lines(left: 40 + Double(i) * (width + 40), top: 50) }
+        for (i, name) in names.enumerated() {
+            let x = 40 + Double(i % 3) * 300, y = 50 + height + 36 + Double(i / 3) * 18
+            svg.append(#"<rect x="\#(x)" y="\#(y - 10)" width="12" height="12" fill="\#(colours[i % colours.count])"/>"#)
+            svg.append(#"<text x="\#(x + 18)" y="\#(y)">\#(escape(name))</text>"#)
+        }
+        return (svg + ["</svg>"]).joined(separator: "\n") + "\n"
+    }
+
+    /// The chart's elements, its plot area at (left, top).
+    func lines(left: Double, top: Double) -> [String] {
+        let finite = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite && (!logX || $0.x > 0) }
+        let xs = finite.map { logX ? log10($0.x) : $0.x }, ys = finite.map(\.y)
+        let (x0, x1) = Self.range(xs), (y0, y1) = Self.range(ys)
+        let plotLeft = left + 50, plotWidth = Self.width - 60, plotTop = top + 20, plotHeight = Self.height - 60
+        func px(_ x: Double) -> Double { plotLeft + ((logX ? log10(x) : x) - x0) / (x1 - x0) * plotWidth }
+        func py(_ y: Double) -> Double { plotTop + plotHeight - (y - y0) / (y1 - y0) * plotHeight }
+        var out = [#"<text x="\#(left)" y="\#(top + 8)" font-size="13">\#(Self.escape(title))</text>"#,
+                   #"<rect x="\#(f(plotLeft))" y="\#(f(plotTop))" width="\#(f(plotWidth))" height="\#(f(plotHeight))" fill="none" stroke="gray"/>"#]
+        for t in 0...4 {
+            let y = y0 + (y1 - y0) * Double(t) / 4, x = x0 + (x1 - x0) * Double(t) / 4
+            out.append(#"<text x="\#(f(plotLeft - 4))" y="\#(f(py(y) + 4))" text-anchor="end" font-size="10">\#(Self.label(y))</text>"#)
+            let xValue = logX ? pow(10, x) : x
+            out.append(#"<text x="\#(f(px(xValue)))" y="\#(f(plotTop + plotHeight + 14))" text-anchor="middle" font-size="10">\#(Self.label(xValue))</text>"#)
+        }
+        out.append(#"<text x="\#(f(plotLeft + plotWidth / 2))" y="\#(f(plotTop + plotHeight + 30))" text-anchor="middle">\#(Self.escape(xLabel))</text>"#)
+        out.append(#"<text x="\#(f(left + 10))" y="\#(f(plotTop + plotHeight / 2))" text-anchor="middle" transform="rotate(-90 \#(f(left + 10)) \#(f(plotTop + plotHeight / 2)))">\#(Self.escape(yLabel))</text>"#)
+        for (i, s) in series.enumerated() {
+            let points = s.points.filter { $0.x.isFinite && $0.y.isFinite && (!logX || $0.x > 0) }
+                .map { "\(f(px($0.x))),\(f(py(min(max($0.y, y0), y1))))" }
+            guard !points.isEmpty else { continue }
+            out.append(#"<polyline fill="none" stroke="\#(Self.colours[i % Self.colours.count])" stroke-width="1.8" points="\#(points.joined(separator: " "))"/>"#)
+        }
+        return out
+    }
+
+    /// The axis range of `values`, widened a little, and never empty.
+    static func range(_ values: [Double]) -> (Double, Double) {
+        guard let low = values.min(), let high = values.max() else { return (0, 1) }
+        let pad = high > low ? (high - low) * 0.05 : max(abs(low) * 0.05, 0.5)
+        return (low - pad, high + pad)
+    }
+
+    private func f(_ v: Double) -> String { String(format: "%.1f", v) }
+    static func label(_ v: Double) -> String {
+        abs(v) >= 100 ? String(format: "%.0f", v) : abs(v) >= 1 ? String(format: "%.2f", v) : String(format: "%.3g", v)
+    }
+
+    /// Text for SVG or HTML.
+    public static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+}

@@ -1,0 +1,144 @@
+import ArgumentParser
+import Foundation
+import Kiln
+
+struct Sweep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train every combination of models, learning rates, batch sizes and seeds, one after another.",
+        discussion: """
+            Writes each run's report (NAME.jsonl, as `kiln train --log`), summary.md (one row per run: the last \
+            epochs' test accuracy, the best, the final loss, seconds per epoch) and curves.svg (test accuracy and \
+            loss per epoch, one line per run) into --out. A run that diverges or fails is marked in the table and \
+            the sweep goes on. Other training options take `kiln train`'s defaults.
+            """)
+
+    @Option(help: "Models, comma-separated: presets or JSON spec files.")
+    var model = Presets.defaultName
+    @Option(help: "Learning rates, comma-separated (the peak for onecycle), e.g. 0.1,0.2,0.5,0.8,1.0,2.0.")
+    var lr = "0.3"
+    @Option(help: "Batch sizes, comma-separated.")
+    var batchSize = "128"
+    @Option(help: "Seeds, comma-separated.")
+    var seeds = "1"
+    @Option(help: "Epochs per run.")
+    var epochs = 15
+    @Option(help: "The accuracy (%) the test set must reach in each of the last --last epochs (the summary's criterion).")
+    var target = 99.4
+    @Option(help: "Epochs the criterion looks at.")
+    var last = 3
+    @Option(help: "Train on the first N training images only.")
+    var trainLimit: Int?
+    @Option(help: "Folder for the reports, the summary and the curves (created).")
+    var out = "sweep"
+    @OptionGroup var deviceOptions: DeviceOptions
+    @OptionGroup var dataOptions: DataOptions
+
+    /// A comma-separated list of values `parse` accepts, or a one-line error naming the flag.
+    static func list<T>(_ text: String, _ flag: String, _ parse: (String) -> T?) throws -> [T] {
+        let values = text.split(separator: ",").map { parse($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, let all = values as? [T], all.count == values.compactMap({ $0 }).count else {
+            throw ValidationError("\(flag) \(text): expected a comma-separated list of valid values")
+        }
+        return all
+    }
+
+    var learningRates: [Float] { get throws { try Self.list(lr, "--lr") { Float($0).flatMap { $0 > 0 && $0.isFinite ? $0 : nil } } } }
+    var batchSizes: [Int] { get throws { try Self.list(batchSize, "--batch-size") { Int($0).flatMap { (1...1 << 20).contains($0) ? $0 : nil } } } }
+    var seedList: [UInt64] { get throws { try Self.list(seeds, "--seeds") { UInt64($0) } } }
+    var models: [String] { get throws { try Self.list(model, "--model") { $0.isEmpty ? nil : $0 } } }
+
+    func validate() throws {
+        _ = try (learningRates, batchSizes, seedList, models)
+        guard (1...1_000_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 1,000,000") }
+        guard (1...epochs).contains(last) else { throw ValidationError("--last must be between 1 and --epochs") }
+        guard target > 0, target <= 100 else { throw ValidationError("--target must be a percentage in (0, 100]") }
+        if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
+    }
+
+    /// One setting of the sweep and what became of it.
+    struct Run {
+        let name: String, model: String, parameters: Int, learningRate: Float, batchSize: Int, seed: UInt64
+        var reports: [EpochReport] = []
+        var problem: String?
+    }
+
+    func run() throws {
+        let specs = try models.map { try ModelSpec.named($0) }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try checkWritable(out + "/summary.md", flag: "--out")
+        let device = try deviceOptions.makeDevice()
+        let data = try dataOptions.load(trainLimit: trainLimit)
+        var runs: [Run] = []
+        for spec in specs {
+            for batch in try batchSizes {
+                for rate in try learningRates {
+                    for seed in try seedList {
+                        let name = "\(spec.name)-lr\(rate)-b\(batch)-s\(seed)"
+                        var run = Run(name: name, model: spec.name, parameters: try spec.parameterCount(), learningRate: rate,
+                                      batchSize: batch, seed: seed)
+                        var options = TrainingOptions()
+                        (options.epochs, options.learningRate, options.batchSize, options.seed) = (epochs, rate, batch, seed)
+                        (options.trainLimit, options.normalization) = (trainLimit, data.normalization)
+                        options.dataFolder = URL(fileURLWithPath: data.folder).standardizedFileURL.path
+                        print("\(name): training \(epochs) epochs")
+                        fflush(nil)
+                        do {
+                            let trainer = try Trainer(model: Sequential(spec: spec, device: device, seed: seed), data: data, options: options)
+                            run.reports = try trainer.run(callbacks: [JSONLogWriter(path: "\(out)/\(name).jsonl", keepEpochs: 0), EpochLine()])
+                        } catch let error as KilnError {
+                            run.problem = error.message
+                            print("\(name): \(error.message)")
+                        }
+                        runs.append(run)
+                    }
+                }
+            }
+        }
+        let table = summary(runs)
+        try writeAtomically(Data(table.utf8), to: "\(out)/summary.md", what: "the sweep summary")
+        try writeAtomically(Data(curves(runs).utf8), to: "\(out)/curves.svg", what: "the sweep curves")
+        print(table, terminator: "")
+        print("Reports, summary.md and curves.svg are in \(out)")
+    }
+
+    /// The summary table, in Markdown.
+    func summary(_ runs: [Run]) -> String {
+        var lines = ["| run | parameters | lr | batch | seed | last \(last) test acc. (%) | ≥ \(target)% in each | best (epoch) | final test loss | s/epoch |",
+                     "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in runs {
+            let tail = r.reports.suffix(last).map(\.testAccuracy)
+            let best = r.reports.max { $0.testAccuracy < $1.testAccuracy }
+            let status: String
+            if let problem = r.problem { status = problem.contains("diverged") ? "diverged" : "failed" } else {
+                status = tail.count == last && tail.allSatisfy { $0 >= target } ? "yes" : "no"
+            }
+            let seconds = r.reports.map(\.epochSeconds).sorted()
+            lines.append("| \(r.name) | \(r.parameters) | \(r.learningRate) | \(r.batchSize) | \(r.seed) | "
+                         + (tail.isEmpty ? "—" : tail.map { String(format: "%.2f", $0) }.joined(separator: " / ")) + " | \(status) | "
+                         + (best.map { String(format: "%.2f (%d)", $0.testAccuracy, $0.epoch) } ?? "—") + " | "
+                         + (r.reports.last.map { String(format: "%.4f", $0.testLoss) } ?? "—") + " | "
+                         + (seconds.isEmpty ? "—" : String(format: "%.1f", seconds[seconds.count / 2])) + " |")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Test accuracy and loss per epoch, one line per run (a failed run has none).
+    func curves(_ runs: [Run]) -> String {
+        func series(_ value: @escaping (EpochReport) -> Double) -> [LineChart.Series] {
+            runs.map { r in LineChart.Series(name: r.name + (r.problem == nil ? "" : " (diverged or failed)"),
+                                             points: r.reports.map { (Double($0.epoch), value($0)) }) }
+        }
+        return LineChart.page([LineChart(title: "Test accuracy (%)", xLabel: "epoch", yLabel: "accuracy", series: series(\.testAccuracy)),
+                               LineChart(title: "Test loss", xLabel: "epoch", yLabel: "NLL", series: series(\.testLoss))],
+                              heading: "kiln sweep: \(runs.count) runs of \(epochs) epochs")
+    }
+}
+
+/// One line per epoch: the sweep's progress without a progress bar.
+final class EpochLine: TrainingCallback {
+    func epochEnded(_ r: EpochReport, trainer: Trainer) throws {
+        print(String(format: "  epoch %d/%d: train loss %.4f | test loss %.4f, accuracy %.2f%% | %.1f s", r.epoch, r.epochs,
+                     r.trainLoss, r.testLoss, r.testAccuracy, r.epochSeconds))
+        fflush(nil)
+    }
+}
