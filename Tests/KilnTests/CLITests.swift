@@ -173,4 +173,26 @@ import Testing
         let seeds = try runKiln(["sweep", "--seeds=1,x"])
         #expect(seeds.status != 0 && seeds.output.contains("--seeds 1,x"), "\(seeds.output)")
     }
+
+    /// The range test draws the loss against the rate and suggests a peak between the steepest fall and
+    /// the lowest loss; bad ranges are refused before any work.
+    @Test func lrFindSuggestsAPeakAndDrawsTheLoss() throws {
+        let out = temporary("lr-find.svg")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let run = try runKiln(["lr-find", "--device", "cpu", "--train-limit", "512", "--batch-size", "32", "--steps", "30",
+                               "--start", "1e-3", "--end", "5", "--out", out])
+        #expect(run.status == 0, "\(run.output)")
+        let numbers = try #require(run.output.firstMatch(of: /falls fastest at lr ([0-9.e+-]+) and is lowest at lr ([0-9.]+(?:e[+-]?[0-9]+)?)\./), "\(run.output)")
+        let (steepest, lowest) = (try #require(Double(numbers.1)), try #require(Double(numbers.2)))
+        #expect(1e-3 <= steepest && steepest <= lowest && lowest <= 5, "\(run.output)")
+        #expect(run.output.contains("Suggested OneCycle peak") && run.output.contains("kiln train --model lean8k --lr "))
+        let svg = try String(contentsOfFile: out, encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.components(separatedBy: "<polyline").count == 3 && svg.contains("stroke-dasharray"), "\(svg)")
+        for (bad, message) in [(["--start", "0"], "--start and --end must be positive"), (["--start", "1", "--end", "0.5"], "--end above --start"),
+                               (["--steps", "5"], "--steps must be between 10"), (["--batch-size", "0"], "--batch-size must be"),
+                               (["--out", "/nonexistent/x.svg"], "--out")] {
+            let refused = try runKiln(["lr-find"] + bad)
+            #expect(refused.status != 0 && refused.output.contains(message) && !refused.output.contains("Fatal"), "\(bad): \(refused.output)")
+        }
+    }
 }

@@ -12,6 +12,10 @@ public struct LineChart: Sendable {
     public var title: String, xLabel: String, yLabel: String
     public var series: [Series]
     public var logX = false
+    /// The y axis, when not every point's range (points outside are drawn at its edge).
+    public var yRange: (low: Double, high: Double)?
+    /// Vertical lines at these x values, labelled.
+    public var markers: [(x: Double, label: String)] = []
     public init(title: String, xLabel: String, yLabel: String, series: [Series], logX: Bool = false) {
         (self.title, self.xLabel, self.yLabel, self.series, self.logX) = (title, xLabel, yLabel, series, logX)
     }
@@ -19,17 +23,20 @@ public struct LineChart: Sendable {
     static let colours = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
     static let width = 460.0, height = 280.0
 
-    /// Charts side by side under a heading, with one legend for the series names of the first chart.
+    /// Charts side by side under a heading (its lines split at newlines), with one legend for the series
+    /// names of the first chart.
     public static func page(_ charts: [LineChart], heading: String) -> String {
-        let names = charts.first?.series.map(\.name) ?? []
-        let legendRows = (names.count + 2) / 3
-        let pageWidth = 40 + Double(charts.count) * (width + 40), pageHeight = 50 + height + 30 + Double(legendRows) * 18
+        let names = charts.first?.series.map(\.name) ?? [], headings = heading.split(separator: "\n")
+        let legendRows = (names.count + 2) / 3, top = 30 + 20 * Double(headings.count)
+        let pageWidth = 40 + Double(charts.count) * (width + 40), pageHeight = top + height + 30 + Double(legendRows) * 18
         var svg = [#"<svg xmlns="http://www.w3.org/2000/svg" width="\#(Int(pageWidth))" height="\#(Int(pageHeight))" font-family="sans-serif" font-size="12">"#,
-                   #"<rect width="100%" height="100%" fill="white"/>"#,
-                   #"<text x="40" y="26" font-size="16">\#(escape(heading))</text>"#]
-        for (i, chart) in charts.enumerated() { svg += chart.lines(left: 40 + Double(i) * (width + 40), top: 50) }
+                   #"<rect width="100%" height="100%" fill="white"/>"#]
+        for (i, line) in headings.enumerated() {
+            svg.append(#"<text x="40" y="\#(26 + 20 * i)" font-size="\#(i == 0 ? 16 : 13)">\#(escape(String(line)))</text>"#)
+        }
+        for (i, chart) in charts.enumerated() { svg += chart.lines(left: 40 + Double(i) * (width + 40), top: top) }
         for (i, name) in names.enumerated() {
-            let x = 40 + Double(i % 3) * 300, y = 50 + height + 36 + Double(i / 3) * 18
+            let x = 40 + Double(i % 3) * 300, y = top + height + 36 + Double(i / 3) * 18
             svg.append(#"<rect x="\#(x)" y="\#(y - 10)" width="12" height="12" fill="\#(colours[i % colours.count])"/>"#)
             svg.append(#"<text x="\#(x + 18)" y="\#(y)">\#(escape(name))</text>"#)
         }
@@ -40,7 +47,7 @@ public struct LineChart: Sendable {
     func lines(left: Double, top: Double) -> [String] {
         let finite = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite && (!logX || $0.x > 0) }
         let xs = finite.map { logX ? log10($0.x) : $0.x }, ys = finite.map(\.y)
-        let (x0, x1) = Self.range(xs), (y0, y1) = Self.range(ys)
+        let (x0, x1) = Self.range(xs), (y0, y1) = yRange ?? Self.range(ys)
         let plotLeft = left + 50, plotWidth = Self.width - 60, plotTop = top + 20, plotHeight = Self.height - 60
         func px(_ x: Double) -> Double { plotLeft + ((logX ? log10(x) : x) - x0) / (x1 - x0) * plotWidth }
         func py(_ y: Double) -> Double { plotTop + plotHeight - (y - y0) / (y1 - y0) * plotHeight }
@@ -54,6 +61,12 @@ public struct LineChart: Sendable {
         }
         out.append(#"<text x="\#(f(plotLeft + plotWidth / 2))" y="\#(f(plotTop + plotHeight + 30))" text-anchor="middle">\#(Self.escape(xLabel))</text>"#)
         out.append(#"<text x="\#(f(left + 10))" y="\#(f(plotTop + plotHeight / 2))" text-anchor="middle" transform="rotate(-90 \#(f(left + 10)) \#(f(plotTop + plotHeight / 2)))">\#(Self.escape(yLabel))</text>"#)
+        // Each marker's label on its own row inside the plot, so that close markers stay readable.
+        for (row, marker) in markers.filter({ $0.x.isFinite && (!logX || $0.x > 0) }).enumerated() {
+            let x = px(marker.x)
+            out.append(#"<line x1="\#(f(x))" y1="\#(f(plotTop))" x2="\#(f(x))" y2="\#(f(plotTop + plotHeight))" stroke="black" stroke-dasharray="4 3"/>"#)
+            out.append(#"<text x="\#(f(x + 3))" y="\#(f(plotTop + 12 + 13 * Double(row)))" font-size="10">\#(Self.escape(marker.label))</text>"#)
+        }
         for (i, s) in series.enumerated() {
             let points = s.points.filter { $0.x.isFinite && $0.y.isFinite && (!logX || $0.x > 0) }
                 .map { "\(f(px($0.x))),\(f(py(min(max($0.y, y0), y1))))" }
@@ -71,7 +84,8 @@ public struct LineChart: Sendable {
     }
 
     private func f(_ v: Double) -> String { String(format: "%.1f", v) }
-    static func label(_ v: Double) -> String {
+    /// A number as the axes show it: 3 significant digits.
+    public static func label(_ v: Double) -> String {
         abs(v) >= 100 ? String(format: "%.0f", v) : abs(v) >= 1 ? String(format: "%.2f", v) : String(format: "%.3g", v)
     }
 
