@@ -6,10 +6,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Sources/CCLBlastTuner (CLBlast's C++ tuning API) compiles against.
 PACKAGES := libopenblas-dev zlib1g-dev libpng-dev ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd g++
 # For the tests only: clang-15 and AMD's device library (built for it) compile the kernels offline for
-# GPU instruction sets (see kernel-check).
-CHECK_PACKAGES := clang-15 rocm-device-libs
+# GPU instruction sets (see kernel-check); Python's venv for onnxruntime (see onnx-deps).
+CHECK_PACKAGES := clang-15 rocm-device-libs python3 python3-venv
 
-.PHONY: deps check-deps build train test kernel-check bench summary docs install uninstall clean
+.PHONY: deps check-deps onnx-deps build train test kernel-check bench summary docs install uninstall clean
 
 # Installs only when a package is missing (dpkg -s is quick, so every run checks).
 deps:
@@ -19,6 +19,14 @@ deps:
 check-deps: deps
 	@if ! dpkg -s $(CHECK_PACKAGES) >/dev/null 2>&1; then \
 		$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $(CHECK_PACKAGES); fi
+
+# The ONNX round trip's Python: onnx, onnxruntime and numpy from PyPI, in a virtual environment under
+# .build. Where PyPI cannot be reached the round trip is skipped with a line saying so.
+ONNX_PYTHON := .build/onnx-venv/bin/python3
+onnx-deps: check-deps
+	@if ! $(ONNX_PYTHON) -c 'import onnx, onnxruntime, numpy' 2>/dev/null; then \
+		rm -rf .build/onnx-venv; python3 -m venv .build/onnx-venv && $(ONNX_PYTHON) -m pip install --quiet onnx onnxruntime numpy \
+		|| echo "onnx-deps: cannot install onnx/onnxruntime from PyPI; the ONNX round trip will be skipped"; fi
 
 build: deps
 	swift build -c release
@@ -30,12 +38,14 @@ train: build
 export POCL_CACHE_DIR := $(CURDIR)/.pocl-cache
 
 # The kernel check (seconds, so first), the build (the tests run the `kiln` binary too), the tests,
-# the shell cases of bad input and faults (Tests/cli-cases.sh), then a smoke run of the benchmark on
-# every device.
-test: deps kernel-check
+# the shell cases of bad input and faults (Tests/cli-cases.sh), the ONNX export checked in onnxruntime
+# (Tests/onnx-roundtrip.sh), then a smoke run of the benchmark on every device.
+test: deps kernel-check onnx-deps
 	swift build -c release
 	swift test -c release
 	bash Tests/cli-cases.sh .build/release/kiln
+	@if $(ONNX_PYTHON) -c 'import onnxruntime' 2>/dev/null; then bash Tests/onnx-roundtrip.sh .build/release/kiln $(ONNX_PYTHON); \
+		else echo "onnx-roundtrip: skipped, onnxruntime could not be installed (see onnx-deps above)"; fi
 	.build/release/kiln-bench --quick
 
 # The OpenCL kernels compiled offline for AMD and NVIDIA GPUs (no GPU needed): fails on any compiler

@@ -12,6 +12,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // `make docs`: the library's DocC catalogue (Sources/Kiln/Kiln.docc).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        // `kiln export --onnx`: ONNX's protobuf messages.
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // C libraries from Debian (see README: `make deps`).
@@ -27,8 +29,12 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("dl"), .unsafeFlags(["-Xlinker", "--export-dynamic-symbol=clEnqueueNDRangeKernel"])]),
         // CLBlast's tuners and parameter queries, which only its C++ API has, behind a C header (`kiln tune`).
         .target(name: "CCLBlastTuner", dependencies: ["COpenCLLoader"], path: "Sources/CCLBlastTuner"),
+        // ONNX's onnx.proto as Swift messages, generated once and committed (generate/generate.sh).
+        .target(name: "ONNXProto", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                path: "Sources/ONNXProto", exclude: ["generate"]),
         // The OpenCL kernels are embedded in the code (`PackageResources`), so a copied binary still has them.
-        .target(name: "Kiln", dependencies: ["CBLAS", "CZlib", "CPNG", "COpenCL", "CCLBlast", "CCLBlastTuner", "COpenCLLoader"], path: "Sources/Kiln",
+        .target(name: "Kiln", dependencies: ["CBLAS", "CZlib", "CPNG", "COpenCL", "CCLBlast", "CCLBlastTuner", "COpenCLLoader", "ONNXProto",
+                                            .product(name: "SwiftProtobuf", package: "swift-protobuf")], path: "Sources/Kiln",
                 resources: [.embedInCode("Devices/OpenCL/Kernels")]),
         .executableTarget(
             name: "kiln",
@@ -38,7 +44,7 @@ let package = Package(
             name: "kiln-bench",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "benchmarks/kiln-bench"),
-        .testTarget(name: "KilnTests", dependencies: ["Kiln", "CCLBlast", "CZlib"], path: "Tests/KilnTests"),
+        .testTarget(name: "KilnTests", dependencies: ["Kiln", "CCLBlast", "CZlib", "ONNXProto"], path: "Tests/KilnTests"),
     ],
     swiftLanguageModes: [.v6]
 )

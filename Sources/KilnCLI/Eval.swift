@@ -15,6 +15,8 @@ struct Eval: ParsableCommand {
     var confusion = false
     @Option(help: "Also print the N most confident mistakes: test index, label, prediction, confidence.")
     var misclassified: Int?
+    @Option(help: ArgumentHelp("Also write the model's outputs for every test image (log-probabilities for a LogSoftmax model) to FILE.npy: float32 [images, classes].", valueName: "FILE.npy"))
+    var outputs: String?
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
@@ -22,6 +24,7 @@ struct Eval: ParsableCommand {
     }
 
     func run() throws {
+        if let outputs { try checkWritable(outputs, flag: "--outputs") }
         let device = try deviceOptions.makeDevice()
         let saved = try Checkpoint(path: checkpoint)
         let model = try Sequential(spec: saved.spec, device: device, seed: 0)
@@ -30,6 +33,10 @@ struct Eval: ParsableCommand {
         let data = try dataOptions.load(normalization: saved.state.options?.normalization)
         let result = try evaluate(model, on: data, batchSize: batchSize)
         print(EpochReport.testLine(loss: result.loss, correct: result.correct, count: result.count))
+        if let outputs {
+            let all = try testOutputs(model, on: data, batchSize: batchSize).outputs
+            try writeAtomically(npyFloat32(all.flatMap { $0 }, shape: [all.count, all.first?.count ?? 0]), to: outputs, what: "the outputs")
+        }
         guard confusion || misclassified != nil else { return }
         let all = try predictions(model, on: data, batchSize: batchSize)
         if confusion { print(ConfusionMatrix(all, classes: data.classes).table) }

@@ -34,8 +34,7 @@ struct Predict: ParsableCommand {
         let device = CPUDevice()
         let model = try Sequential(spec: saved.spec, device: device, seed: 0)
         try saved.load(into: model)
-        // Checkpoints from before the normalisation was recorded trained on MNIST-format data.
-        let normalization = saved.state.options?.normalization ?? Normalization(mean: [0.1307], std: [0.3081])
+        let normalization = saved.normalization
         let shape = saved.spec.input
         let inputs = try images.map { try ImageFile(path: $0).input(for: shape, normalization: normalization, invert: invert) }
         // [N][C][H][W] to the channel-major [C, N, H, W].

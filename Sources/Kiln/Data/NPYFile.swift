@@ -77,3 +77,15 @@ struct NPYFile {
         return (descr, fortran, shape)
     }
 }
+
+/// A float32 array in C order as a version-1 `.npy` file (`kiln eval --outputs`): the header pads to a
+/// multiple of 64 bytes and ends in a newline, as NumPy writes it.
+public func npyFloat32(_ values: [Float], shape: [Int]) -> Data {
+    let dims = shape.map(String.init).joined(separator: ", ") + (shape.count == 1 ? "," : "")
+    var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(dims)), }"
+    header += String(repeating: " ", count: 63 - (10 + header.utf8.count) % 64) + "\n"
+    var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)])
+    data.append(contentsOf: Array(header.utf8))
+    values.withUnsafeBytes { data.append(contentsOf: $0) }
+    return data
+}

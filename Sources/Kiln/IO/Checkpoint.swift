@@ -66,6 +66,10 @@ public struct Checkpoint {
         optimizerStep = try Self.count(file.metadata[Self.stepKey], Self.stepKey, path)
     }
 
+    /// How the training images were normalised, which inputs must repeat. Checkpoints from before it was
+    /// recorded trained on MNIST-format data.
+    public var normalization: Normalization { state.options?.normalization ?? MNIST.normalization }
+
     /// A non-negative count from the metadata (0 when absent).
     private static func count(_ text: String?, _ key: String, _ path: String) throws -> Int {
         guard let text else { return 0 }

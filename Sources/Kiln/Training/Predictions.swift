@@ -9,29 +9,41 @@ public struct Prediction: Codable, Equatable, Sendable {
 }
 
 extension Sequential {
-    /// Class probabilities of `images` [C, N, H, W] in inference mode, per image: [N][classes]. Reads them
-    /// back from the device (for evaluation reports and prediction, not for training).
-    public func probabilities(_ images: Tensor) throws -> [[Double]] {
-        let logProbs = try forward(images, context: StepContext(mode: .inference))
-        let values = try device.readFloats(logProbs), (k, n) = (logProbs.channels, logProbs.rowLength)
-        return (0..<n).map { j in (0..<k).map { exp(Double(values[$0 * n + j])) } }
+    /// The model's outputs for `images` [C, N, H, W] in inference mode, per image: [N][classes]
+    /// (log-probabilities for a model ending in LogSoftmax). Reads them back from the device (for
+    /// evaluation reports, prediction and export checks, not for training).
+    public func outputs(_ images: Tensor) throws -> [[Float]] {
+        let y = try forward(images, context: StepContext(mode: .inference))
+        let values = try device.readFloats(y), (k, n) = (y.channels, y.rowLength)
+        return (0..<n).map { j in (0..<k).map { values[$0 * n + j] } }
     }
+
+    /// Class probabilities of `images` [C, N, H, W] in inference mode, per image: [N][classes].
+    public func probabilities(_ images: Tensor) throws -> [[Double]] {
+        try outputs(images).map { $0.map { exp(Double($0)) } }
+    }
+}
+
+/// Every test image's outputs ([N][classes], as `Sequential.outputs`) and label, in test-set order.
+public func testOutputs(_ model: Sequential, on data: Dataset, batchSize: Int = 1000) throws -> (outputs: [[Float]], labels: [Int]) {
+    try Trainer.check(model.spec, against: data, splits: [("test", data.test)])
+    let split = try DeviceSplit(data.test, on: model.device), images = TensorSlot(), labels = TensorSlot()
+    var outputs: [[Float]] = [], truth: [Int] = []
+    for start in stride(from: 0, to: split.count, by: batchSize) {
+        let (x, y) = try split.batch(start: start, count: min(batchSize, split.count - start), into: images, labels, on: model.device)
+        truth += try model.device.readInts(y).map(Int.init)
+        outputs += try model.outputs(x)
+    }
+    return (outputs, truth)
 }
 
 /// Every test image's prediction, in test-set order.
 public func predictions(_ model: Sequential, on data: Dataset, batchSize: Int = 1000) throws -> [Prediction] {
-    try Trainer.check(model.spec, against: data, splits: [("test", data.test)])
-    let split = try DeviceSplit(data.test, on: model.device), images = TensorSlot(), labels = TensorSlot()
-    var result: [Prediction] = []
-    for start in stride(from: 0, to: split.count, by: batchSize) {
-        let (x, y) = try split.batch(start: start, count: min(batchSize, split.count - start), into: images, labels, on: model.device)
-        let truth = try model.device.readInts(y)
-        for (j, p) in try model.probabilities(x).enumerated() {
-            let best = p.indices.max { p[$0] < p[$1] }!
-            result.append(Prediction(index: start + j, label: Int(truth[j]), predicted: best, confidence: p[best]))
-        }
+    let (outputs, labels) = try testOutputs(model, on: data, batchSize: batchSize)
+    return zip(outputs, labels).enumerated().map { index, pair in
+        let p = pair.0.map { exp(Double($0)) }, best = p.indices.max { p[$0] < p[$1] }!
+        return Prediction(index: index, label: pair.1, predicted: best, confidence: p[best])
     }
-    return result
 }
 
 /// How often each true class was predicted as each class: `counts[true][predicted]`.

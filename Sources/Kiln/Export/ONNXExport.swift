@@ -1,0 +1,163 @@
+import Foundation
+import ONNXProto
+import SwiftProtobuf
+
+/// The inference network of a model as an ONNX model (opset 13, IR version 7), for onnxruntime and
+/// every other ONNX runtime. The graph takes `image`, float32 `[N, C, H, W]` pixel values in [0, 1],
+/// and normalises it itself (the training data's mean and standard deviation), so a caller needs
+/// nothing but the pixels. Each layer becomes the ONNX operator PyTorch's exporter would emit: Conv,
+/// BatchNormalization (inference form, the running statistics), Relu, MaxPool, AveragePool (padding
+/// counted, as PyTorch and Kiln), GlobalAveragePool, Flatten, Gemm, LogSoftmax; dropout is the identity
+/// at inference and is left out. Initializers keep the checkpoint's `state_dict` names.
+public enum ONNXExport {
+    public static let opset: Int64 = 13
+
+    /// The serialized `ModelProto` of `model`'s current weights.
+    public static func model(_ model: Sequential, normalization: Normalization) throws -> Data {
+        let spec = model.spec
+        let shapes = try spec.validate()
+        guard normalization.mean.count == spec.input.channels, normalization.std.count == spec.input.channels else {
+            throw KilnError("\(spec.name): the normalisation has \(normalization.mean.count) channels, the model's input \(spec.input.channels)")
+        }
+        var graph = GraphBuilder(name: spec.name)
+        let channels = [1, Int64(spec.input.channels), 1, 1]
+        graph.constant("input.mean", floats: normalization.mean, shape: channels)
+        graph.constant("input.std", floats: normalization.std, shape: channels)
+        var x = graph.node("Div", [graph.node("Sub", ["image", "input.mean"], name: "input.centred"), "input.std"], name: "input.normalised")
+
+        var tensors: [String: Tensor] = [:]
+        for (name, tensor) in model.namedTensors { tensors[name] = tensor }
+        /// Layer i's tensor `field` ("weight", "running_mean", …) as an initializer under its state_dict name.
+        func weight(_ i: Int, _ field: String) throws -> String {
+            let name = "\(i).\(field)"
+            guard let tensor = tensors[name] else { throw KilnError("\(spec.name): layer \(i) has no \(field)") }
+            graph.constant(name, floats: try model.device.readFloats(tensor), shape: tensor.shape.map(Int64.init))
+            return name
+        }
+        // Convolutions and pooling need [N, C, H, W]; Gemm needs [N, features]. Kiln holds both as
+        // [C, N, H, W] with H = W = 1 after a flatten, so the graph reshapes where the rank must change.
+        var flat = false
+        func image() -> String {
+            guard flat else { return x }
+            flat = false
+            graph.constant("unsqueeze.axes", int64s: [2, 3], shape: [2])
+            return graph.node("Unsqueeze", [x, "unsqueeze.axes"])
+        }
+        func flattened() -> String {
+            guard !flat else { return x }
+            flat = true
+            return graph.node("Flatten", [x], attributes: [.int("axis", 1)])
+        }
+        func window(_ g: WindowGeometry) -> [Attribute] {
+            [.ints("kernel_shape", [g.kernel, g.kernel]), .ints("strides", [g.stride, g.stride]), .ints("pads", [Int](repeating: g.padding, count: 4))]
+        }
+        for (i, layer) in spec.layers.enumerated() {
+            let name = "\(i).\(layer.typeName)"
+            switch layer {
+            case let .conv2d(_, kernel, stride, padding, bias):
+                let inputs = [image(), try weight(i, "weight")] + (bias ? [try weight(i, "bias")] : [])
+                x = graph.node("Conv", inputs, name: name, attributes: window(WindowGeometry(kernel: kernel, stride: stride, padding: padding)))
+            case .batchNorm2d:
+                let inputs = [x] + (try ["weight", "bias", "running_mean", "running_var"].map { try weight(i, $0) })
+                x = graph.node("BatchNormalization", inputs, name: name, attributes: [.float("epsilon", BatchNorm2d.epsilon)])
+            case .relu: x = graph.node("Relu", [x], name: name)
+            case let .maxPool2d(g): x = graph.node("MaxPool", [image()], name: name, attributes: window(g))
+            case let .avgPool2d(g):
+                x = graph.node("AveragePool", [image()], name: name, attributes: window(g) + [.int("count_include_pad", 1)])
+            case .globalAvgPool: x = graph.node("GlobalAveragePool", [image()], name: name)
+            case .dropout, .dropout2d: continue
+            case .flatten: x = flattened()
+            case let .linear(_, bias):
+                let inputs = [flattened(), try weight(i, "weight")] + (bias ? [try weight(i, "bias")] : [])
+                x = graph.node("Gemm", inputs, name: name, attributes: [.int("transB", 1)])
+            case .logSoftmax: x = graph.node("LogSoftmax", [x], name: name, attributes: [.int("axis", 1)])
+            }
+        }
+        // One row per image when the model ends in a single position, as a classifier does.
+        let last = shapes.last!
+        if last.size == 1 { x = flattened() }
+        let outputName = spec.layers.last == .logSoftmax ? "log_probabilities" : "outputs"
+        graph.node("Identity", [x], name: outputName)
+
+        var proto = Onnx_ModelProto()
+        proto.irVersion = 7
+        proto.producerName = "kiln"
+        proto.modelVersion = 1
+        proto.docString = "\(spec.name): input image, float32 [N, C, H, W] pixel values in [0, 1]; output \(outputName)"
+        var operatorSet = Onnx_OperatorSetIdProto()
+        operatorSet.version = opset
+        proto.opsetImport = [operatorSet]
+        var metadata = Onnx_StringStringEntryProto()
+        (metadata.key, metadata.value) = ("kiln.spec", spec.jsonString())
+        proto.metadataProps = [metadata]
+        graph.proto.input = [valueInfo("image", [nil] + [spec.input.channels, spec.input.size, spec.input.size])]
+        graph.proto.output = [valueInfo(outputName, last.size == 1 ? [nil, last.channels] : [nil, last.channels, last.size, last.size])]
+        proto.graph = graph.proto
+        return try proto.serializedData()
+    }
+
+    /// A float tensor's name, element type and shape; nil dimensions are the batch, named N.
+    static func valueInfo(_ name: String, _ dims: [Int?]) -> Onnx_ValueInfoProto {
+        var tensor = Onnx_TypeProto.Tensor()
+        tensor.elemType = Int32(Onnx_TensorProto.DataType.float.rawValue)
+        tensor.shape.dim = dims.map { size in
+            var dim = Onnx_TensorShapeProto.Dimension()
+            if let size { dim.dimValue = Int64(size) } else { dim.dimParam = "N" }
+            return dim
+        }
+        var info = Onnx_ValueInfoProto()
+        info.name = name
+        info.type.tensorType = tensor
+        return info
+    }
+
+    enum Attribute {
+        case int(String, Int), ints(String, [Int]), float(String, Float)
+
+        var proto: Onnx_AttributeProto {
+            var a = Onnx_AttributeProto()
+            switch self {
+            case let .int(name, v): (a.name, a.type, a.i) = (name, .int, Int64(v))
+            case let .ints(name, v): (a.name, a.type, a.ints) = (name, .ints, v.map(Int64.init))
+            case let .float(name, v): (a.name, a.type, a.f) = (name, .float, v)
+            }
+            return a
+        }
+    }
+
+    /// Nodes in order, each output named after its node, and the initializers they read.
+    struct GraphBuilder {
+        var proto = Onnx_GraphProto()
+        private var names: Set<String> = []
+        init(name: String) { proto.name = name }
+
+        /// Adds a node and returns its output's name (`name`, else the operator and a count).
+        @discardableResult
+        mutating func node(_ op: String, _ inputs: [String], name: String? = nil, attributes: [Attribute] = []) -> String {
+            var node = Onnx_NodeProto()
+            node.opType = op
+            node.name = name ?? "\(op.lowercased()).\(proto.node.count)"
+            node.input = inputs
+            node.output = [node.name]
+            node.attribute = attributes.map(\.proto)
+            proto.node.append(node)
+            return node.name
+        }
+
+        mutating func constant(_ name: String, floats: [Float], shape: [Int64]) {
+            add(name, .float, shape, floats.withUnsafeBytes { Data($0) })
+        }
+
+        mutating func constant(_ name: String, int64s: [Int64], shape: [Int64]) {
+            add(name, .int64, shape, int64s.withUnsafeBytes { Data($0) })
+        }
+
+        /// Raw data is little-endian, as every platform Kiln runs on stores it.
+        private mutating func add(_ name: String, _ type: Onnx_TensorProto.DataType, _ shape: [Int64], _ bytes: Data) {
+            guard names.insert(name).inserted else { return }
+            var tensor = Onnx_TensorProto()
+            (tensor.name, tensor.dims, tensor.dataType, tensor.rawData) = (name, shape, Int32(type.rawValue), bytes)
+            proto.initializer.append(tensor)
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import ONNXProto
+import Testing
+@testable import Kiln
+
+/// The ONNX graph's structure; Tests/onnx-roundtrip.sh runs the exported models in onnxruntime.
+@Suite struct ExportTests {
+    @Test func graphHasOneOperatorPerLayerAndTheCheckpointsWeights() throws {
+        let device = CPUDevice(threads: 1)
+        let spec = try ModelSpec(json: Data("""
+            {"name": "small", "input": [3, 9, 9], "layers": [
+              {"type": "conv2d", "out": 4, "kernel": 3, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"}, {"type": "dropout2d", "p": 0.3},
+              {"type": "maxpool2d", "kernel": 2}, {"type": "flatten"}, {"type": "linear", "out": 5}, {"type": "logsoftmax"}]}
+            """.utf8), source: "test")
+        let model = try Sequential(spec: spec, device: device, seed: testSeed)
+        for (_, t) in model.namedTensors { try device.write(randomFloats(t.count), to: t) }
+        let normalization = Normalization(mean: [0.1, 0.2, 0.3], std: [0.5, 0.6, 0.7])
+        let proto = try Onnx_ModelProto(serializedBytes: ONNXExport.model(model, normalization: normalization))
+
+        #expect(proto.opsetImport.map(\.version) == [13] && proto.irVersion == 7)
+        #expect(proto.graph.node.map(\.opType) == ["Sub", "Div", "Conv", "Relu", "BatchNormalization", "MaxPool", "Flatten", "Gemm", "LogSoftmax", "Identity"])
+        let conv = proto.graph.node[2]
+        #expect(conv.input == ["input.normalised", "0.weight", "0.bias"])
+        #expect(conv.attribute.first { $0.name == "pads" }?.ints == [1, 1, 1, 1])
+        #expect(proto.graph.input.first?.type.tensorType.shape.dim.map(\.dimValue) == [0, 3, 9, 9])
+        #expect(proto.graph.input.first?.type.tensorType.shape.dim.first?.dimParam == "N")
+        #expect(proto.graph.output.map(\.name) == ["log_probabilities"])
+
+        var initializers: [String: Onnx_TensorProto] = [:]
+        for t in proto.graph.initializer { initializers[t.name] = t }
+        for (name, tensor) in model.namedTensors {
+            let stored = try #require(initializers[name], "\(name)")
+            let values = stored.rawData.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }, weights = try device.readFloats(tensor)
+            #expect(stored.dims == tensor.shape.map(Int64.init) && values == weights, "\(name)")
+        }
+        let std = try #require(initializers["input.std"])
+        #expect(std.dims == [1, 3, 1, 1] && std.rawData.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) } == [0.5, 0.6, 0.7])
+        #expect(throws: KilnError.self) { try ONNXExport.model(model, normalization: Normalization(mean: [0], std: [1])) }
+    }
+
+    @Test func exportRefusesBadArguments() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-export-\(UUID().uuidString)").path
+        for (arguments, message) in [(["--checkpoint", "/nonexistent.safetensors", "--onnx", "\(folder).onnx"], "cannot read the checkpoint"),
+                                     (["--checkpoint", "x.safetensors", "--onnx", "/nonexistent/x.onnx"], "--onnx /nonexistent/x.onnx: the folder"),
+                                     (["--checkpoint", "x.safetensors"], "Missing expected argument '--onnx"),
+                                     (["--onnx", "x.onnx"], "Missing expected argument '--checkpoint")] {
+            let run = try runKiln(["export"] + arguments)
+            #expect(run.status != 0 && run.output.contains(message) && !run.output.contains("Fatal"), "\(arguments): \(run.output)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: "\(folder).onnx"))
+    }
+}
