@@ -9,7 +9,7 @@ PACKAGES := libopenblas-dev zlib1g-dev libpng-dev ocl-icd-opencl-dev opencl-head
 # GPU instruction sets (see kernel-check); Python's venv for onnxruntime (see onnx-deps).
 CHECK_PACKAGES := clang-15 rocm-device-libs python3 python3-venv
 
-.PHONY: deps check-deps onnx-deps build train test kernel-check bench summary docs install uninstall clean
+.PHONY: deps check-deps onnx-deps report-deps build train test kernel-check bench summary docs install uninstall clean
 
 # Installs only when a package is missing (dpkg -s is quick, so every run checks).
 deps:
@@ -28,6 +28,13 @@ onnx-deps: check-deps
 		rm -rf .build/onnx-venv; python3 -m venv .build/onnx-venv && $(ONNX_PYTHON) -m pip install --quiet onnx onnxruntime numpy \
 		|| echo "onnx-deps: cannot install onnx/onnxruntime from PyPI; the ONNX round trip will be skipped"; fi
 
+# Chromium renders `kiln report`'s page in the tests (Tests/report-render.sh); skipped with a line where
+# the package cannot be installed.
+report-deps: deps
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; } \
+		|| echo "report-deps: cannot install chromium; the report rendering will be skipped"; fi
+
 build: deps
 	swift build -c release
 
@@ -39,13 +46,16 @@ export POCL_CACHE_DIR := $(CURDIR)/.pocl-cache
 
 # The kernel check (seconds, so first), the build (the tests run the `kiln` binary too), the tests,
 # the shell cases of bad input and faults (Tests/cli-cases.sh), the ONNX export checked in onnxruntime
-# (Tests/onnx-roundtrip.sh), then a smoke run of the benchmark on every device.
-test: deps kernel-check onnx-deps
+# (Tests/onnx-roundtrip.sh), `kiln report`'s page rendered in Chromium (Tests/report-render.sh), then a
+# smoke run of the benchmark on every device.
+test: deps kernel-check onnx-deps report-deps
 	swift build -c release
 	swift test -c release
 	bash Tests/cli-cases.sh .build/release/kiln
 	@if $(ONNX_PYTHON) -c 'import onnxruntime' 2>/dev/null; then bash Tests/onnx-roundtrip.sh .build/release/kiln $(ONNX_PYTHON); \
 		else echo "onnx-roundtrip: skipped, onnxruntime could not be installed (see onnx-deps above)"; fi
+	@if command -v chromium >/dev/null 2>&1; then bash Tests/report-render.sh .build/release/kiln chromium; \
+		else echo "report-render: skipped, chromium could not be installed (see report-deps above)"; fi
 	.build/release/kiln-bench --quick
 
 # The OpenCL kernels compiled offline for AMD and NVIDIA GPUs (no GPU needed): fails on any compiler

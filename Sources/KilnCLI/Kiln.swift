@@ -7,7 +7,7 @@ struct KilnCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kiln",
         abstract: "Train small convolutional networks on MNIST-format data.",
-        subcommands: [Train.self, Sweep.self, LRFind.self, Eval.self, Predict.self, Export.self, Summary.self, Devices.self, Parity.self, Tune.self, TuneCall.self],
+        subcommands: [Train.self, Sweep.self, LRFind.self, Eval.self, Predict.self, Export.self, Report.self, Summary.self, Devices.self, Parity.self, Tune.self, TuneCall.self],
         defaultSubcommand: Train.self)
 }
 

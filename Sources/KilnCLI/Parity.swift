@@ -11,7 +11,7 @@ struct Parity: ParsableCommand {
             grows with the length of the sums involved, names the first layer over it, and exits 1 if any is.
             """)
 
-    @Option(help: "A preset (lean8k, ref18k, strided12k) or a JSON spec file.")
+    @Option(help: "A preset (\(Presets.names)) or a JSON spec file.")
     var model = Presets.defaultName
     @Option(help: "The device compared with the CPU: opencl or opencl:P.D.")
     var device = "opencl"

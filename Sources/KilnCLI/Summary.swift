@@ -5,7 +5,7 @@ struct Summary: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a model's layers, output shapes, parameters, receptive field and MACs.")
 
-    @Option(help: "A preset (lean8k, ref18k, strided12k) or a JSON spec file.")
+    @Option(help: "A preset (\(Presets.names)) or a JSON spec file.")
     var model = Presets.defaultName
     @Flag(help: "Print the model's JSON spec instead (a starting point for your own).")
     var spec = false

@@ -103,6 +103,7 @@ struct Sweep: ParsableCommand {
 
     /// The summary table, in Markdown.
     func summary(_ runs: [Run]) -> String {
+        let criterion = AccuracyCriterion(target: target, last: last)
         var lines = ["| run | parameters | lr | batch | seed | last \(last) test acc. (%) | ≥ \(target)% in each | best (epoch) | final test loss | s/epoch |",
                      "|---|---|---|---|---|---|---|---|---|---|"]
         for r in runs {
@@ -110,7 +111,7 @@ struct Sweep: ParsableCommand {
             let best = r.reports.max { $0.testAccuracy < $1.testAccuracy }
             let status: String
             if let problem = r.problem { status = problem.contains("diverged") ? "diverged" : "failed" } else {
-                status = tail.count == last && tail.allSatisfy { $0 >= target } ? "yes" : "no"
+                status = criterion.isMet(by: r.reports) ? "yes" : "no"
             }
             let seconds = r.reports.map(\.epochSeconds).sorted()
             lines.append("| \(r.name) | \(r.parameters) | \(r.learningRate) | \(r.batchSize) | \(r.seed) | "

@@ -7,7 +7,7 @@ struct Train: ParsableCommand {
 
     // The options that shape a run are optional here, so that --resume can tell the ones given (which it
     // refuses: the checkpoint's own apply) from the defaults, which the help states.
-    @Option(help: "A preset (lean8k, ref18k, strided12k) or a JSON spec file (default \(Presets.defaultName)).")
+    @Option(help: "A preset (\(Presets.names)) or a JSON spec file (default \(Presets.defaultName)).")
     var model: String?
     @OptionGroup var deviceOptions: DeviceOptions
     @OptionGroup var dataOptions: DataOptions

@@ -16,7 +16,7 @@ struct Tune: ParsableCommand {
 
     @Option(help: "The OpenCL device: opencl (the first GPU, else the first device) or opencl:P.D.")
     var device = "opencl"
-    @Option(parsing: .upToNextOption, help: "Presets (lean8k, ref18k, strided12k) or JSON spec files to tune for (default: lean8k, unless --shape is given).")
+    @Option(parsing: .upToNextOption, help: "Presets (\(Presets.names)) or JSON spec files to tune for (default: lean8k, unless --shape is given).")
     var model: [String] = []
     @Option(help: "Images per training step of the models.")
     var batchSize = 128

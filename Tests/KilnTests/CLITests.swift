@@ -195,4 +195,31 @@ import Testing
             #expect(refused.status != 0 && refused.output.contains(message) && !refused.output.contains("Fatal"), "\(bad): \(refused.output)")
         }
     }
+
+    /// `kiln report` turns a run's log and checkpoint into one page, and refuses what it cannot read.
+    @Test func reportWritesOnePageFromALogAndACheckpoint() throws {
+        let folder = temporary("report")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let train = try runKiln(["train", "--device", "cpu", "--threads", "1", "--train-limit", "256", "--epochs", "2",
+                                 "--log", "\(folder)/run.jsonl", "--save", "\(folder)/run.safetensors"])
+        #expect(train.status == 0, "\(train.output)")
+        let run = try runKiln(["report", folder, "--checkpoint", "\(folder)/run.safetensors", "--misclassified", "5", "--last", "2",
+                               "--target", "50", "--out", "\(folder)/report.html"])
+        #expect(run.status == 0 && run.output.contains("Wrote \(folder)/report.html: 1 run, 5 mistakes pictured"), "\(run.output)")
+        let html = try String(contentsOfFile: "\(folder)/report.html", encoding: .utf8)
+        #expect(html.contains("≥ 50% in each of the last 2 epochs") && html.contains("<h2>Model: lean8k</h2>") && html.contains("Confusion matrix"))
+        #expect(html.components(separatedBy: "data:image/png;base64,").count == 6)
+
+        try Data().write(to: URL(fileURLWithPath: "\(folder)/empty.jsonl"))
+        try FileManager.default.createDirectory(atPath: "\(folder)/none", withIntermediateDirectories: true)
+        for (arguments, message) in [([], "Missing expected argument"), (["/nonexistent.jsonl"], "no such run report or folder"),
+                                     (["\(folder)/empty.jsonl"], "the run report is empty"), (["\(folder)/none"], "no run reports (.jsonl)"),
+                                     (["\(folder)/run.safetensors"], "is not a run report"),
+                                     (["\(folder)/run.jsonl", "--target", "0"], "--target must be a percentage"),
+                                     (["\(folder)/run.jsonl", "--out", "/nonexistent/r.html"], "--out /nonexistent/r.html: the folder")] {
+            let refused = try runKiln(["report"] + arguments)
+            #expect(refused.status != 0 && refused.output.contains(message) && !refused.output.contains("Fatal"), "\(arguments): \(refused.output)")
+        }
+    }
 }

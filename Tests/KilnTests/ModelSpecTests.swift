@@ -8,7 +8,10 @@ import Testing
         #expect(try Presets.all["strided12k"]!.parameterCount() == 12_122)
         let lean = try Presets.all["lean8k"]!.parameterCount()
         #expect(lean < 8_000)
-        #expect(!Presets.all["lean8k"]!.layers.contains { if case .linear = $0 { true } else { false } })
+        #expect(try Presets.all["tiny5k"]!.parameterCount() == 4_720)
+        for name in ["lean8k", "tiny5k"] {
+            #expect(!Presets.all[name]!.layers.contains { if case .linear = $0 { true } else { false } })
+        }
     }
 
     @Test func ref18kOutputSizes() throws {
@@ -22,7 +25,7 @@ import Testing
         #expect(sizes == [28, 30, 30, 15, 15, 15, 7, 9, 9, 9, 11, 1])
     }
 
-    @Test(arguments: ["lean8k", "ref18k", "strided12k"])
+    @Test(arguments: ["lean8k", "tiny5k", "ref18k", "strided12k"])
     func jsonRoundTrip(name: String) throws {
         let spec = Presets.all[name]!
         #expect(try ModelSpec(json: Data(spec.jsonString().utf8), source: "test") == spec)

@@ -30,7 +30,7 @@ struct KilnBench: ParsableCommand {
     var testLimit: Int?
     @Option(help: "CPU threads (default: all cores).")
     var threads: Int?
-    @Option(help: "Write results.jsonl, results.md and chart.svg into this folder.")
+    @Option(help: "Write results.jsonl, results.md, chart.svg and report.html (the tables and chart as one page) into this folder.")
     var out: String?
     @Option(help: "A JSON-lines file from benchmarks/pytorch/mnist_epoch.py: print Kiln's CPU epochs against it.")
     var compare: String?
@@ -59,7 +59,7 @@ struct KilnBench: ParsableCommand {
         let specs = try models.split(separator: ",").map { try ModelSpec.named(String($0)) }
         let requests = try deviceRequests()
         let data = try Dataset.load(folder: Dataset.bundledFolder(), trainLimit: steps.map { $0 * batchSize }, testLimit: testLimit)
-        let comparison = try compare.map(readReports)
+        let comparison = try compare.map(EpochReport.read)
         var results: [BenchResult] = [], profiles: [LaunchProfile] = []
         for request in requests {
             let opened = Date()
@@ -130,30 +130,25 @@ struct KilnBench: ParsableCommand {
         return result
     }
 
-    private func readReports(_ path: String) throws -> [EpochReport] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw KilnError("\(path): cannot read") }
-        return try text.split(separator: "\n").enumerated().map { i, line in
-            do { return try JSONDecoder().decode(EpochReport.self, from: Data(line.utf8)) } catch {
-                throw KilnError("\(path): line \(i + 1) is not a run report (\(error.localizedDescription))")
-            }
-        }
-    }
-
     private func write(_ results: [BenchResult], profiles: [LaunchProfile]?, markdown: String, launches: String,
                        to folder: String) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let lines = try results.map { String(decoding: try encoder.encode($0), as: UTF8.self) }.joined(separator: "\n") + "\n"
-        let url = URL(fileURLWithPath: folder)
-        try Data(lines.utf8).write(to: url.appendingPathComponent("results.jsonl"), options: .atomic)
-        try Data(markdown.utf8).write(to: url.appendingPathComponent("results.md"), options: .atomic)
-        try Data(Chart.svg(results).utf8).write(to: url.appendingPathComponent("chart.svg"), options: .atomic)
+        try writeAtomically(Data(lines.utf8), to: "\(folder)/results.jsonl", what: "results.jsonl")
+        try writeAtomically(Data(markdown.utf8), to: "\(folder)/results.md", what: "results.md")
+        try writeAtomically(Data(Chart.svg(results).utf8), to: "\(folder)/chart.svg", what: "chart.svg")
+        // The same tables and chart as one page in `kiln report`'s style.
+        var page = HTMLPage(title: "kiln-bench")
+        page.markup(Chart.svg(results))
+        page.markdown(markdown)
+        try writeAtomically(Data(page.html.utf8), to: "\(folder)/report.html", what: "report.html")
         if let profiles {
             let lines = try profiles.map { String(decoding: try encoder.encode($0), as: UTF8.self) }.joined(separator: "\n") + "\n"
-            try Data(lines.utf8).write(to: url.appendingPathComponent("launches.jsonl"), options: .atomic)
+            try writeAtomically(Data(lines.utf8), to: "\(folder)/launches.jsonl", what: "launches.jsonl")
             let page = "# Kernel launches per training step\n\nWritten by `kiln-bench --profile --out`.\n" + launches
-            try Data(page.utf8).write(to: url.appendingPathComponent("launches.md"), options: .atomic)
+            try writeAtomically(Data(page.utf8), to: "\(folder)/launches.md", what: "launches.md")
         }
     }
 }

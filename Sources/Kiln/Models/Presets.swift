@@ -4,9 +4,11 @@ import Foundation
 /// prints them).
 public enum Presets {
     public static let defaultName = "lean8k"
+    /// The presets' names, for help texts.
+    public static var names: String { all.keys.sorted().joined(separator: ", ") }
 
     public static let all: [String: ModelSpec] = {
-        let texts = ["lean8k": lean8k, "ref18k": ref18k, "strided12k": strided12k]
+        let texts = ["lean8k": lean8k, "tiny5k": tiny5k, "ref18k": ref18k, "strided12k": strided12k]
         return texts.mapValues { try! ModelSpec(json: Data($0.utf8), source: "preset") }
     }()
 
@@ -22,6 +24,23 @@ public enum Presets {
       {"type": "conv2d", "out": 16, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
       {"type": "conv2d", "out": 16, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
       {"type": "conv2d", "out": 16, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "globalavgpool"},
+      {"type": "conv2d", "out": 10, "kernel": 1, "bias": false},
+      {"type": "logsoftmax"}]}
+    """
+
+    /// The frontier model: 4,720 parameters, no Linear layer. lean8k's layout with 12 channels where it has
+    /// 16 (receptive field 28, the whole digit). With the default recipe (peak lr 0.2 on the command line,
+    /// see the README's sweep) it holds 99.4% over the last 3 of 15 epochs on two seeds.
+    static let tiny5k = """
+    {"name": "tiny5k", "input": [1, 28, 28], "layers": [
+      {"type": "conv2d", "out": 8, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "conv2d", "out": 12, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "maxpool2d", "kernel": 2},
+      {"type": "conv2d", "out": 8, "kernel": 1, "bias": false},
+      {"type": "conv2d", "out": 12, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "conv2d", "out": 12, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "conv2d", "out": 12, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
       {"type": "globalavgpool"},
       {"type": "conv2d", "out": 10, "kernel": 1, "bias": false},
       {"type": "logsoftmax"}]}

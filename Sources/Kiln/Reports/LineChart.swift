@@ -6,7 +6,12 @@ public struct LineChart: Sendable {
     public struct Series: Sendable {
         public var name: String
         public var points: [(x: Double, y: Double)]
-        public init(name: String, points: [(x: Double, y: Double)]) { self.name = name; self.points = points }
+        /// The palette entry (default: the series' position), so that related lines can share a colour.
+        public var colour: Int?
+        public var dashed: Bool
+        public init(name: String, points: [(x: Double, y: Double)], colour: Int? = nil, dashed: Bool = false) {
+            (self.name, self.points, self.colour, self.dashed) = (name, points, colour, dashed)
+        }
     }
 
     public var title: String, xLabel: String, yLabel: String
@@ -24,10 +29,12 @@ public struct LineChart: Sendable {
     static let width = 460.0, height = 280.0
 
     /// Charts side by side under a heading (its lines split at newlines), with one legend for the series
-    /// names of the first chart.
+    /// of the first chart: one entry per colour, named after its first series.
     public static func page(_ charts: [LineChart], heading: String) -> String {
-        let names = charts.first?.series.map(\.name) ?? [], headings = heading.split(separator: "\n")
-        let legendRows = (names.count + 2) / 3, top = 30 + 20 * Double(headings.count)
+        var seen: Set<Int> = [], legend: [(name: String, colour: Int)] = []
+        for (i, s) in (charts.first?.series ?? []).enumerated() where seen.insert(s.colour ?? i).inserted { legend.append((s.name, s.colour ?? i)) }
+        let headings = heading.split(separator: "\n")
+        let legendRows = (legend.count + 2) / 3, top = 30 + 20 * Double(headings.count)
         let pageWidth = 40 + Double(charts.count) * (width + 40), pageHeight = top + height + 30 + Double(legendRows) * 18
         var svg = [#"<svg xmlns="http://www.w3.org/2000/svg" width="\#(Int(pageWidth))" height="\#(Int(pageHeight))" font-family="sans-serif" font-size="12">"#,
                    #"<rect width="100%" height="100%" fill="white"/>"#]
@@ -35,10 +42,10 @@ public struct LineChart: Sendable {
             svg.append(#"<text x="40" y="\#(26 + 20 * i)" font-size="\#(i == 0 ? 16 : 13)">\#(escape(String(line)))</text>"#)
         }
         for (i, chart) in charts.enumerated() { svg += chart.lines(left: 40 + Double(i) * (width + 40), top: top) }
-        for (i, name) in names.enumerated() {
+        for (i, entry) in legend.enumerated() {
             let x = 40 + Double(i % 3) * 300, y = top + height + 36 + Double(i / 3) * 18
-            svg.append(#"<rect x="\#(x)" y="\#(y - 10)" width="12" height="12" fill="\#(colours[i % colours.count])"/>"#)
-            svg.append(#"<text x="\#(x + 18)" y="\#(y)">\#(escape(name))</text>"#)
+            svg.append(#"<rect x="\#(x)" y="\#(y - 10)" width="12" height="12" fill="\#(colours[entry.colour % colours.count])"/>"#)
+            svg.append(#"<text x="\#(x + 18)" y="\#(y)">\#(escape(entry.name))</text>"#)
         }
         return (svg + ["</svg>"]).joined(separator: "\n") + "\n"
     }
@@ -54,10 +61,18 @@ public struct LineChart: Sendable {
         var out = [#"<text x="\#(left)" y="\#(top + 8)" font-size="13">\#(Self.escape(title))</text>"#,
                    #"<rect x="\#(f(plotLeft))" y="\#(f(plotTop))" width="\#(f(plotWidth))" height="\#(f(plotHeight))" fill="none" stroke="gray"/>"#]
         for t in 0...4 {
-            let y = y0 + (y1 - y0) * Double(t) / 4, x = x0 + (x1 - x0) * Double(t) / 4
+            let y = y0 + (y1 - y0) * Double(t) / 4
             out.append(#"<text x="\#(f(plotLeft - 4))" y="\#(f(py(y) + 4))" text-anchor="end" font-size="10">\#(Self.label(y))</text>"#)
-            let xValue = logX ? pow(10, x) : x
-            out.append(#"<text x="\#(f(px(xValue)))" y="\#(f(plotTop + plotHeight + 14))" text-anchor="middle" font-size="10">\#(Self.label(xValue))</text>"#)
+        }
+        // Whole numbers (epochs) get whole ticks; other axes five evenly spaced ones.
+        let xTicks: [Double]
+        if !logX, let low = xs.min(), let high = xs.max(), xs.allSatisfy({ $0 == $0.rounded() }) {
+            xTicks = Array(stride(from: low, through: high, by: max(1, ((high - low) / 6).rounded(.up))))
+        } else {
+            xTicks = (0...4).map { t in let x = x0 + (x1 - x0) * Double(t) / 4; return logX ? pow(10, x) : x }
+        }
+        for x in xTicks {
+            out.append(#"<text x="\#(f(px(x)))" y="\#(f(plotTop + plotHeight + 14))" text-anchor="middle" font-size="10">\#(Self.label(x))</text>"#)
         }
         out.append(#"<text x="\#(f(plotLeft + plotWidth / 2))" y="\#(f(plotTop + plotHeight + 30))" text-anchor="middle">\#(Self.escape(xLabel))</text>"#)
         out.append(#"<text x="\#(f(left + 10))" y="\#(f(plotTop + plotHeight / 2))" text-anchor="middle" transform="rotate(-90 \#(f(left + 10)) \#(f(plotTop + plotHeight / 2)))">\#(Self.escape(yLabel))</text>"#)
@@ -71,7 +86,8 @@ public struct LineChart: Sendable {
             let points = s.points.filter { $0.x.isFinite && $0.y.isFinite && (!logX || $0.x > 0) }
                 .map { "\(f(px($0.x))),\(f(py(min(max($0.y, y0), y1))))" }
             guard !points.isEmpty else { continue }
-            out.append(#"<polyline fill="none" stroke="\#(Self.colours[i % Self.colours.count])" stroke-width="1.8" points="\#(points.joined(separator: " "))"/>"#)
+            let colour = Self.colours[(s.colour ?? i) % Self.colours.count], dash = s.dashed ? #" stroke-dasharray="5 3""# : ""
+            out.append(#"<polyline fill="none" stroke="\#(colour)" stroke-width="1.8"\#(dash) points="\#(points.joined(separator: " "))"/>"#)
         }
         return out
     }
@@ -86,11 +102,12 @@ public struct LineChart: Sendable {
     private func f(_ v: Double) -> String { String(format: "%.1f", v) }
     /// A number as the axes show it: 3 significant digits.
     public static func label(_ v: Double) -> String {
-        abs(v) >= 100 ? String(format: "%.0f", v) : abs(v) >= 1 ? String(format: "%.2f", v) : String(format: "%.3g", v)
+        v == v.rounded() && abs(v) < 1e6 ? String(format: "%.0f", v) : abs(v) >= 100 ? String(format: "%.0f", v) : abs(v) >= 1 ? String(format: "%.2f", v) : String(format: "%.3g", v)
     }
 
-    /// Text for SVG or HTML.
+    /// Text for SVG or HTML, in elements and in quoted attributes.
     public static func escape(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+            .replacingOccurrences(of: "\"", with: "&quot;")
     }
 }

@@ -99,3 +99,16 @@ public struct EpochReport: Codable, Equatable, Sendable {
         return String(decoding: try encoder.encode(self), as: UTF8.self)
     }
 }
+
+extension EpochReport {
+    /// A run report as `--log` writes it: one JSON object per line.
+    public static func read(_ path: String) throws -> [EpochReport] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw KilnError("\(path): cannot read the run report") }
+        guard let text = String(data: data, encoding: .utf8) else { throw KilnError("\(path): is not a run report (not UTF-8 text)") }
+        return try text.split(separator: "\n").enumerated().map { i, line in
+            do { return try JSONDecoder().decode(EpochReport.self, from: Data(line.utf8)) } catch {
+                throw KilnError("\(path): line \(i + 1) is not a run report (\(error.localizedDescription))")
+            }
+        }
+    }
+}

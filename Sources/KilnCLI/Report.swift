@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import Kiln
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write one self-contained HTML page about runs: criterion, model, curves, speed and, from a checkpoint, the mistakes.",
+        discussion: """
+            Takes run reports (`kiln train --log`) or folders of them (a `kiln sweep --out`). The page shows whether each \
+            run meets --target in each of its last --last epochs, the model's summary (from --checkpoint, else the presets \
+            the runs name), training and test accuracy and loss per epoch, epoch time and images/s per run and device, \
+            and with --checkpoint the confusion matrix, each class's accuracy and the most confident mistakes as pictures \
+            (on the CPU, with --data's test split). Everything is inline: no scripts, nothing fetched.
+            """)
+
+    @Argument(help: ArgumentHelp("Run reports (.jsonl) or folders of them.", valueName: "RUN.jsonl|DIR"))
+    var runs: [String]
+    @Option(help: ArgumentHelp("The HTML page to write.", valueName: "FILE.html"))
+    var out = "report.html"
+    @Option(help: "A checkpoint of the run (`kiln train --save`): adds the model's mistakes on the test set.")
+    var checkpoint: String?
+    @Option(help: "Mistakes pictured with --checkpoint, most confident first.")
+    var misclassified = 32
+    @Option(help: "The accuracy (%) each of the last --last epochs must reach.")
+    var target = 99.4
+    @Option(help: "Epochs the criterion looks at.")
+    var last = 3
+    @Option(help: "The page's title.")
+    var title = "Kiln run report"
+    @OptionGroup var dataOptions: DataOptions
+
+    func validate() throws {
+        guard target > 0, target <= 100 else { throw ValidationError("--target must be a percentage in (0, 100]") }
+        guard last >= 1 else { throw ValidationError("--last must be at least 1") }
+        guard misclassified >= 0 else { throw ValidationError("--misclassified must be 0 or more") }
+    }
+
+    func run() throws {
+        try checkWritable(out, flag: "--out")
+        var page = RunReportPage(runs: try runs.flatMap(Self.reports))
+        page.criterion = AccuracyCriterion(target: target, last: last)
+        if let checkpoint {
+            let saved = try Checkpoint(path: checkpoint)
+            let model = try Sequential(spec: saved.spec, device: CPUDevice(), seed: 0)
+            try saved.load(into: model)
+            let data = try dataOptions.load(normalization: saved.state.options?.normalization)
+            page.models = [saved.spec]
+            page.analysis = try TestAnalysis(model: model, data: data, name: checkpoint, mistakes: misclassified)
+        } else {
+            page.models = Set(page.runs.compactMap { $0.epochs.first?.model }).sorted().compactMap { Presets.all[$0] }
+        }
+        try writeAtomically(Data(page.html(title: title).utf8), to: out, what: "the report")
+        print("Wrote \(out): \(page.runs.count) run\(page.runs.count == 1 ? "" : "s")"
+              + (page.analysis.map { ", \($0.mistakes.count) mistakes pictured" } ?? ""))
+    }
+
+    /// A report file, or every .jsonl in a folder (sorted by name), each a run named after its file.
+    static func reports(_ path: String) throws -> [RunReportPage.Run] {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { throw KilnError("\(path): no such run report or folder") }
+        let files = isFolder.boolValue
+            ? try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".jsonl") }.sorted().map { "\(path)/\($0)" }
+            : [path]
+        guard !files.isEmpty else { throw KilnError("\(path): no run reports (.jsonl) in the folder") }
+        return try files.map { file in
+            let epochs = try EpochReport.read(file)
+            guard !epochs.isEmpty else { throw KilnError("\(file): the run report is empty") }
+            return RunReportPage.Run(name: ((file as NSString).lastPathComponent as NSString).deletingPathExtension, epochs: epochs)
+        }
+    }
+}
