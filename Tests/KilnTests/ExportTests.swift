@@ -38,6 +38,16 @@ import Testing
         #expect(throws: KilnError.self) { try ONNXExport.model(model, normalization: Normalization(mean: [0], std: [1])) }
     }
 
+    /// `kiln eval --outputs` writes what NumPy reads: the header padded to 64 bytes, then the floats.
+    @Test func outputsAreANumPyFloatArray() {
+        let values: [Float] = [1.5, -2, 0.25, 3, 7, -0.5]
+        let bytes = [UInt8](npyFloat32(values, shape: [3, 2]))
+        let headerLength = Int(bytes[8]) | Int(bytes[9]) << 8, header = String(decoding: bytes[10..<10 + headerLength], as: UTF8.self)
+        #expect(Array(bytes[0..<8]) == [0x93] + Array("NUMPY".utf8) + [1, 0] && (10 + headerLength) % 64 == 0)
+        #expect(header.hasPrefix("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }") && header.hasSuffix(" \n"))
+        #expect(bytes[(10 + headerLength)...].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) } == values)
+    }
+
     @Test func exportRefusesBadArguments() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-export-\(UUID().uuidString)").path
         for (arguments, message) in [(["--checkpoint", "/nonexistent.safetensors", "--onnx", "\(folder).onnx"], "cannot read the checkpoint"),
