@@ -9,7 +9,7 @@ PACKAGES := libopenblas-dev zlib1g-dev libpng-dev ocl-icd-opencl-dev opencl-head
 # GPU instruction sets (see kernel-check); Python's venv for onnxruntime (see onnx-deps).
 CHECK_PACKAGES := clang-15 rocm-device-libs python3 python3-venv
 
-.PHONY: deps check-deps onnx-deps report-deps build train test kernel-check bench summary docs install uninstall clean
+.PHONY: deps check-deps onnx-deps report-deps mpi-deps build train test kernel-check bench summary docs install uninstall clean
 
 # Installs only when a package is missing (dpkg -s is quick, so every run checks).
 deps:
@@ -35,6 +35,14 @@ report-deps: deps
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; } \
 		|| echo "report-deps: cannot install chromium; the report rendering will be skipped"; fi
 
+# Open MPI for the data-parallel tests (`mpirun -np 2`, Tests/KilnTests/DataParallelTests.swift), which
+# are skipped with a line saying so where it cannot be installed. Kiln opens libmpi at run time, so only
+# the runtime and mpirun are needed.
+mpi-deps: deps
+	@if ! command -v mpirun >/dev/null 2>&1; then \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends openmpi-bin; } \
+		|| echo "mpi-deps: cannot install openmpi-bin; the data-parallel tests will be skipped"; fi
+
 build: deps
 	swift build -c release
 
@@ -48,7 +56,7 @@ export POCL_CACHE_DIR := $(CURDIR)/.pocl-cache
 # the shell cases of bad input and faults (Tests/cli-cases.sh), the ONNX export checked in onnxruntime
 # (Tests/onnx-roundtrip.sh), `kiln report`'s page rendered in Chromium (Tests/report-render.sh), then a
 # smoke run of the benchmark on every device.
-test: deps kernel-check onnx-deps report-deps
+test: deps kernel-check onnx-deps report-deps mpi-deps
 	swift build -c release
 	swift test -c release
 	bash Tests/cli-cases.sh .build/release/kiln

@@ -27,13 +27,16 @@ let package = Package(
         // Exported, so that the CLBlast it opens launches through it too.
         .target(name: "COpenCLLoader", path: "Sources/COpenCLLoader",
                 linkerSettings: [.linkedLibrary("dl"), .unsafeFlags(["-Xlinker", "--export-dynamic-symbol=clEnqueueNDRangeKernel"])]),
+        // Open MPI opened with dlopen when a run starts under mpirun (`Distributed/`), so Kiln builds and
+        // runs without it.
+        .target(name: "CMPILoader", path: "Sources/CMPILoader", linkerSettings: [.linkedLibrary("dl")]),
         // CLBlast's tuners and parameter queries, which only its C++ API has, behind a C header (`kiln tune`).
         .target(name: "CCLBlastTuner", dependencies: ["COpenCLLoader"], path: "Sources/CCLBlastTuner"),
         // ONNX's onnx.proto as Swift messages, generated once and committed (generate/generate.sh).
         .target(name: "ONNXProto", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/ONNXProto", exclude: ["generate"]),
         // The OpenCL kernels are embedded in the code (`PackageResources`), so a copied binary still has them.
-        .target(name: "Kiln", dependencies: ["CBLAS", "CZlib", "CPNG", "COpenCL", "CCLBlast", "CCLBlastTuner", "COpenCLLoader", "ONNXProto",
+        .target(name: "Kiln", dependencies: ["CBLAS", "CZlib", "CPNG", "COpenCL", "CCLBlast", "CCLBlastTuner", "COpenCLLoader", "CMPILoader", "ONNXProto",
                                             .product(name: "SwiftProtobuf", package: "swift-protobuf")], path: "Sources/Kiln",
                 resources: [.embedInCode("Devices/OpenCL/Kernels")]),
         .executableTarget(

@@ -28,12 +28,15 @@ struct DeviceOptions: ParsableArguments {
     var cache: CacheFolder? { CacheFolder.resolve(cacheDir) }
 
     /// Opens the requested device and prints the lines saying which one and why, and what its opening noted.
-    func makeDevice(tuned: Bool = true) throws -> Device {
+    /// A data-parallel rank opens the device of its local rank, and by default shares the cores with the
+    /// other ranks on its machine.
+    func makeDevice(tuned: Bool = true, parallel: DataParallel? = nil) throws -> Device {
         if let threads {
             guard (1...1024).contains(threads) else { throw KilnError("--threads must be between 1 and 1024, got \(threads)") }
         }
+        let localSize = parallel?.communicator.localSize ?? 1
         let selection = try select(DeviceRequest(flag: device), cache: cache, verbose: verbose, tuned: tuned,
-                                   threads: threads ?? System.coreCount)
+                                   threads: threads ?? max(1, System.coreCount / localSize), index: parallel?.communicator.localRank ?? 0)
         print(selection.reason)
         selection.notes.forEach { print($0) }
         fflush(nil)  // seen at once in a log file, before a long warm-up
@@ -43,9 +46,9 @@ struct DeviceOptions: ParsableArguments {
 
 /// Selects a device; with `verbose`, prints the kernel build log of a device whose kernels failed.
 func select(_ request: DeviceRequest, cache: CacheFolder?, verbose: Bool, tuned: Bool = true,
-            threads: Int = System.coreCount) throws -> DeviceSelection {
+            threads: Int = System.coreCount, index: Int = 0) throws -> DeviceSelection {
     do {
-        let selection = try DeviceSelection.select(request, cache: cache, tuned: tuned, threads: threads)
+        let selection = try DeviceSelection.select(request, cache: cache, tuned: tuned, threads: threads, index: index)
         if let log = selection.buildLog { print(verbose ? log : "(--verbose shows the kernel build log)") }
         return selection
     } catch let error as KernelBuildError {

@@ -10,7 +10,8 @@ final class ConsoleReporter: TrainingCallback {
         guard interactive, batch == batches || Date().timeIntervalSince(lastDraw) > 0.2 else { return }
         lastDraw = Date()
         let (loss, correct) = try trainer.readTotals()
-        let seen = Double(min(batch * trainer.options.batchSize, trainer.trainCount))
+        // Data-parallel, the totals are this rank's shard: about 1/ranks of the images.
+        let seen = Double(min(batch * trainer.options.batchSize, trainer.trainCount)) / Double(trainer.parallel?.size ?? 1)
         let width = 30, done = width * batch / batches
         let bar = String(repeating: "=", count: done) + (done < width ? ">" : "") + String(repeating: " ", count: max(0, width - done - 1))
         print(String(format: "\rEpoch %d/%d [%@] %d/%d  loss %.4f  acc %.2f%%", epoch, trainer.options.epochs, bar, batch,

@@ -14,8 +14,8 @@ struct Sweep: ParsableCommand {
 
     @Option(help: "Models, comma-separated: presets or JSON spec files.")
     var model = Presets.defaultName
-    @Option(help: "Learning rates, comma-separated (the peak for onecycle), e.g. 0.1,0.2,0.5,0.8,1.0,2.0.")
-    var lr = "0.3"
+    @Option(help: "Learning rates, comma-separated (the peak for onecycle), e.g. 0.1,0.2,0.5,0.8,1.0,2.0 (default: each model's, as kiln train).")
+    var lr: String?
     @Option(help: "Batch sizes, comma-separated.")
     var batchSize = "128"
     @Option(help: "Seeds, comma-separated.")
@@ -42,13 +42,17 @@ struct Sweep: ParsableCommand {
         return all
     }
 
-    var learningRates: [Float] { get throws { try Self.list(lr, "--lr") { Float($0).flatMap { $0 > 0 && $0.isFinite ? $0 : nil } } } }
+    /// --lr's rates, else the model's recipe's, as `kiln train` takes it.
+    func learningRates(_ spec: ModelSpec) throws -> [Float] {
+        guard let lr else { return [Presets.learningRates[spec.name] ?? TrainingOptions().learningRate] }
+        return try Self.list(lr, "--lr") { Float($0).flatMap { $0 > 0 && $0.isFinite ? $0 : nil } }
+    }
     var batchSizes: [Int] { get throws { try Self.list(batchSize, "--batch-size") { Int($0).flatMap { (1...1 << 20).contains($0) ? $0 : nil } } } }
     var seedList: [UInt64] { get throws { try Self.list(seeds, "--seeds") { UInt64($0) } } }
     var models: [String] { get throws { try Self.list(model, "--model") { $0.isEmpty ? nil : $0 } } }
 
     func validate() throws {
-        _ = try (learningRates, batchSizes, seedList, models)
+        _ = try (learningRates(Presets.all[Presets.defaultName]!), batchSizes, seedList, models)
         guard (1...1_000_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 1,000,000") }
         guard (1...epochs).contains(last) else { throw ValidationError("--last must be between 1 and --epochs") }
         guard target > 0, target <= 100 else { throw ValidationError("--target must be a percentage in (0, 100]") }
@@ -71,7 +75,7 @@ struct Sweep: ParsableCommand {
         var runs: [Run] = []
         for spec in specs {
             for batch in try batchSizes {
-                for rate in try learningRates {
+                for rate in try learningRates(spec) {
                     for seed in try seedList {
                         let name = "\(spec.name)-lr\(rate)-b\(batch)-s\(seed)"
                         var run = Run(name: name, model: spec.name, parameters: try spec.parameterCount(), learningRate: rate,

@@ -87,13 +87,19 @@ func kilnBinary() throws -> URL {
     return binary
 }
 
-/// Runs `kiln` with `arguments` and `environment` added to this process's; `whenPrinted`, once the output
-/// contains it, sends `signal`.
-func runKiln(_ arguments: [String], environment: [String: String] = [:],
-             signal: (whenPrinted: String, signal: Int32)? = nil) throws -> (status: Int32, output: String) {
+/// Runs `kiln` with `arguments` and `environment` added to this process's, under `launcher` when given
+/// (`["mpirun", "-np", "2"]`); `whenPrinted`, once the output contains it, runs `action` (by default,
+/// sends `signal` to the process started).
+func runKiln(_ arguments: [String], environment: [String: String] = [:], launcher: [String] = [],
+             signal: (whenPrinted: String, signal: Int32)? = nil, action: (() -> Void)? = nil) throws -> (status: Int32, output: String) {
     let process = Process()
-    process.executableURL = try kilnBinary()
-    process.arguments = arguments
+    if launcher.isEmpty {
+        process.executableURL = try kilnBinary()
+        process.arguments = arguments
+    } else {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = launcher + [try kilnBinary().path] + arguments
+    }
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     let pipe = Pipe()
     process.standardOutput = pipe
@@ -104,7 +110,7 @@ func runKiln(_ arguments: [String], environment: [String: String] = [:],
     while case let chunk = pipe.fileHandleForReading.availableData, !chunk.isEmpty {
         output.append(chunk)
         if let signal, !sent, String(decoding: output, as: UTF8.self).contains(signal.whenPrinted) {
-            kill(process.processIdentifier, signal.signal)
+            if let action { action() } else { kill(process.processIdentifier, signal.signal) }
             sent = true
         }
     }

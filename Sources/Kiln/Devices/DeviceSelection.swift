@@ -35,8 +35,9 @@ public struct DeviceSelection {
     /// it to an explicit `--device opencl`. Asking for OpenCL where there is none is an error, never a
     /// silent CPU run. An OpenCL device keeps compiled programs in `cache` and, when `tuned`, applies the
     /// CLBlast parameters `kiln tune` stored there. A CPU device runs on `threads` threads.
+    /// `opencl` takes the `index`-th OpenCL device, GPUs first (a data-parallel rank's local rank).
     public static func select(_ request: DeviceRequest, cache: CacheFolder? = nil, tuned: Bool = true,
-                              threads: Int = System.coreCount) throws -> DeviceSelection {
+                              threads: Int = System.coreCount, index: Int = 0) throws -> DeviceSelection {
         switch request {
         case .cpu:
             return DeviceSelection(device: CPUDevice(threads: threads), reason: "device: cpu (asked for)", buildLog: nil)
@@ -49,7 +50,12 @@ public struct DeviceSelection {
             if case let .opencl(p, d) = request {
                 chosen = devices.first { $0.platformIndex == p && $0.deviceIndex == d }
             } else {
-                chosen = devices.first(where: \.isGPU) ?? devices.first
+                let ordered = devices.filter(\.isGPU) + devices.filter { !$0.isGPU }
+                guard index < max(ordered.count, 1) else {
+                    throw KilnError("device \(request.text): local rank \(index) takes the OpenCL device numbered \(index), but there are \(ordered.count) "
+                                    + "(\(ordered.map(\.address).joined(separator: ", "))): start fewer ranks per machine")
+                }
+                chosen = ordered.isEmpty ? nil : ordered[index]
             }
             guard let chosen else {
                 let known = devices.isEmpty ? "none found" : "found " + devices.map(\.address).joined(separator: ", ")

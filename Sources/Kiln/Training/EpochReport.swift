@@ -24,6 +24,9 @@ public struct EpochReport: Codable, Equatable, Sendable {
     public var testCorrect: Int
     public var testCount: Int
     public var testAccuracy: Double
+    /// A data-parallel run's ranks, and the epoch's seconds in all-reduces (absent for one process).
+    public var ranks: Int?
+    public var allReduceSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case model, device, parameters, epoch, epochs, seed, threads
@@ -31,6 +34,7 @@ public struct EpochReport: Codable, Equatable, Sendable {
         case epochSeconds = "epoch_seconds", imagesPerSecond = "images_per_second", trainLoss = "train_loss"
         case trainAccuracy = "train_accuracy", evalSeconds = "eval_seconds", testLoss = "test_loss"
         case testCorrect = "test_correct", testCount = "test_count", testAccuracy = "test_accuracy"
+        case ranks, allReduceSeconds = "allreduce_seconds"
     }
 
     /// The fields that may be non-finite (a diverged loss): written as `null` (JSON has no NaN or
@@ -64,6 +68,8 @@ public struct EpochReport: Codable, Equatable, Sendable {
                   testCorrect: try c.decode(Int.self, forKey: .testCorrect), testCount: try c.decode(Int.self, forKey: .testCount),
                   testAccuracy: 0)
         for (key, path) in Self.measures { self[keyPath: path] = try c.decodeIfPresent(Double.self, forKey: key) ?? .nan }
+        ranks = try c.decodeIfPresent(Int.self, forKey: .ranks)
+        allReduceSeconds = try c.decodeIfPresent(Double.self, forKey: .allReduceSeconds)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -83,6 +89,8 @@ public struct EpochReport: Codable, Equatable, Sendable {
             let value = self[keyPath: path]
             try c.encode(value.isFinite ? value : nil, forKey: key)
         }
+        try c.encodeIfPresent(ranks, forKey: .ranks)
+        try c.encodeIfPresent(allReduceSeconds, forKey: .allReduceSeconds)
     }
 
     /// `Test set: Average loss: 0.0190, Accuracy: 9939/10000 (99.39%)`

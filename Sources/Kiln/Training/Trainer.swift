@@ -36,9 +36,14 @@ public final class Trainer {
     private let testSplit: DeviceSplit
     private let batch = TensorSlot(), batchLabels = TensorSlot()
     private let totals: Tensor
+    /// The other ranks of a data-parallel run (nil: this process alone).
+    public let parallel: DataParallel?
+    private let gradientAverage: DataParallel.GradientAverage?
 
-    /// `setupStart` is when device and model set-up began, for the warm-up figure.
-    public init(model: Sequential, data: Dataset, options: TrainingOptions, setupStart: Date = Date()) throws {
+    /// `setupStart` is when device and model set-up began, for the warm-up figure. With `parallel`, this
+    /// process is one rank of a data-parallel run: `options.batchSize` is the global batch.
+    public init(model: Sequential, data: Dataset, options: TrainingOptions, setupStart: Date = Date(),
+                parallel: DataParallel? = nil) throws {
         try Self.check(model.spec, against: data, splits: [("training", data.train), ("test", data.test)])
         guard options.batchSize >= 1, options.epochs >= 1 else { throw KilnError("batch size and epochs must be at least 1") }
         self.options = options
@@ -53,6 +58,9 @@ public final class Trainer {
         schedule.gamma = options.gamma
         self.schedule = schedule
         self.setupStart = setupStart
+        try parallel?.check(batchSize: options.batchSize, trainCount: trainSplit.count)
+        self.parallel = parallel
+        gradientAverage = parallel.map { DataParallel.GradientAverage($0, model: model) }
     }
 
     /// Compiles every kernel before the first epoch's clock starts (see below); `run` calls it first.
@@ -89,9 +97,13 @@ public final class Trainer {
         while completedEpochs < options.epochs {
             let epoch = completedEpochs + 1
             let learningRate = schedule.at(optimizer.step).learningRate
-            let started = Date()
+            let started = Date(), reduceStarted = parallel?.communicator.reduceSeconds ?? 0
             let (loss, accuracy) = try trainEpoch(epoch, callbacks: callbacks)
-            let trained = Date()
+            let trained = Date(), reduceSeconds = (parallel?.communicator.reduceSeconds ?? 0) - reduceStarted
+            if let parallel {
+                try parallel.averageBuffers(of: model)
+                try parallel.checkReplicas(of: model, after: epoch)
+            }
             let result = try evaluate()
             // A diverged run stops here, before any callback: the last checkpoint and log stay as they were.
             guard loss.isFinite, result.loss.isFinite else {
@@ -101,13 +113,14 @@ public final class Trainer {
             }
             completedEpochs = epoch
             let seconds = trained.timeIntervalSince(started)
-            let report = EpochReport(
+            var report = EpochReport(
                 model: model.spec.name, device: device.summary, parameters: try model.spec.parameterCount(),
                 epoch: epoch, epochs: options.epochs, batchSize: options.batchSize, threads: (device as? CPUDevice)?.threads,
                 seed: options.seed, learningRate: learningRate, warmupSeconds: warmupSeconds, epochSeconds: seconds,
                 imagesPerSecond: Double(trainSplit.count) / seconds, trainLoss: loss, trainAccuracy: accuracy,
                 evalSeconds: Date().timeIntervalSince(trained), testLoss: result.loss, testCorrect: result.correct,
                 testCount: result.count, testAccuracy: 100 * Double(result.correct) / Double(result.count))
+            if let parallel { (report.ranks, report.allReduceSeconds) = (parallel.size, reduceSeconds) }
             for callback in callbacks { try callback.epochEnded(report, trainer: self) }
             reports.append(report)
         }
@@ -125,21 +138,28 @@ public final class Trainer {
             try trainStep(start: start, count: min(options.batchSize, trainSplit.count - start))
             for callback in callbacks { try callback.batchEnded(epoch: epoch, batch: b + 1, of: batches, trainer: self) }
         }
-        let (loss, correct) = try readTotals()
+        var (loss, correct) = try readTotals()
+        if let parallel {
+            let sums = try parallel.sum([loss, correct])
+            (loss, correct) = (sums[0], sums[1])
+        }
         return (loss / Double(trainSplit.count), 100 * correct / Double(trainSplit.count))
     }
 
     /// One training step on images `start ..< start+count` of the epoch's shuffled order: gather (and
-    /// augment), forward, loss (added to the epoch's totals), backward, update.
+    /// augment), forward, loss (added to the epoch's totals), backward, update. Data-parallel, this rank
+    /// takes its shard of those images, and the gradients are averaged over the ranks before the update.
     public func trainStep(start: Int, count: Int) throws {
-        let index = UInt64(optimizer.step)
-        let (x, labels) = try trainSplit.batch(start: start, count: count, into: batch, batchLabels, on: device,
+        let (first, n) = parallel?.shard(start: start, count: count) ?? (start, count)
+        let index = parallel?.counter(UInt64(optimizer.step)) ?? UInt64(optimizer.step)
+        let (x, labels) = try trainSplit.batch(start: first, count: n, into: batch, batchLabels, on: device,
                                                augmentation: options.augmentation,
                                                generator: Philox(seed: options.seed, stream: RandomStream.augmentation),
                                                step: index)
         let (learningRate, momentum) = schedule.at(optimizer.step)
+        gradientAverage?.weight = Float(n) / Float(count)
         try step.run(x, labels: labels, totals: totals, context: StepContext(mode: .training, step: index),
-                     learningRate: learningRate, momentum: momentum)
+                     learningRate: learningRate, momentum: momentum, observer: gradientAverage)
     }
 
     /// Loss summed and correct predictions counted so far this epoch (reads two numbers back).
@@ -148,10 +168,14 @@ public final class Trainer {
         return (Double(values[0]), Double(values[1]))
     }
 
-    /// Mean NLL and correct count over the test set, in inference mode.
+    /// Mean NLL and correct count over the test set, in inference mode; data-parallel, each rank
+    /// evaluates its shard and the totals are summed.
     public func evaluate() throws -> (loss: Double, correct: Int, count: Int) {
-        try Self.evaluate(step, on: testSplit, batchSize: options.evalBatchSize, totals: totals,
-                          batch: batch, labels: batchLabels)
+        let (first, n) = parallel?.shard(start: 0, count: testSplit.count) ?? (0, testSplit.count)
+        let (loss, correct) = try Self.evaluate(step, on: testSplit, range: first..<first + n, batchSize: options.evalBatchSize,
+                                                totals: totals, batch: batch, labels: batchLabels)
+        let sums = try parallel?.sum([loss, correct]) ?? [loss, correct]
+        return (sums[0] / Double(testSplit.count), Int(sums[1]), testSplit.count)
     }
 
     /// Refuses a model and data that do not fit each other: the model must classify the data's images
@@ -169,17 +193,18 @@ public final class Trainer {
         }
     }
 
-    static func evaluate(_ step: TrainingStep, on split: DeviceSplit, batchSize: Int, totals: Tensor,
-                         batch: TensorSlot, labels: TensorSlot) throws -> (loss: Double, correct: Int, count: Int) {
+    /// The loss summed and the correct predictions counted over images `range` of `split`.
+    static func evaluate(_ step: TrainingStep, on split: DeviceSplit, range: Range<Int>, batchSize: Int, totals: Tensor,
+                         batch: TensorSlot, labels: TensorSlot) throws -> (loss: Double, correct: Double) {
         let device = step.model.device
         try device.fill(totals, with: 0)
-        for start in stride(from: 0, to: split.count, by: batchSize) {
-            let n = min(batchSize, split.count - start)
+        for start in stride(from: range.lowerBound, to: range.upperBound, by: batchSize) {
+            let n = min(batchSize, range.upperBound - start)
             let (x, y) = try split.batch(start: start, count: n, into: batch, labels, on: device)
             try step.evaluate(x, labels: y, totals: totals)
         }
         let values = try device.readFloats(totals)
-        return (Double(values[0]) / Double(split.count), Int(values[1]), split.count)
+        return (Double(values[0]), Double(values[1]))
     }
 }
 
@@ -188,6 +213,8 @@ public func evaluate(_ model: Sequential, on data: Dataset, batchSize: Int = 100
     try Trainer.check(model.spec, against: data, splits: [("test", data.test)])
     let device = model.device
     let step = try TrainingStep(model: model, optimizer: Optimizer(config: OptimizerConfig(kind: .sgd), device: device))
-    return try Trainer.evaluate(step, on: DeviceSplit(data.test, on: device), batchSize: batchSize,
-                                totals: device.allocate([2], .float32), batch: TensorSlot(), labels: TensorSlot())
+    let split = try DeviceSplit(data.test, on: device)
+    let (loss, correct) = try Trainer.evaluate(step, on: split, range: 0..<split.count, batchSize: batchSize,
+                                               totals: device.allocate([2], .float32), batch: TensorSlot(), labels: TensorSlot())
+    return (loss / Double(split.count), Int(correct), split.count)
 }

@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+@testable import Kiln
+
+/// Open MPI's launcher, where installed.
+private let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+/// `mpirun -np 2 kiln train` on CPU ranks of one thread each (Open MPI from Debian: `make mpi-deps`).
+@Suite(.enabled(if: mpirun != nil, "needs Open MPI's mpirun (make mpi-deps)"), .serialized)
+struct DataParallelTests {
+    /// Two ranks on one machine, also as root (CI) and on a machine with fewer cores than ranks.
+    let launcher = [mpirun ?? "mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2"]
+
+    func temporary(_ name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("kiln-mpi-\(UUID().uuidString)-\(name)").path
+    }
+
+    /// Without batch norm, two ranks of 32 images each compute the same steps as one process with the
+    /// global batch of 64: the weights agree within the parity check's tolerance, scaled by √(steps ·
+    /// the longest gradient sum).
+    @Test func twoRanksTrainAsOneProcessWithTheGlobalBatch() throws {
+        let spec = temporary("spec.json"), one = temporary("one.safetensors"), two = temporary("two.safetensors")
+        defer { for f in [spec, one, two] { try? FileManager.default.removeItem(atPath: f) } }
+        try Data("""
+            {"name": "nobn", "input": [1, 28, 28], "layers": [
+              {"type": "conv2d", "out": 6, "kernel": 3}, {"type": "relu"}, {"type": "maxpool2d", "kernel": 2},
+              {"type": "conv2d", "out": 10, "kernel": 3}, {"type": "relu"}, {"type": "globalavgpool"},
+              {"type": "conv2d", "out": 10, "kernel": 1}, {"type": "logsoftmax"}]}
+            """.utf8).write(to: URL(fileURLWithPath: spec))
+        let common = ["train", "--model", spec, "--device", "cpu", "--threads", "1", "--train-limit", "640", "--batch-size", "64",
+                      "--epochs", "1", "--no-augment", "--seed", "3"]
+        let single = try runKiln(common + ["--save", one])
+        #expect(single.status == 0, "\(single.output)")
+        let parallel = try runKiln(common + ["--save", two], launcher: launcher)
+        #expect(parallel.status == 0 && parallel.output.contains("Data-parallel: 2 ranks, each 32 images"), "\(parallel.output)")
+        let device = CPUDevice(threads: 1)
+        let (a, b) = (try Checkpoint(path: one), try Checkpoint(path: two))
+        let (modelA, modelB) = (try Sequential(spec: a.spec, device: device, seed: 0), try Sequential(spec: b.spec, device: device, seed: 0))
+        try a.load(into: modelA)
+        try b.load(into: modelB)
+        let initial = try Sequential(spec: a.spec, device: device, seed: 3)
+        let tolerance = 32 * Double(Float.ulpOfOne) * (10.0 * 64 * 26 * 26).squareRoot()
+        for (((name, x), (_, y)), (_, start)) in zip(zip(modelA.namedTensors, modelB.namedTensors), initial.namedTensors) {
+            let (u, v, u0) = (try device.readFloats(x), try device.readFloats(y), try device.readFloats(start))
+            let scale = u.map { abs(Double($0)) }.max() ?? 1
+            let error = zip(u, v).map { abs(Double($0) - Double($1)) }.max() ?? 0
+            #expect(error / scale <= tolerance && u != u0, "\(name): relative error \(error / scale) over \(tolerance), or not trained")
+        }
+    }
+
+    /// With batch norm (per-rank statistics), a run on two ranks ends with identical replicas (the
+    /// trainer checks them after every epoch) and the report says how it ran.
+    @Test func ranksStayIdenticalAndTheReportCountsThem() throws {
+        let log = temporary("run.jsonl")
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let run = try runKiln(["train", "--device", "cpu", "--threads", "1", "--train-limit", "512", "--epochs", "2", "--log", log],
+                              launcher: launcher)
+        #expect(run.status == 0, "\(run.output)")
+        let reports = try EpochReport.read(log)
+        #expect(reports.count == 2 && reports.allSatisfy { $0.ranks == 2 && ($0.allReduceSeconds ?? -1) >= 0 && $0.testCount == 10_000 })
+        let odd = try runKiln(["train", "--device", "cpu", "--threads", "1", "--batch-size", "63", "--train-limit", "256"], launcher: launcher)
+        #expect(odd.status != 0 && odd.output.contains(" of 2: --batch-size 63 is the global batch and must divide by the 2 ranks"),
+                "\(odd.output)")
+    }
+
+    /// A rank killed mid-epoch ends the whole job within seconds, and the last checkpoint still loads and resumes.
+    @Test func aKilledRankEndsTheJobAndTheCheckpointResumes() throws {
+        let save = temporary("killed.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: save) }
+        let started = Date()
+        let run = try runKiln(["train", "--device", "cpu", "--threads", "1", "--train-limit", "2048", "--epochs", "50", "--save", save],
+                              launcher: launcher, signal: ("Epoch 3/50", SIGKILL)) {
+            // Rank 1: the process whose environment says so, among those training into `save`.
+            for pid in (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap(Int32.init) ?? [] {
+                guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ"),
+                      let command = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+                      String(decoding: command, as: UTF8.self).contains(save),
+                      environ.split(separator: 0).contains(where: { String(decoding: $0, as: UTF8.self) == "OMPI_COMM_WORLD_RANK=1" }) else { continue }
+                kill(pid, SIGKILL)
+            }
+        }
+        #expect(run.status != 0 && Date().timeIntervalSince(started) < 60, "\(run.output)")
+        #expect(run.output.contains("rank 1") || run.output.contains("Rank 1") || run.output.contains("signal 9"), "\(run.output)")
+        let saved = try Checkpoint(path: save)
+        #expect(saved.state.completedEpochs >= 1)
+        let resumed = try runKiln(["train", "--resume", save, "--epochs", String(saved.state.completedEpochs + 1), "--device", "cpu"])
+        #expect(resumed.status == 0, "\(resumed.output)")
+    }
+}
