@@ -42,18 +42,34 @@ struct KilnBench: ParsableCommand {
     var cacheDir: String?
     @Flag(help: "A smoke run: 2 steps of 16 images, 1 repeat, 500 test images, 256³ peak GEMM; all models and devices.")
     var quick = false
+    @Option(help: "Instead: train --repeats epochs of each model as 1 process with --threads and as N data-parallel ranks under mpirun sharing them (--devices: one device, default cpu), and compare step time, all-reduce time and images/s.")
+    var ranks: Int?
 
     func validate() throws {
         guard repeats >= 1, batchSize >= 1 else { throw ValidationError("--repeats and --batch-size must be at least 1") }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard minGroups >= 1 else { throw ValidationError("--min-groups must be at least 1") }
+        if let ranks { guard ranks >= 2 else { throw ValidationError("--ranks must be at least 2") } }
+        if ranks != nil, devices?.contains(",") == true { throw ValidationError("--ranks takes one device in --devices") }
     }
 
     /// The CPU device's threads.
     var cpuThreads: Int { threads ?? System.coreCount }
 
     func run() throws {
+        if let ranks {
+            let device = devices ?? "cpu"
+            let table = try RankScaling(ranks: ranks, threads: cpuThreads, batchSize: self.batchSize, epochs: self.repeats,
+                                        trainLimit: self.steps.map { $0 * self.batchSize }, device: device)
+                .run(models: models.split(separator: ",").map(String.init))
+            print(table, terminator: "")
+            if let out {
+                try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+                try writeAtomically(Data(table.utf8), to: "\(out)/ranks.md", what: "ranks.md")
+            }
+            return
+        }
         let steps = quick ? 2 : self.steps, repeats = quick ? 1 : self.repeats, batchSize = quick ? 16 : self.batchSize
         let testLimit = quick ? 500 : self.testLimit
         let specs = try models.split(separator: ",").map { try ModelSpec.named(String($0)) }
