@@ -87,11 +87,14 @@ struct Train: ParsableCommand {
         do {
             try train(parallel: DataParallel(communicator))
             communicator.finalize()
+        } catch let stop as ExitCode {
+            // Stopped by a signal (mpirun passes Ctrl-C on as SIGTERM): rank 0 has said where the run stands.
+            communicator.abort(code: stop.rawValue)
         } catch {
             // One line naming the rank; MPI_Abort then ends every rank, so none waits in a sum for this one.
-            let message = (error as? KilnError)?.message ?? (error as? ExitCode).map { "stopped (exit code \($0.rawValue))" } ?? "\(error)"
+            let message = (error as? KilnError)?.message ?? "\(error)"
             FileHandle.standardError.write(Data("Error: rank \(rank) of \(size): \(message)\n".utf8))
-            communicator.abort(code: (error as? ExitCode)?.rawValue ?? 1)
+            communicator.abort(code: 1)
         }
     }
 
