@@ -89,3 +89,18 @@ struct DataOptions: ParsableArguments {
         return try Dataset.load(folder: folder, trainLimit: trainLimit, normalization: normalization)
     }
 }
+
+/// `--target` and `--last`: the accuracy criterion `kiln sweep` and `kiln report` judge runs by.
+struct CriterionOptions: ParsableArguments {
+    @Option(help: "The accuracy (%) the test set must reach in each of the last --last epochs.")
+    var target = 99.4
+    @Option(help: "Epochs the criterion looks at.")
+    var last = 3
+
+    func validate() throws {
+        guard target > 0, target <= 100 else { throw ValidationError("--target must be a percentage in (0, 100]") }
+        guard last >= 1 else { throw ValidationError("--last must be at least 1") }
+    }
+
+    var criterion: AccuracyCriterion { AccuracyCriterion(target: target, last: last) }
+}

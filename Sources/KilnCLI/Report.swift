@@ -21,24 +21,19 @@ struct Report: ParsableCommand {
     var checkpoint: String?
     @Option(help: "Mistakes pictured with --checkpoint, most confident first.")
     var misclassified = 32
-    @Option(help: "The accuracy (%) each of the last --last epochs must reach.")
-    var target = 99.4
-    @Option(help: "Epochs the criterion looks at.")
-    var last = 3
+    @OptionGroup var criterionOptions: CriterionOptions
     @Option(help: "The page's title.")
     var title = "Kiln run report"
     @OptionGroup var dataOptions: DataOptions
 
     func validate() throws {
-        guard target > 0, target <= 100 else { throw ValidationError("--target must be a percentage in (0, 100]") }
-        guard last >= 1 else { throw ValidationError("--last must be at least 1") }
         guard misclassified >= 0 else { throw ValidationError("--misclassified must be 0 or more") }
     }
 
     func run() throws {
         try checkWritable(out, flag: "--out")
         var page = RunReportPage(runs: try runs.flatMap(Self.reports))
-        page.criterion = AccuracyCriterion(target: target, last: last)
+        page.criterion = criterionOptions.criterion
         if let checkpoint {
             let saved = try Checkpoint(path: checkpoint)
             let model = try Sequential(spec: saved.spec, device: CPUDevice(), seed: 0)

@@ -22,10 +22,7 @@ struct Sweep: ParsableCommand {
     var seeds = "1"
     @Option(help: "Epochs per run.")
     var epochs = 15
-    @Option(help: "The accuracy (%) the test set must reach in each of the last --last epochs (the summary's criterion).")
-    var target = 99.4
-    @Option(help: "Epochs the criterion looks at.")
-    var last = 3
+    @OptionGroup var criterionOptions: CriterionOptions
     @Option(help: "Train on the first N training images only.")
     var trainLimit: Int?
     @Option(help: "Folder for the reports, the summary and the curves (created).")
@@ -54,8 +51,7 @@ struct Sweep: ParsableCommand {
     func validate() throws {
         _ = try (learningRates(Presets.all[Presets.defaultName]!), batchSizes, seedList, models)
         guard (1...1_000_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 1,000,000") }
-        guard (1...epochs).contains(last) else { throw ValidationError("--last must be between 1 and --epochs") }
-        guard target > 0, target <= 100 else { throw ValidationError("--target must be a percentage in (0, 100]") }
+        guard criterionOptions.last <= epochs else { throw ValidationError("--last must be between 1 and --epochs") }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
     }
 
@@ -107,8 +103,8 @@ struct Sweep: ParsableCommand {
 
     /// The summary table, in Markdown.
     func summary(_ runs: [Run]) -> String {
-        let criterion = AccuracyCriterion(target: target, last: last)
-        var lines = ["| run | parameters | lr | batch | seed | last \(last) test acc. (%) | ≥ \(target)% in each | best (epoch) | final test loss | s/epoch |",
+        let criterion = criterionOptions.criterion, last = criterion.last
+        var lines = ["| run | parameters | lr | batch | seed | last \(last) test acc. (%) | ≥ \(criterion.target)% in each | best (epoch) | final test loss | s/epoch |",
                      "|---|---|---|---|---|---|---|---|---|---|"]
         for r in runs {
             let tail = r.reports.suffix(last).map(\.testAccuracy)
