@@ -129,8 +129,12 @@ struct Sweep: ParsableCommand {
             runs.map { r in LineChart.Series(name: r.name + (r.problem == nil ? "" : " (diverged or failed)"),
                                              points: r.reports.map { (Double($0.epoch), value($0)) }) }
         }
-        return LineChart.page([LineChart(title: "Test accuracy (%)", xLabel: "epoch", yLabel: "accuracy", series: series(\.testAccuracy)),
-                               LineChart(title: "Test loss", xLabel: "epoch", yLabel: "NLL", series: series(\.testLoss))],
+        var accuracy = LineChart(title: "Test accuracy (%)", xLabel: "epoch", yLabel: "accuracy", series: series(\.testAccuracy))
+        var loss = LineChart(title: "Test loss", xLabel: "epoch", yLabel: "NLL", series: series(\.testLoss))
+        let reports = runs.flatMap(\.reports)
+        accuracy.yRange = LineChart.laterEpochs(reports, ceiling: 100) { [$0.testAccuracy] }
+        loss.yRange = LineChart.laterEpochs(reports, floor: 0) { [$0.testLoss] }
+        return LineChart.page([accuracy, loss],
                               heading: "kiln sweep: \(runs.count) runs of \(epochs) epochs")
     }
 }

@@ -92,6 +92,16 @@ public struct LineChart: Sendable {
         return out
     }
 
+    /// A y axis for per-epoch figures that covers the second epoch on: the first epoch's low accuracy and
+    /// high loss would flatten the epochs that matter (its points sit at the edge). Nil before epoch 2.
+    public static func laterEpochs(_ reports: [EpochReport], floor: Double? = nil, ceiling: Double? = nil,
+                                   _ values: (EpochReport) -> [Double]) -> (low: Double, high: Double)? {
+        let later = reports.filter { $0.epoch >= 2 }.flatMap(values).filter(\.isFinite)
+        guard !later.isEmpty else { return nil }
+        let (low, high) = range(later)
+        return (floor ?? low, ceiling.map { min($0, high) } ?? high)
+    }
+
     /// The axis range of `values`, widened a little, and never empty.
     static func range(_ values: [Double]) -> (Double, Double) {
         guard let low = values.min(), let high = values.max() else { return (0, 1) }

@@ -69,14 +69,9 @@ public struct RunReportPage {
         }
         var accuracy = LineChart(title: "Accuracy (%)", xLabel: "epoch", yLabel: "accuracy", series: series(\.testAccuracy, \.trainAccuracy))
         var loss = LineChart(title: "Loss", xLabel: "epoch", yLabel: "NLL", series: series(\.testLoss, \.trainLoss))
-        // The first epoch's low accuracy and high loss would flatten the epochs that matter: the axes cover
-        // the second epoch on (the first epoch's points sit at the edge).
-        let later = runs.flatMap(\.epochs).filter { $0.epoch >= 2 }
-        if !later.isEmpty {
-            let (low, high) = LineChart.range(later.flatMap { [$0.testAccuracy, $0.trainAccuracy] }.filter(\.isFinite))
-            accuracy.yRange = (low, min(100, high))
-            loss.yRange = (0, LineChart.range(later.flatMap { [$0.testLoss, $0.trainLoss] }.filter(\.isFinite)).1)
-        }
+        let epochs = runs.flatMap(\.epochs)
+        accuracy.yRange = LineChart.laterEpochs(epochs, ceiling: 100) { [$0.testAccuracy, $0.trainAccuracy] }
+        loss.yRange = LineChart.laterEpochs(epochs, floor: 0) { [$0.testLoss, $0.trainLoss] }
         page.markup(LineChart.page([accuracy, loss], heading: "Test (solid) and training (dashed) accuracy and loss per epoch"))
     }
 
