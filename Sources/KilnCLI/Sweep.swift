@@ -42,14 +42,19 @@ struct Sweep: ParsableCommand {
     /// --lr's rates, else the model's recipe's, as `kiln train` takes it.
     func learningRates(_ spec: ModelSpec) throws -> [Float] {
         guard let lr else { return [Presets.learningRates[spec.name] ?? TrainingOptions().learningRate] }
-        return try Self.list(lr, "--lr") { Float($0).flatMap { $0 > 0 && $0.isFinite ? $0 : nil } }
+        return try Self.rates(lr)
+    }
+
+    static func rates(_ text: String) throws -> [Float] {
+        try list(text, "--lr") { Float($0).flatMap { $0 > 0 && $0.isFinite ? $0 : nil } }
     }
     var batchSizes: [Int] { get throws { try Self.list(batchSize, "--batch-size") { Int($0).flatMap { (1...1 << 20).contains($0) ? $0 : nil } } } }
     var seedList: [UInt64] { get throws { try Self.list(seeds, "--seeds") { UInt64($0) } } }
     var models: [String] { get throws { try Self.list(model, "--model") { $0.isEmpty ? nil : $0 } } }
 
     func validate() throws {
-        _ = try (learningRates(Presets.all[Presets.defaultName]!), batchSizes, seedList, models)
+        if let lr { _ = try Self.rates(lr) }
+        _ = try (batchSizes, seedList, models)
         guard (1...1_000_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 1,000,000") }
         guard criterionOptions.last <= epochs else { throw ValidationError("--last must be between 1 and --epochs") }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }

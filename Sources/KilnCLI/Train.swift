@@ -81,7 +81,11 @@ struct Train: ParsableCommand {
     /// Under `mpirun -np N` (N > 1) this process is one rank of a data-parallel run: rank 0 prints and
     /// writes --log and --save, the others print only their errors, and an error on any rank ends the job.
     func run() throws {
-        guard let communicator = try Communicator.fromEnvironment(), communicator.size > 1 else { return try train(parallel: nil) }
+        guard let communicator = try Communicator.fromEnvironment() else { return try train(parallel: nil) }
+        guard communicator.size > 1 else {
+            defer { communicator.finalize() }
+            return try train(parallel: nil)
+        }
         let (rank, size) = (communicator.rank, communicator.size)
         if rank != 0 { dup2(open("/dev/null", O_WRONLY), STDOUT_FILENO) }
         do {

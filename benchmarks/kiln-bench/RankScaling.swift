@@ -23,7 +23,8 @@ struct RankScaling {
                                                        + (ranks > System.coreCount ? ["--oversubscribe"] : []))] {
                 FileHandle.standardError.write(Data("\(model): \(n) rank\(n == 1 ? "" : "s") × \(max(1, threads / n)) threads…\n".utf8))
                 let report = try train(model, launcher: launcher, kiln: kiln, threads: max(1, threads / n))
-                let count = trainLimit.map { min($0, 60_000) } ?? 60_000
+                // The epoch's images, from its own figures.
+                let count = Int((report.imagesPerSecond * report.epochSeconds).rounded())
                 rows.append(Row(model: model, ranks: n, threadsPerRank: max(1, threads / n), report: report,
                                 steps: (count + batchSize - 1) / batchSize))
             }

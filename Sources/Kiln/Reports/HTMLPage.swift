@@ -61,9 +61,9 @@ public struct HTMLPage: Sendable {
         }
     }
 
-    /// An image as a data URI, with a caption under it; `pixelated` keeps small images sharp when scaled.
-    public static func figure(png: Data, width: Int, caption: String, classes: String? = nil) -> String {
-        #"<figure\#(classes.map { #" class="\#($0)""# } ?? "")><img src="data:image/png;base64,\#(png.base64EncodedString())" width="\#(width)" alt="\#(escape(caption))"><figcaption>\#(escape(caption))</figcaption></figure>"#
+    /// An image as a data URI, with a caption under it (the style keeps small images sharp when scaled).
+    public static func figure(png: Data, width: Int, caption: String) -> String {
+        #"<figure><img src="data:image/png;base64,\#(png.base64EncodedString())" width="\#(width)" alt="\#(escape(caption))"><figcaption>\#(escape(caption))</figcaption></figure>"#
     }
 
     public var html: String {
