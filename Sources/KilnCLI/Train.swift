@@ -47,6 +47,8 @@ struct Train: ParsableCommand {
     var log: String?
     @Option(help: "Continue the run saved in this checkpoint, with its model, options and data (--epochs may extend it).")
     var resume: String?
+    @Flag(help: "Under mpirun: batch norm statistics over the global batch, all-reduced in every batch norm (default per rank, as PyTorch DDP). One process sees the whole batch anyway.")
+    var syncBn = false
 
     /// The run-shaping flags given, by name: --resume refuses them.
     private var givenRunOptions: [String] {
@@ -89,7 +91,7 @@ struct Train: ParsableCommand {
         let (rank, size) = (communicator.rank, communicator.size)
         if rank != 0 { dup2(open("/dev/null", O_WRONLY), STDOUT_FILENO) }
         do {
-            try train(parallel: DataParallel(communicator))
+            try train(parallel: DataParallel(communicator, syncBatchNorm: syncBn))
             communicator.finalize()
         } catch let stop as ExitCode {
             // Stopped by a signal (mpirun passes Ctrl-C on as SIGTERM): rank 0 has said where the run stands.
@@ -149,7 +151,8 @@ struct Train: ParsableCommand {
               + "\(data.train.count) training images from \(data.folder)")
         if let parallel {
             print("Data-parallel: \(parallel.size) ranks, each \(options.batchSize / parallel.size) images of every batch of \(options.batchSize); "
-                  + "gradients averaged with MPI_Allreduce every step")
+                  + "gradients averaged with MPI_Allreduce every step; batch norm statistics "
+                  + (parallel.syncBatchNorm ? "over the global batch (--sync-bn)" : "per rank"))
         }
         print("Optimizer \(options.optimizer.kind.rawValue), \(options.schedule.rawValue) schedule, lr \(options.learningRate), "
               + "batch \(options.batchSize), augmentation \(options.augmentation.map { "±\($0.maxDegrees)° ±\($0.maxShift)px" } ?? "off"), seed \(options.seed)")

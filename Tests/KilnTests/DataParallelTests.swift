@@ -15,37 +15,60 @@ struct DataParallelTests {
         FileManager.default.temporaryDirectory.appendingPathComponent("kiln-mpi-\(UUID().uuidString)-\(name)").path
     }
 
-    /// Without batch norm, two ranks of 32 images each compute the same steps as one process with the
-    /// global batch of 64: the weights agree within the parity check's tolerance, scaled by √(steps ·
-    /// the longest gradient sum).
-    @Test func twoRanksTrainAsOneProcessWithTheGlobalBatch() throws {
+    /// Trains `layers` for one epoch as one process with the global batch of 64 and as two ranks of 32
+    /// images (with `flags`), and expects the same weights and buffers within the parity check's
+    /// tolerance, scaled by √(steps · the longest gradient sum).
+    func expectTwoRanksTrainAsOne(_ layers: String, device: String, flags: [String] = []) throws {
         let spec = temporary("spec.json"), one = temporary("one.safetensors"), two = temporary("two.safetensors")
         defer { for f in [spec, one, two] { try? FileManager.default.removeItem(atPath: f) } }
-        try Data("""
-            {"name": "nobn", "input": [1, 28, 28], "layers": [
-              {"type": "conv2d", "out": 6, "kernel": 3}, {"type": "relu"}, {"type": "maxpool2d", "kernel": 2},
-              {"type": "conv2d", "out": 10, "kernel": 3}, {"type": "relu"}, {"type": "globalavgpool"},
-              {"type": "conv2d", "out": 10, "kernel": 1}, {"type": "logsoftmax"}]}
-            """.utf8).write(to: URL(fileURLWithPath: spec))
-        let common = ["train", "--model", spec, "--device", "cpu", "--threads", "1", "--train-limit", "640", "--batch-size", "64",
+        try Data(#"{"name": "small", "input": [1, 28, 28], "layers": [\#(layers)]}"#.utf8).write(to: URL(fileURLWithPath: spec))
+        let common = ["train", "--model", spec, "--device", device, "--threads", "1", "--train-limit", "640", "--batch-size", "64",
                       "--epochs", "1", "--no-augment", "--seed", "3"]
         let single = try runKiln(common + ["--save", one])
         #expect(single.status == 0, "\(single.output)")
-        let parallel = try runKiln(common + ["--save", two], launcher: launcher)
+        let parallel = try runKiln(common + flags + ["--save", two], launcher: launcher)
         #expect(parallel.status == 0 && parallel.output.contains("Data-parallel: 2 ranks, each 32 images"), "\(parallel.output)")
-        let device = CPUDevice(threads: 1)
+        let cpu = CPUDevice(threads: 1)
         let (a, b) = (try Checkpoint(path: one), try Checkpoint(path: two))
-        let (modelA, modelB) = (try Sequential(spec: a.spec, device: device, seed: 0), try Sequential(spec: b.spec, device: device, seed: 0))
+        let (modelA, modelB) = (try Sequential(spec: a.spec, device: cpu, seed: 0), try Sequential(spec: b.spec, device: cpu, seed: 0))
         try a.load(into: modelA)
         try b.load(into: modelB)
-        let initial = try Sequential(spec: a.spec, device: device, seed: 3)
+        let initial = try Sequential(spec: a.spec, device: cpu, seed: 3)
         let tolerance = 32 * Double(Float.ulpOfOne) * (10.0 * 64 * 26 * 26).squareRoot()
         for (((name, x), (_, y)), (_, start)) in zip(zip(modelA.namedTensors, modelB.namedTensors), initial.namedTensors) {
-            let (u, v, u0) = (try device.readFloats(x), try device.readFloats(y), try device.readFloats(start))
+            let (u, v, u0) = (try cpu.readFloats(x), try cpu.readFloats(y), try cpu.readFloats(start))
             let scale = u.map { abs(Double($0)) }.max() ?? 1
             let error = zip(u, v).map { abs(Double($0) - Double($1)) }.max() ?? 0
             #expect(error / scale <= tolerance && u != u0, "\(name): relative error \(error / scale) over \(tolerance), or not trained")
         }
+    }
+
+    /// Without batch norm, sharding changes nothing but rounding.
+    @Test func twoRanksTrainAsOneProcessWithTheGlobalBatch() throws {
+        try expectTwoRanksTrainAsOne("""
+            {"type": "conv2d", "out": 6, "kernel": 3}, {"type": "relu"}, {"type": "maxpool2d", "kernel": 2},
+            {"type": "conv2d", "out": 10, "kernel": 3}, {"type": "relu"}, {"type": "globalavgpool"},
+            {"type": "conv2d", "out": 10, "kernel": 1}, {"type": "logsoftmax"}
+            """, device: "cpu")
+    }
+
+    /// With --sync-bn, batch norm's statistics, gradients and running statistics are the global batch's:
+    /// the fused convolution + ReLU + batch norm, and ReLU + batch norm on its own.
+    static let batchNormLayers = """
+        {"type": "conv2d", "out": 6, "kernel": 3}, {"type": "relu"}, {"type": "batchnorm2d"}, {"type": "maxpool2d", "kernel": 2},
+        {"type": "conv2d", "out": 10, "kernel": 3}, {"type": "maxpool2d", "kernel": 2}, {"type": "relu"}, {"type": "batchnorm2d"},
+        {"type": "globalavgpool"}, {"type": "conv2d", "out": 10, "kernel": 1}, {"type": "logsoftmax"}
+        """
+
+    @Test func synchronisedBatchNormTrainsAsOneProcess() throws {
+        try expectTwoRanksTrainAsOne(Self.batchNormLayers, device: "cpu", flags: ["--sync-bn"])
+    }
+
+    @Test(.enabled(if: OpenCLSupport.available, "no OpenCL device"))
+    func synchronisedBatchNormTrainsAsOneProcessOnOpenCL() throws {
+        // Both ranks on one device, by its address (plain `opencl` gives each local rank its own).
+        let address = try #require(try OpenCLPlatforms.devices().first).address
+        try expectTwoRanksTrainAsOne(Self.batchNormLayers, device: address, flags: ["--sync-bn"])
     }
 
     /// With batch norm (per-rank statistics), a run on two ranks ends with identical replicas (the

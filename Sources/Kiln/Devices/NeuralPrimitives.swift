@@ -23,11 +23,14 @@ public protocol NeuralPrimitives: AnyObject {
     // `rectify`: normalise max(x, 0) instead of x, and zero the input gradient where x ≤ 0. This is a
     // ReLU directly before the batch norm folded into its passes (see `Stage`): it saves a full
     // read and write of the activation in each direction.
+    // `sync`: the batch is shared out over processes (a synchronised batch norm): the first stage's
+    // per-channel sums go through it, so statistics and gradients are the global batch's.
     /// Normalises with batch statistics, saves mean and 1/σ for backward, and updates running
     /// statistics as PyTorch does (momentum, unbiased variance).
     func batchNormTrainingForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
                                   runningVar: Tensor, savedMean: Tensor, savedInvStd: Tensor,
-                                  output: Tensor, momentum: Float, epsilon: Float, rectify: Bool) throws
+                                  output: Tensor, momentum: Float, epsilon: Float, rectify: Bool,
+                                  sync: BatchNormSync?) throws
     /// Normalises with the running statistics.
     func batchNormInferenceForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
                                    runningVar: Tensor, output: Tensor, epsilon: Float, rectify: Bool) throws
@@ -35,7 +38,7 @@ public protocol NeuralPrimitives: AnyObject {
     /// `finishGradients`).
     func batchNormBackward(input: Tensor, gradOutput: Tensor, gamma: Tensor, savedMean: Tensor,
                            savedInvStd: Tensor, gradInput: Tensor, gradGamma: Tensor, gradBeta: Tensor,
-                           rectify: Bool) throws
+                           rectify: Bool, sync: BatchNormSync?) throws
 
     // MARK: Pooling (per plane; floor mode; average pooling counts padding, as PyTorch's default)
     /// `argmax` (int32, shaped like output) records the winning input offset within each plane.
@@ -84,6 +87,8 @@ public struct BatchNormForward {
     public let momentum: Float, epsilon: Float
     /// A ReLU between the convolution and the batch norm, folded in (see `batchNormTrainingForward`).
     public let rectify: Bool
+    /// Set when a synchronised batch norm shares the statistics over processes.
+    public var sync: BatchNormSync? = nil
 }
 
 /// The tensors of a batch norm's backward, when a convolution's backward runs it (`conv2dBackward`).
@@ -93,6 +98,8 @@ public struct BatchNormBackward {
     public let gamma: Tensor, savedMean: Tensor, savedInvStd: Tensor
     public let gradGamma: Tensor, gradBeta: Tensor
     public let rectify: Bool
+    /// Set when a synchronised batch norm shares the statistics over processes.
+    public var sync: BatchNormSync? = nil
 }
 
 extension Device {
@@ -101,7 +108,8 @@ extension Device {
     func composedForward(_ output: Tensor, _ n: BatchNormForward) throws {
         try batchNormTrainingForward(input: output, gamma: n.gamma, beta: n.beta, runningMean: n.runningMean,
                                      runningVar: n.runningVar, savedMean: n.savedMean, savedInvStd: n.savedInvStd,
-                                     output: n.output, momentum: n.momentum, epsilon: n.epsilon, rectify: n.rectify)
+                                     output: n.output, momentum: n.momentum, epsilon: n.epsilon, rectify: n.rectify,
+                                     sync: n.sync)
     }
 
     /// The batch norm's input gradient into `scratch`, which then serves as the convolution's output gradient.
@@ -109,7 +117,7 @@ extension Device {
         let g = try scratch.tensor(n.input.shape, on: self)
         try batchNormBackward(input: n.input, gradOutput: gradOutput, gamma: n.gamma, savedMean: n.savedMean,
                               savedInvStd: n.savedInvStd, gradInput: g, gradGamma: n.gradGamma, gradBeta: n.gradBeta,
-                              rectify: n.rectify)
+                              rectify: n.rectify, sync: n.sync)
         return g
     }
 }

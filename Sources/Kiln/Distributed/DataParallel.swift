@@ -4,15 +4,23 @@ import Foundation
 /// model and the whole data set, takes its shard of each global batch (the same shuffled order on
 /// every rank, from the same seed), and before each update the ranks' gradients are averaged with one
 /// all-reduce of the flat gradient buffer, so every rank applies the same update. Batch norm keeps
-/// per-rank batch statistics; its running statistics are averaged over the ranks after each epoch,
-/// before evaluation, which is sharded too. A checksum of the weights after each epoch proves the
-/// replicas identical.
+/// per-rank batch statistics, and its running statistics are averaged over the ranks after each
+/// epoch, before evaluation, which is sharded too; with `syncBatchNorm` every batch norm instead
+/// all-reduces its sums, forward and backward (`SyncBatchNorm`), so its statistics are the global
+/// batch's. A checksum of the weights after each epoch proves the replicas identical.
 public final class DataParallel {
     public let communicator: Communicator
     public var rank: Int { communicator.rank }
     public var size: Int { communicator.size }
+    /// Batch norm statistics over the global batch (`--sync-bn`), not this rank's shard.
+    public let syncBatchNorm: Bool
+    /// This rank's share of the current step's global batch (its images over the batch's): each rank's
+    /// loss is its own shard's mean, so its gradients count by this weight in the global mean.
+    var share: Float = 1
 
-    public init(_ communicator: Communicator) { self.communicator = communicator }
+    public init(_ communicator: Communicator, syncBatchNorm: Bool = false) {
+        (self.communicator, self.syncBatchNorm) = (communicator, syncBatchNorm)
+    }
 
     /// Rank `rank`'s part of images `start ..< start+count`: an even split, the first ranks taking one
     /// more image when `count` does not divide.
@@ -38,20 +46,41 @@ public final class DataParallel {
     /// so that shards are augmented (and dropped out) independently; `step` itself on one rank.
     func counter(_ step: UInt64) -> UInt64 { step &* UInt64(size) &+ UInt64(rank) }
 
-    /// Averages a step's gradients over the ranks (the shard of `count` images of a global batch of
-    /// `total`, weighted by its share, since each rank's loss is its own shard's mean).
+    /// Averages a step's gradients over the ranks, each weighted by its `share`.
     final class GradientAverage: StepObserver {
         let parallel: DataParallel, model: Sequential
-        var weight: Float = 1
         init(_ parallel: DataParallel, model: Sequential) { (self.parallel, self.model) = (parallel, model) }
 
         func gradientsFinished() throws {
             let device = model.device, gradients = model.parameterBuffer.gradients
             var values = try device.readFloats(gradients)
-            for i in values.indices { values[i] *= weight }
+            let share = parallel.share
+            for i in values.indices { values[i] *= share }
             try parallel.communicator.sum(&values)
             try device.write(values, to: gradients)
         }
+    }
+
+    /// A synchronised batch norm's all-reduces (see `BatchNormSync`): one of `3·channels` doubles in
+    /// each batch norm's forward, one of `2·channels` in its backward.
+    final class SyncBatchNorm: BatchNormSync {
+        unowned let parallel: DataParallel
+        init(_ parallel: DataParallel) { self.parallel = parallel }
+
+        func reduceMoments(_ moments: inout [Double]) throws { try parallel.communicator.sum(&moments) }
+
+        func reduceGradientSums(_ sums: inout [Double]) throws {
+            let share = Double(parallel.share)
+            for i in sums.indices { sums[i] *= share }
+            try parallel.communicator.sum(&sums)
+        }
+    }
+
+    /// Installs a `SyncBatchNorm` in every batch norm of `model` when `syncBatchNorm` is set.
+    func synchronise(_ model: Sequential) {
+        guard syncBatchNorm else { return }
+        let sync = SyncBatchNorm(self)
+        for case let norm as BatchNorm2d in model.layers { norm.sync = sync }
     }
 
     /// Replaces every layer's buffers (batch norm's running statistics) with their mean over the ranks.

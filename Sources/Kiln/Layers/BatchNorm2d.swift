@@ -12,6 +12,8 @@ public final class BatchNorm2d: Layer {
     static let momentum: Float = 0.1, epsilon: Float = 1e-5
     private let device: Device
     private let savedMean: Tensor, savedInvStd: Tensor
+    /// Set by a data-parallel `Trainer` with `--sync-bn`: statistics over every rank's shard.
+    var sync: BatchNormSync?
     let output = TensorSlot()
     private let gradInput = TensorSlot()
     private var input: Tensor?
@@ -46,7 +48,7 @@ public final class BatchNorm2d: Layer {
             try device.batchNormTrainingForward(input: input, gamma: gamma, beta: beta, runningMean: runningMean,
                                                 runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd,
                                                 output: y, momentum: Self.momentum, epsilon: Self.epsilon,
-                                                rectify: rectifiesInput)
+                                                rectify: rectifiesInput, sync: sync)
             batchesTracked.value += 1
         case .inference:
             try device.batchNormInferenceForward(input: input, gamma: gamma, beta: beta, runningMean: runningMean,
@@ -61,13 +63,14 @@ public final class BatchNorm2d: Layer {
         batchesTracked.value += 1
         return BatchNormForward(gamma: parameters[0].value, beta: parameters[1].value, runningMean: runningMean,
                                 runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd, output: y,
-                                momentum: Self.momentum, epsilon: Self.epsilon, rectify: rectifiesInput)
+                                momentum: Self.momentum, epsilon: Self.epsilon, rectify: rectifiesInput, sync: sync)
     }
 
     /// The backward's tensors, for a convolution that runs it; `input` is the convolution's output.
     func backward(input: Tensor) -> BatchNormBackward {
         BatchNormBackward(input: input, gamma: parameters[0].value, savedMean: savedMean, savedInvStd: savedInvStd,
-                          gradGamma: parameters[0].gradient, gradBeta: parameters[1].gradient, rectify: rectifiesInput)
+                          gradGamma: parameters[0].gradient, gradBeta: parameters[1].gradient, rectify: rectifiesInput,
+                          sync: sync)
     }
 
     public func backward(_ gradOutput: Tensor, needInputGradient: Bool) throws -> Tensor? {
@@ -77,7 +80,7 @@ public final class BatchNorm2d: Layer {
         try device.batchNormBackward(input: input, gradOutput: gradOutput, gamma: parameters[0].value,
                                      savedMean: savedMean, savedInvStd: savedInvStd, gradInput: dx,
                                      gradGamma: parameters[0].gradient, gradBeta: parameters[1].gradient,
-                                     rectify: rectifiesInput)
+                                     rectify: rectifiesInput, sync: sync)
         return needInputGradient ? dx : nil
     }
 }

@@ -61,6 +61,7 @@ public final class Trainer {
         try parallel?.check(batchSize: options.batchSize, trainCount: trainSplit.count)
         self.parallel = parallel
         gradientAverage = parallel.map { DataParallel.GradientAverage($0, model: model) }
+        parallel?.synchronise(model)
     }
 
     /// Compiles every kernel before the first epoch's clock starts (see below); `run` calls it first.
@@ -101,7 +102,8 @@ public final class Trainer {
             let (loss, accuracy) = try trainEpoch(epoch, callbacks: callbacks)
             let trained = Date(), reduceSeconds = (parallel?.communicator.reduceSeconds ?? 0) - reduceStarted
             if let parallel {
-                try parallel.averageBuffers(of: model)
+                // Synchronised batch norms' running statistics are the same on every rank already.
+                if !parallel.syncBatchNorm { try parallel.averageBuffers(of: model) }
                 try parallel.checkReplicas(of: model, after: epoch)
             }
             let result = try evaluate()
@@ -157,7 +159,7 @@ public final class Trainer {
                                                generator: Philox(seed: options.seed, stream: RandomStream.augmentation),
                                                step: index)
         let (learningRate, momentum) = schedule.at(optimizer.step)
-        gradientAverage?.weight = Float(n) / Float(count)
+        parallel?.share = Float(n) / Float(count)
         try step.run(x, labels: labels, totals: totals, context: StepContext(mode: .training, step: index),
                      learningRate: learningRate, momentum: momentum, observer: gradientAverage)
     }

@@ -1,11 +1,14 @@
 /// Batch norm on OpenCL in two stages per pass (see Kernels/batchnorm.cl): partial statistics of row
 /// slices, one work-group each (or of a fused convolution's work-groups), then an element-wise pass
 /// whose work-groups fold their channel's partials in a fixed order. No float atomics, so a run repeats
-/// bit for bit. γ's and β's gradients are slice sums that `finishGradients` completes.
+/// bit for bit. γ's and β's gradients are slice sums that `finishGradients` completes. A synchronised
+/// batch norm reads the first stage's partials back between the stages, and the second stage folds
+/// the global batch's sums instead (one part per channel).
 extension OpenCLDevice {
     public func batchNormTrainingForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
                                          runningVar: Tensor, savedMean: Tensor, savedInvStd: Tensor,
-                                         output: Tensor, momentum: Float, epsilon: Float, rectify: Bool) throws {
+                                         output: Tensor, momentum: Float, epsilon: Float, rectify: Bool,
+                                         sync: BatchNormSync?) throws {
         try checkBatchNorm("batchNormTrainingForward", input: input, same: [("output", output)],
                            vectors: [("gamma", gamma), ("beta", beta), ("runningMean", runningMean), ("runningVar", runningVar),
                                      ("savedMean", savedMean), ("savedInvStd", savedInvStd)])
@@ -16,12 +19,19 @@ extension OpenCLDevice {
         try normalize(input, statistics: partials, parts: slices,
                       BatchNormForward(gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
                                        savedMean: savedMean, savedInvStd: savedInvStd, output: output, momentum: momentum,
-                                       epsilon: epsilon, rectify: rectify))
+                                       epsilon: epsilon, rectify: rectify, sync: sync))
     }
 
     /// Stage 2 of the training forward, from `parts` partial statistics per channel (count, mean, m2).
-    func normalize(_ input: Tensor, statistics: Tensor, parts: Int, _ n: BatchNormForward) throws {
+    func normalize(_ input: Tensor, statistics partials: Tensor, parts localParts: Int, _ n: BatchNormForward) throws {
         let row = input.rowLength, perItem = elementsPerItem(channels: input.channels, row: row)
+        var (statistics, parts) = (partials, localParts)
+        if let sync = n.sync {
+            let global = try sync.globalStatistics(readRegion(partials, offset: 0, count: 3 * input.channels * parts),
+                                                   channels: input.channels, parts: parts)
+            (statistics, parts) = (try partialScratch(global.count), 1)
+            try writeRegion(global, statistics, offset: 0)
+        }
         try runRows("batch_norm_normalize", channels: input.channels, row: row, perItem: perItem, .buffer(input),
                     .buffer(statistics), .buffer(n.gamma), .buffer(n.beta), .buffer(n.runningMean), .buffer(n.runningVar),
                     .buffer(n.savedMean), .buffer(n.savedInvStd), .buffer(n.output), .int(row), .int(perItem), .int(parts),
@@ -39,12 +49,12 @@ extension OpenCLDevice {
 
     public func batchNormBackward(input: Tensor, gradOutput: Tensor, gamma: Tensor, savedMean: Tensor,
                                   savedInvStd: Tensor, gradInput: Tensor, gradGamma: Tensor, gradBeta: Tensor,
-                                  rectify: Bool) throws {
+                                  rectify: Bool, sync: BatchNormSync?) throws {
         try checkBatchNorm("batchNormBackward", input: input, same: [("gradOutput", gradOutput), ("gradInput", gradInput)],
                            vectors: [("gamma", gamma), ("savedMean", savedMean), ("savedInvStd", savedInvStd), ("gradGamma", gradGamma), ("gradBeta", gradBeta)])
         let sums = try backwardSums(gradOutput, BatchNormBackward(input: input, gamma: gamma, savedMean: savedMean,
                                                                   savedInvStd: savedInvStd, gradGamma: gradGamma,
-                                                                  gradBeta: gradBeta, rectify: rectify))
+                                                                  gradBeta: gradBeta, rectify: rectify, sync: sync))
         let row = input.rowLength, perItem = elementsPerItem(channels: input.channels, row: row)
         try runRows("batch_norm_backward_data", channels: input.channels, row: row, perItem: perItem, .buffer(input),
                     .buffer(gradOutput), .arena(sums.arena), .int(sums.offset), .buffer(gamma), .buffer(savedMean),
@@ -63,6 +73,13 @@ extension OpenCLDevice {
                       .int(slice), .int(slices), .int(n.rectify ? 1 : 0))
         sumLater(n.gradBeta, from: sums, parts: slices, outputStride: 2 * slices, partStride: 2)
         sumLater(n.gradGamma, from: (sums.arena, sums.offset + 1), parts: slices, outputStride: 2 * slices, partStride: 2)
-        return (sums.arena, sums.offset, slices)
+        guard let sync = n.sync else { return (sums.arena, sums.offset, slices) }
+        // Synchronised: γ's and β's gradients stay this process's own (the data-parallel average adds
+        // them up); the input gradient takes the global batch's sums.
+        let global = try sync.globalGradientSums(readRegion(sums.arena, offset: sums.offset, count: 2 * channels * slices),
+                                                 channels: channels, parts: slices)
+        let region = try reservePartials(global.count)
+        try writeRegion(global, region.arena, offset: region.offset)
+        return (region.arena, region.offset, 1)
     }
 }

@@ -132,11 +132,36 @@ extension OpenCLDevice {
     private func download<T: Numeric>(_ tensor: Tensor, as: T.Type) throws -> [T] {
         try checkOwned("read", tensor)
         try finishGradients()
-        var values = [T](repeating: 0, count: tensor.count)
+        return try download(tensor, offset: 0, count: tensor.count)
+    }
+
+    /// Floats `offset ..< offset+count` of a primitive's own scratch or arena region, read in the middle
+    /// of a step: unlike `readFloats`, it leaves the queued gradient sums queued (their partials are
+    /// still being written).
+    func readRegion(_ tensor: Tensor, offset: Int, count: Int) throws -> [Float] {
+        try download(tensor, offset: offset, count: count)
+    }
+
+    /// Writes `values` at `offset` of a primitive's own scratch or arena region, as `readRegion` reads.
+    func writeRegion(_ values: [Float], _ tensor: Tensor, offset: Int) throws {
+        guard offset >= 0 && offset + values.count <= tensor.count else {
+            throw KilnError("writeRegion: \(values.count) floats at \(offset) overrun a \(tensor.count)-float tensor")
+        }
+        try values.withUnsafeBytes {
+            try checkCL(clEnqueueWriteBuffer(queue, memory(tensor), cl_bool(CL_TRUE), offset * 4, $0.count, $0.baseAddress, 0, nil, nil),
+                        "clEnqueueWriteBuffer")
+        }
+    }
+
+    private func download<T: Numeric>(_ tensor: Tensor, offset: Int, count: Int) throws -> [T] {
+        guard offset >= 0 && offset + count <= tensor.count else {
+            throw KilnError("read: \(count) elements at \(offset) overrun a \(tensor.count)-element tensor")
+        }
+        var values = [T](repeating: 0, count: count)
         guard !values.isEmpty else { return values }
         try values.withUnsafeMutableBytes {
-            try checkCL(clEnqueueReadBuffer(queue, memory(tensor), cl_bool(CL_TRUE), 0, $0.count, $0.baseAddress, 0, nil, nil),
-                        "clEnqueueReadBuffer")
+            try checkCL(clEnqueueReadBuffer(queue, memory(tensor), cl_bool(CL_TRUE), offset * tensor.dtype.byteSize, $0.count,
+                                            $0.baseAddress, 0, nil, nil), "clEnqueueReadBuffer")
         }
         return values
     }

@@ -37,10 +37,10 @@ float3 combined(float3 a, float3 b) {
     return (float3)(total, a.y + delta * (b.x / total), a.z + b.z + delta * delta * (a.x * b.x / total));
 }
 
-// Mean and (biased) variance of channel c from its `parts` partials (count, mean, m2) at
+// (count, mean, m2) of channel c from its `parts` partials (count, mean, m2) at
 // partials[3 * (c * parts + k)], folded by the whole work-group: item i folds parts i, i + size, … in
 // order, then a fixed tree combines the items. Every group folding channel c gets the same numbers.
-float2 group_statistics(__global const float* partials, int c, int parts, __local float3* scratch) {
+float3 group_statistics(__global const float* partials, int c, int parts, __local float3* scratch) {
     const int lid = get_local_id(0);
     float3 s = (float3)(0.0f, 0.0f, 0.0f);
     for (int k = lid; k < parts; k += REDUCE_GROUP) {
@@ -55,7 +55,7 @@ float2 group_statistics(__global const float* partials, int c, int parts, __loca
     }
     const float3 total = scratch[0];
     barrier(CLK_LOCAL_MEM_FENCE);
-    return (float2)(total.y, total.z / total.x);
+    return total;
 }
 
 // Stage 2 work-groups each cover `per_item` * local size elements of one channel's row (see
@@ -78,8 +78,9 @@ __kernel void batch_norm_normalize(
         int parts, float momentum, float epsilon, int rectify) {
     __local float3 scratch[REDUCE_GROUP];
     const int c = group_channel(row, per_item), start = group_row_start(row, per_item);
-    const float2 statistics = group_statistics(partials, c, parts, scratch);
-    const float mean = statistics.x, variance = statistics.y;
+    const float3 statistics = group_statistics(partials, c, parts, scratch);
+    // The count is the row's, or a synchronised batch norm's global batch's (see OpenCLBatchNorm.swift).
+    const float count = statistics.x, mean = statistics.y, variance = statistics.z / count;
     const float inv_std = 1.0f / sqrt(variance + epsilon);
     const float scale = gamma[c] * inv_std, shift = beta[c] - mean * scale;
     __global const float* xc = x + (long)c * row;
@@ -89,7 +90,7 @@ __kernel void batch_norm_normalize(
     if (start + get_local_id(0) == 0) {
         saved_mean[c] = mean;
         saved_inv_std[c] = inv_std;
-        const float unbiased = row > 1 ? variance * (float)row / (float)(row - 1) : variance;
+        const float unbiased = count > 1.0f ? variance * count / (count - 1.0f) : variance;
         running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * mean;
         running_var[c] = (1.0f - momentum) * running_var[c] + momentum * unbiased;
     }
