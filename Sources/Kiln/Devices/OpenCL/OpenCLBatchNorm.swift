@@ -30,7 +30,7 @@ extension OpenCLDevice {
             let global = try sync.globalStatistics(readRegion(partials, offset: 0, count: 3 * input.channels * parts),
                                                    channels: input.channels, parts: parts)
             (statistics, parts) = (try partialScratch(global.count), 1)
-            try writeRegion(global, statistics, offset: 0)
+            try upload(global, statistics)
         }
         try runRows("batch_norm_normalize", channels: input.channels, row: row, perItem: perItem, .buffer(input),
                     .buffer(statistics), .buffer(n.gamma), .buffer(n.beta), .buffer(n.runningMean), .buffer(n.runningVar),
@@ -79,7 +79,7 @@ extension OpenCLDevice {
         let global = try sync.globalGradientSums(readRegion(sums.arena, offset: sums.offset, count: 2 * channels * slices),
                                                  channels: channels, parts: slices)
         let region = try reservePartials(global.count)
-        try writeRegion(global, region.arena, offset: region.offset)
+        try upload(global, region.arena, offset: region.offset)
         return (region.arena, region.offset, 1)
     }
 }

@@ -117,11 +117,16 @@ extension OpenCLDevice {
         try upload(values, tensor)
     }
 
-    func upload<T>(_ values: [T], _ tensor: Tensor) throws {
+    /// Writes `values` at element `offset` of `tensor`. Unlike `write`, it leaves the queued gradient
+    /// sums queued, so a primitive may put values into its own scratch or arena region mid-step.
+    func upload<T>(_ values: [T], _ tensor: Tensor, offset: Int = 0) throws {
+        guard offset >= 0 && offset + values.count <= tensor.count else {
+            throw KilnError("write: \(values.count) elements at \(offset) overrun a \(tensor.count)-element tensor")
+        }
         guard !values.isEmpty else { return }
         try values.withUnsafeBytes {
-            try checkCL(clEnqueueWriteBuffer(queue, memory(tensor), cl_bool(CL_TRUE), 0, $0.count, $0.baseAddress, 0, nil, nil),
-                        "clEnqueueWriteBuffer")
+            try checkCL(clEnqueueWriteBuffer(queue, memory(tensor), cl_bool(CL_TRUE), offset * MemoryLayout<T>.stride, $0.count,
+                                             $0.baseAddress, 0, nil, nil), "clEnqueueWriteBuffer")
         }
     }
 
@@ -132,28 +137,12 @@ extension OpenCLDevice {
     private func download<T: Numeric>(_ tensor: Tensor, as: T.Type) throws -> [T] {
         try checkOwned("read", tensor)
         try finishGradients()
-        return try download(tensor, offset: 0, count: tensor.count)
+        return try readRegion(tensor, offset: 0, count: tensor.count)
     }
 
-    /// Floats `offset ..< offset+count` of a primitive's own scratch or arena region, read in the middle
-    /// of a step: unlike `readFloats`, it leaves the queued gradient sums queued (their partials are
-    /// still being written).
-    func readRegion(_ tensor: Tensor, offset: Int, count: Int) throws -> [Float] {
-        try download(tensor, offset: offset, count: count)
-    }
-
-    /// Writes `values` at `offset` of a primitive's own scratch or arena region, as `readRegion` reads.
-    func writeRegion(_ values: [Float], _ tensor: Tensor, offset: Int) throws {
-        guard offset >= 0 && offset + values.count <= tensor.count else {
-            throw KilnError("writeRegion: \(values.count) floats at \(offset) overrun a \(tensor.count)-float tensor")
-        }
-        try values.withUnsafeBytes {
-            try checkCL(clEnqueueWriteBuffer(queue, memory(tensor), cl_bool(CL_TRUE), offset * 4, $0.count, $0.baseAddress, 0, nil, nil),
-                        "clEnqueueWriteBuffer")
-        }
-    }
-
-    private func download<T: Numeric>(_ tensor: Tensor, offset: Int, count: Int) throws -> [T] {
+    /// Elements `offset ..< offset+count` of `tensor`. Unlike `readFloats`, it leaves the queued gradient
+    /// sums queued, so a primitive may read its own scratch or arena region mid-step (`upload` writes it).
+    func readRegion<T: Numeric>(_ tensor: Tensor, offset: Int, count: Int) throws -> [T] {
         guard offset >= 0 && offset + count <= tensor.count else {
             throw KilnError("read: \(count) elements at \(offset) overrun a \(tensor.count)-element tensor")
         }
