@@ -9,7 +9,7 @@ PACKAGES := libopenblas-dev zlib1g-dev libpng-dev ocl-icd-opencl-dev opencl-head
 # GPU instruction sets (see kernel-check); Python's venv for onnxruntime (see onnx-deps).
 CHECK_PACKAGES := clang-15 rocm-device-libs python3 python3-venv
 
-.PHONY: deps check-deps onnx-deps report-deps mpi-deps build train test kernel-check bench summary docs install uninstall clean
+.PHONY: deps check-deps onnx-deps report-deps mpi-deps sanitize-deps build train test kernel-check kernel-sanitize rusticl-parity bench summary docs install uninstall clean
 
 # Installs only when a package is missing (dpkg -s is quick, so every run checks).
 deps:
@@ -43,6 +43,14 @@ mpi-deps: deps
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends openmpi-bin; } \
 		|| echo "mpi-deps: cannot install openmpi-bin; the data-parallel tests will be skipped"; fi
 
+# Two more OpenCL implementations for the tests: Oclgrind (a simulated GPU that checks every memory
+# access, races and API use: kernel-sanitize) and Mesa's rusticl on llvmpipe (rusticl-parity). Each is
+# skipped with a line where its package cannot be installed.
+sanitize-deps: deps
+	@if ! dpkg -s oclgrind mesa-opencl-icd >/dev/null 2>&1; then \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends oclgrind mesa-opencl-icd; } \
+		|| echo "sanitize-deps: cannot install oclgrind and mesa-opencl-icd; the kernel sanitizer and rusticl parity will be skipped"; fi
+
 build: deps
 	swift build -c release
 
@@ -56,9 +64,11 @@ export POCL_CACHE_DIR := $(CURDIR)/.pocl-cache
 # the shell cases of bad input and faults (Tests/cli-cases.sh), the ONNX export checked in onnxruntime
 # (Tests/onnx-roundtrip.sh), `kiln report`'s page rendered in Chromium (Tests/report-render.sh), then a
 # smoke run of the benchmark on every device.
-test: deps kernel-check onnx-deps report-deps mpi-deps
+test: deps kernel-check onnx-deps report-deps mpi-deps sanitize-deps
 	swift build -c release
 	swift test -c release
+	$(SANITIZE)
+	bash Tests/rusticl-parity.sh .build/release/kiln
 	bash Tests/cli-cases.sh .build/release/kiln
 	@if $(ONNX_PYTHON) -c 'import onnxruntime' 2>/dev/null; then bash Tests/onnx-roundtrip.sh .build/release/kiln $(ONNX_PYTHON); \
 		else echo "onnx-roundtrip: skipped, onnxruntime could not be installed (see onnx-deps above)"; fi
@@ -71,6 +81,19 @@ test: deps kernel-check onnx-deps report-deps mpi-deps
 # --out benchmarks/results/kernel-resources.md` refreshes the committed table.
 kernel-check: check-deps
 	benchmarks/gpu-compile/check.sh
+
+# Kiln's kernels under Oclgrind (Tests/kernel-sanitize.sh): kiln parity over the presets and specs that reach
+# every kernel and variant, both launch cuts, with bounds, race and API checks; fails on any report or on
+# a kernel that never ran. Under 5 minutes on 2 cores.
+OCLGRIND_RUNTIME := /usr/lib/oclgrind/liboclgrind-rt.so
+SANITIZE = @if [ -f $(OCLGRIND_RUNTIME) ]; then bash Tests/kernel-sanitize.sh .build/release/kiln $(OCLGRIND_RUNTIME); \
+		else echo "kernel-sanitize: skipped, oclgrind could not be installed (see sanitize-deps above)"; fi
+kernel-sanitize: sanitize-deps build
+	$(SANITIZE)
+
+# kiln parity for the presets on Mesa's rusticl (Tests/rusticl-parity.sh), both launch cuts.
+rusticl-parity: sanitize-deps build
+	bash Tests/rusticl-parity.sh .build/release/kiln
 
 bench: build
 	.build/release/kiln-bench $(ARGS)

@@ -15,7 +15,8 @@ struct Devices: ParsableCommand {
             for d in try OpenCLPlatforms.devices() {
                 let memory = String(format: "%.1f GiB", Double(d.globalMemoryBytes) / 1_073_741_824)
                 print("\(d.address.padding(toLength: 12, withPad: " ", startingAt: 0)) \(d.name) | platform \(d.platformName) | "
-                      + "\(d.typeName), \(d.computeUnits) compute units, \(memory) | \(d.openCLCVersion) | driver \(d.driverVersion)")
+                      + "\(d.typeName), \(d.computeUnits) compute units, \(memory) | \(d.openCLCVersion) | driver \(d.driverVersion) | "
+                      + "\(LaunchShape.automatic(for: d)) launches (auto)")
                 if let cache { print("             cache: " + Self.cached(d, in: cache)) }
             }
         } catch {

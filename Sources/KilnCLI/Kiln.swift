@@ -19,6 +19,9 @@ struct DeviceOptions: ParsableArguments {
     @Option(help: "CPU threads (default: all cores).")
     var threads: Int?
 
+    @Option(help: launchShapeHelp)
+    var launchShape = "auto"
+
     @Flag(help: "Print the OpenCL kernel build log when a device's kernels do not build.")
     var verbose = false
 
@@ -36,7 +39,8 @@ struct DeviceOptions: ParsableArguments {
         }
         let localSize = parallel?.communicator.localSize ?? 1
         let selection = try select(DeviceRequest(flag: device), cache: cache, verbose: verbose, tuned: tuned,
-                                   threads: threads ?? max(1, System.coreCount / localSize), index: parallel?.communicator.localRank ?? 0)
+                                   threads: threads ?? max(1, System.coreCount / localSize), index: parallel?.communicator.localRank ?? 0,
+                                   shape: LaunchShape(flag: launchShape))
         print(selection.reason)
         selection.notes.forEach { print($0) }
         fflush(nil)  // seen at once in a log file, before a long warm-up
@@ -46,9 +50,9 @@ struct DeviceOptions: ParsableArguments {
 
 /// Selects a device; with `verbose`, prints the kernel build log of a device whose kernels failed.
 func select(_ request: DeviceRequest, cache: CacheFolder?, verbose: Bool, tuned: Bool = true,
-            threads: Int = System.coreCount, index: Int = 0) throws -> DeviceSelection {
+            threads: Int = System.coreCount, index: Int = 0, shape: LaunchShape? = nil) throws -> DeviceSelection {
     do {
-        let selection = try DeviceSelection.select(request, cache: cache, tuned: tuned, threads: threads, index: index)
+        let selection = try DeviceSelection.select(request, cache: cache, tuned: tuned, threads: threads, index: index, shape: shape)
         if let log = selection.buildLog { print(verbose ? log : "(--verbose shows the kernel build log)") }
         return selection
     } catch let error as KernelBuildError {
@@ -65,6 +69,20 @@ extension DeviceRequest {
         do { try self.init(parsing: text) } catch let error as KilnError { throw KilnError("--\(error.message)") }
     }
 }
+
+extension LaunchShape {
+    /// `--launch-shape TEXT` (nil for auto), its error naming the flag.
+    init?(flag text: String) throws {
+        do {
+            guard let shape = try LaunchShape.request(text) else { return nil }
+            self = shape
+        } catch let error as KilnError { throw KilnError("--\(error.message)") }
+    }
+}
+
+/// `--launch-shape`'s help, for every command that opens a device.
+let launchShapeHelp = ArgumentHelp("How OpenCL launches are cut: auto (by the device's kind), gpu or cpu.",
+                                   discussion: "gpu gives a CPU device such as PoCL the launches a GPU gets (hundreds of work-groups, the fused kernels), so the GPU path runs and is checked without a GPU.")
 
 /// `--cache-dir`'s help, for every command that opens a device.
 let cacheDirHelp = ArgumentHelp("Folder for compiled OpenCL programs and `kiln tune` results.",

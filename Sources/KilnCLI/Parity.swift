@@ -15,6 +15,8 @@ struct Parity: ParsableCommand {
     var model = Presets.defaultName
     @Option(help: "The device compared with the CPU: opencl or opencl:P.D.")
     var device = "opencl"
+    @Option(help: launchShapeHelp)
+    var launchShape = "auto"
     @OptionGroup var dataOptions: DataOptions
     @Option(help: "Images per step.")
     var batchSize = 32
@@ -40,7 +42,7 @@ struct Parity: ParsableCommand {
         if let json { try checkWritable(json, flag: "--json") }
         let request = try DeviceRequest(flag: device)
         guard request != .cpu, request != .auto else { throw KilnError("--device \(device): parity compares the CPU with an OpenCL device; pass opencl or opencl:P.D") }
-        let selection = try select(request, cache: CacheFolder.resolve(cacheDir), verbose: verbose)
+        let selection = try select(request, cache: CacheFolder.resolve(cacheDir), verbose: verbose, shape: LaunchShape(flag: launchShape))
         selection.notes.forEach { print($0) }
         let other = selection.device
         let spec = try ModelSpec.named(model)

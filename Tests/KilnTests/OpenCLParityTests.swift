@@ -375,6 +375,54 @@ struct OpenCLParityTests {
         #expect(passed, "\(model) (\(shape)): step \(failure?.step ?? 0) layer \(failure?.layer ?? 0) \(failure?.quantity ?? "") relative error \(failure?.maxRelError ?? 0) > \(failure?.tolerance ?? 0)")
         #expect(report.entries.count > 3 * spec.layers.count, "every layer's outputs, gradients and weights are compared")
     }
+
+    /// PyTorch's default Conv2d (with bias) then BatchNorm2d; a 1x1 convolution of normalised channels
+    /// into another batch norm; global average pooling of normalised values at batch 1. Each sums terms
+    /// that cancel (the bias gradient is mathematically zero, the running mean and the pooled values
+    /// nearly so, the γ gradient too at batch 1), which parity must take for rounding noise.
+    static let cancellingSpecs = [
+        #"{"name": "cb", "input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 8, "kernel": 3}, {"type": "batchnorm2d"}, {"type": "relu"}, {"type": "conv2d", "out": 10, "kernel": 3}, {"type": "globalavgpool"}, {"type": "logsoftmax"}]}"#,
+        #"{"name": "mix", "input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 6, "kernel": 5, "stride": 2, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"}, {"type": "dropout2d", "p": 0.2}, {"type": "conv2d", "out": 5, "kernel": 1, "padding": 1, "bias": false}, {"type": "batchnorm2d"}, {"type": "relu"}, {"type": "avgpool2d", "kernel": 3, "stride": 2}, {"type": "maxpool2d", "kernel": 2}, {"type": "flatten"}, {"type": "dropout", "p": 0.3}, {"type": "linear", "out": 10}, {"type": "logsoftmax"}]}"#,
+        "lean8k",
+    ]
+
+    @Test(arguments: cancellingSpecs, [1, 3, 32])
+    func sumsThatCancelAreRoundingNoise(model: String, batch: Int) throws {
+        for shape in LaunchShape.allCases {
+            let report = try parityReport(model, batch: batch, device: OpenCLDevice.open(gpu.info, shape: shape))
+            let failure = report.firstFailure, passed = report.passed
+            #expect(passed, "\(model.prefix(20)) batch \(batch) (\(shape)): layer \(failure?.layer ?? 0) \(failure?.quantity ?? "") relative error \(failure?.maxRelError ?? 0) > \(failure?.tolerance ?? 0)")
+        }
+    }
+
+    /// The tolerance that forgives those sums still catches a wrong one: a convolution kernel whose bias
+    /// gradient sums batch norm's output gradient instead of its input gradient (forgetting the batch
+    /// norm, the bug a fused kernel invites) fails parity on exactly that gradient.
+    @Test func aWrongBiasGradientBeforeBatchNormIsCaught() throws {
+        let correct = "bias_acc[t] += g[t];"
+        let wrong = "bias_acc[t] += live ? dy[(long)min(co0 + t, out_channels - 1) * pixels + p] : 0.0f;"
+        let sources = try KernelSources.files.map { file in
+            guard file.name == "convolution.cl" else { return file }
+            #expect(file.source.components(separatedBy: correct).count == 2, "convolution.cl's bias sum changed: update this test")
+            return (file.name, file.source.replacingOccurrences(of: correct, with: wrong))
+        }
+        let mutant = try OpenCLDevice(gpu.info, shape: .gpu, cache: nil, tuned: false, sources: sources)
+        let report = try parityReport(Self.cancellingSpecs[0], batch: 8, device: mutant)
+        let failures = report.entries.filter { !$0.passed }
+        #expect(failures.first.map { $0.layer == 0 && $0.quantity == "bias gradient" } == true,
+                "first failure: \(failures.first.map { "\($0.layer) \($0.quantity)" } ?? "none")")
+        #expect(failures.allSatisfy { $0.layer == 0 && $0.quantity.hasPrefix("bias") })
+    }
+
+    private func parityReport(_ model: String, batch: Int, device: OpenCLDevice) throws -> ParityReport {
+        var options = ParityOptions()
+        options.batchSize = batch
+        options.steps = 2
+        options.seed = testSeed
+        let data = try Dataset.load(folder: Dataset.bundledFolder(), trainLimit: 2 * batch)
+        let spec = model.hasPrefix("{") ? try ModelSpec(json: Data(model.utf8), source: "test") : try ModelSpec.named(model)
+        return try Parity.run(spec: spec, reference: CPUDevice(), device: device, data: data, options: options)
+    }
 }
 
 @Suite struct DeviceSelectionTests {

@@ -30,6 +30,8 @@ struct KilnBench: ParsableCommand {
     var testLimit: Int?
     @Option(help: "CPU threads (default: all cores).")
     var threads: Int?
+    @Option(help: "How OpenCL launches are cut: auto (by the device's kind), gpu or cpu (gpu shows a GPU's launches on a CPU device).")
+    var launchShape = "auto"
     @Option(help: "Write results.jsonl, results.md, chart.svg and report.html (the tables and chart as one page) into this folder.")
     var out: String?
     @Option(help: "A JSON-lines file from benchmarks/pytorch/mnist_epoch.py: print Kiln's CPU epochs against it.")
@@ -51,6 +53,9 @@ struct KilnBench: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard minGroups >= 1 else { throw ValidationError("--min-groups must be at least 1") }
         if let ranks { guard ranks >= 2 else { throw ValidationError("--ranks must be at least 2") } }
+        guard (try? LaunchShape.request(launchShape)) != nil || launchShape == "auto" else {
+            throw ValidationError("--launch-shape must be auto, gpu or cpu")
+        }
         if ranks != nil, devices?.contains(",") == true { throw ValidationError("--ranks takes one device in --devices") }
     }
 
@@ -79,7 +84,8 @@ struct KilnBench: ParsableCommand {
         var results: [BenchResult] = [], profiles: [LaunchProfile] = []
         for request in requests {
             let opened = Date()
-            let selection = try DeviceSelection.select(request, cache: CacheFolder.resolve(cacheDir), threads: cpuThreads)
+            let selection = try DeviceSelection.select(request, cache: CacheFolder.resolve(cacheDir), threads: cpuThreads,
+                                                       shape: LaunchShape.request(launchShape))
             selection.notes.forEach { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
             let device = selection.device
             let openSeconds = Date().timeIntervalSince(opened)

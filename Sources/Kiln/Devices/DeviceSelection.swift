@@ -36,8 +36,9 @@ public struct DeviceSelection {
     /// silent CPU run. An OpenCL device keeps compiled programs in `cache` and, when `tuned`, applies the
     /// CLBlast parameters `kiln tune` stored there. A CPU device runs on `threads` threads.
     /// `opencl` takes the `index`-th OpenCL device, GPUs first (a data-parallel rank's local rank).
+    /// An OpenCL device cuts its launches as `shape` says, or by its kind when nil (`LaunchShape.automatic`).
     public static func select(_ request: DeviceRequest, cache: CacheFolder? = nil, tuned: Bool = true,
-                              threads: Int = System.coreCount, index: Int = 0) throws -> DeviceSelection {
+                              threads: Int = System.coreCount, index: Int = 0, shape: LaunchShape? = nil) throws -> DeviceSelection {
         switch request {
         case .cpu:
             return DeviceSelection(device: CPUDevice(threads: threads), reason: "device: cpu (asked for)", buildLog: nil)
@@ -62,7 +63,7 @@ public struct DeviceSelection {
                 throw KilnError("device \(request.text): no such OpenCL device (\(known))")
             }
             do {
-                return DeviceSelection(device: try OpenCLDevice.open(chosen, cache: cache, tuned: tuned), reason: "device: \(chosen.address) \(chosen.name) (asked for)",
+                return DeviceSelection(device: try OpenCLDevice.open(chosen, shape: shape, cache: cache, tuned: tuned), reason: "device: \(chosen.address) \(chosen.name) (asked for)",
                                        buildLog: nil)
             } catch let error as KernelBuildError {
                 throw KernelBuildError(message: "device \(request.text): \(chosen.address) \(chosen.name): kernels did not build, "
@@ -71,11 +72,11 @@ public struct DeviceSelection {
                 throw KilnError("device \(request.text): \(chosen.address) \(chosen.name) is unusable: \(error)")
             }
         case .auto:
-            return autoSelect(cache: cache, tuned: tuned, threads: threads)
+            return autoSelect(cache: cache, tuned: tuned, threads: threads, shape: shape)
         }
     }
 
-    private static func autoSelect(cache: CacheFolder?, tuned: Bool, threads: Int) -> DeviceSelection {
+    private static func autoSelect(cache: CacheFolder?, tuned: Bool, threads: Int, shape: LaunchShape?) -> DeviceSelection {
         func cpu(_ why: String, log: String? = nil) -> DeviceSelection {
             DeviceSelection(device: CPUDevice(threads: threads), reason: "device: cpu (auto: \(why))", buildLog: log)
         }
@@ -87,7 +88,7 @@ public struct DeviceSelection {
             return cpu("no OpenCL GPU; the OpenCL CPU device \(names) runs slower on the same cores; ask for it as device opencl")
         }
         do {
-            let device = try OpenCLDevice.open(chosen, cache: cache, tuned: tuned)
+            let device = try OpenCLDevice.open(chosen, shape: shape, cache: cache, tuned: tuned)
             return DeviceSelection(device: device, reason: "device: \(chosen.address) \(chosen.name) (auto: first \(chosen.isGPU ? "GPU" : "OpenCL device"))",
                                    buildLog: nil)
         } catch let error as KernelBuildError {

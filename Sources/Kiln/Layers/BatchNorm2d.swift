@@ -11,7 +11,8 @@ public final class BatchNorm2d: Layer {
     public let rectifiesInput: Bool
     static let momentum: Float = 0.1, epsilon: Float = 1e-5
     private let device: Device
-    private let savedMean: Tensor, savedInvStd: Tensor
+    /// The last training forward's batch mean and 1/σ, which backward (and parity's tolerances) read.
+    let savedMean: Tensor, savedInvStd: Tensor
     /// Set by a data-parallel `Trainer` with `--sync-bn`: statistics over every rank's shard.
     var sync: BatchNormSync?
     let output = TensorSlot()

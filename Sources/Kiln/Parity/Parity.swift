@@ -20,15 +20,18 @@ public struct ParityEntry: Codable, Sendable {
     /// "output", "input gradient", "weight gradient", "weight updated", "running_mean updated", …
     public let quantity: String
     public let maxAbsError: Double
-    /// max |reference − device| / max |reference|: the error relative to the tensor's scale.
+    /// max |reference − device| / scale: the error relative to the tensor's scale, the larger of
+    /// max |reference| and `termScale`.
     public let maxRelError: Double
+    /// The magnitude of the terms the tensor sums where it may cancel to far less (see `TermScales`); 0 elsewhere.
+    public let termScale: Double
     public let tolerance: Double
     public let passed: Bool
     public let count: Int
 
     enum CodingKeys: String, CodingKey {
         case step, layer, quantity, count, tolerance, passed
-        case layerType = "layer_type", maxAbsError = "max_abs_error", maxRelError = "max_rel_error"
+        case layerType = "layer_type", maxAbsError = "max_abs_error", maxRelError = "max_rel_error", termScale = "term_scale"
     }
 }
 
@@ -64,7 +67,9 @@ public struct ParityReport: Codable, Sendable {
 /// Tolerance: a float32 result that sums K terms is off by about √K·ε relative to its scale. Each layer
 /// (a stage: the longest of its layers') has a reduction length K (a convolution's longest sum: Ci·k·k, Co·k·k or N·OH·OW; batch norm's N·H·W;
 /// a pooling window; the classes of log-softmax; 1 for element-wise layers), and a tensor passes when
-/// max |reference − device| / max |reference| ≤ `factor · ε · √K`.
+/// max |reference − device| / scale ≤ `factor · ε · √K`. The scale is max |reference|, or the magnitude
+/// of the terms summed where that is larger: a sum that cancels (a bias before batch norm) is rounding
+/// noise of its terms' size (`TermScales`).
 public enum Parity {
     public static func run(spec: ModelSpec, reference: Device, device: Device, data: Dataset,
                            options: ParityOptions) throws -> ParityReport {
@@ -106,7 +111,7 @@ public enum Parity {
         // Loss summed and correct predictions counted over all steps, by the loss primitive on each device.
         let entries = comparison.entries + [
             Self.compare(options.steps - 1, spec.layers.count - 1, spec.layers.last!, "loss totals",
-                         try reference.readFloats(totals[0]), try device.readFloats(totals[1]), n * options.steps, options),
+                         try reference.readFloats(totals[0]), try device.readFloats(totals[1]), n * options.steps, 0, options),
         ]
         return ParityReport(model: spec.name, reference: reference.summary, device: device.summary, batchSize: n,
                             steps: options.steps, seed: options.seed, entries: entries)
@@ -121,6 +126,7 @@ public enum Parity {
         var entries: [ParityEntry] = []
         /// The device stages' inputs, alive until their backward.
         private var kept: [Tensor] = []
+        private var terms = TermScales()
 
         init(reference: TrainingStep, device: TrainingStep, totals: Tensor, lengths: [Int], options: ParityOptions) {
             (self.reference, self.device, self.totals, self.lengths, self.options) = (reference, device, totals, lengths, options)
@@ -138,12 +144,13 @@ public enum Parity {
         func compare(_ i: Int, _ quantity: String, _ r: Tensor, _ d: Tensor, stage s: Int? = nil) throws {
             let depth = s.map { reference.model.stages[$0].layers.map { lengths[$0] }.max()! } ?? lengths[i]
             entries.append(Parity.compare(step, i, reference.model.spec.layers[i], quantity, try reference.model.device.readFloats(r),
-                                          try device.model.device.readFloats(d), depth, options))
+                                          try device.model.device.readFloats(d), depth, terms.scale(i, quantity), options))
         }
 
         func forwardEnded(stage s: Int, input: Tensor, output: Tensor, context: StepContext) throws {
             let copy = try mirror(input)
             kept.append(copy)
+            try terms.forwardEnded(reference.model, stage: s, input: input, output: output)
             try compare(reference.model.stages[s].layers.upperBound - 1, "output", output,
                         device.forward(copy, stage: s, context: context), stage: s)
         }
@@ -156,6 +163,7 @@ public enum Parity {
         }
 
         func backwardEnded(stage s: Int, gradOutput: Tensor, gradInput: Tensor?) throws {
+            try terms.backwardEnded(reference.model, stage: s, gradOutput: gradOutput, learningRate: options.learningRate)
             let deviceGradient = try device.backward(mirror(gradOutput), stage: s)
             if let gradInput, let deviceGradient {
                 try compare(reference.model.stages[s].layers.lowerBound, "input gradient", gradInput, deviceGradient, stage: s)
@@ -180,8 +188,9 @@ public enum Parity {
     }
 
     fileprivate static func compare(_ step: Int, _ layer: Int, _ spec: LayerSpec, _ quantity: String,
-                                _ reference: [Float], _ values: [Float], _ depth: Int, _ options: ParityOptions) -> ParityEntry {
-        var maxAbs: Double = 0, scale: Double = 0
+                                _ reference: [Float], _ values: [Float], _ depth: Int, _ terms: Double,
+                                _ options: ParityOptions) -> ParityEntry {
+        var maxAbs: Double = 0, scale = terms
         var broken = reference.count != values.count
         for (r, v) in zip(reference, values) {
             let difference = abs(Double(r) - Double(v))
@@ -191,7 +200,7 @@ public enum Parity {
         let relative = broken ? .infinity : maxAbs / max(scale, Double(Float.leastNormalMagnitude))
         let tolerance = Double(options.factor) * Double(Float.ulpOfOne) * Double(depth).squareRoot()
         return ParityEntry(step: step + 1, layer: layer, layerType: spec.typeName, quantity: quantity, maxAbsError: maxAbs,
-                           maxRelError: relative, tolerance: tolerance, passed: relative <= tolerance, count: reference.count)
+                           maxRelError: relative, termScale: terms, tolerance: tolerance, passed: relative <= tolerance, count: reference.count)
     }
 
     /// The longest sum one of the layer's primitives computes (see the type's comment).

@@ -26,6 +26,8 @@ public final class OpenCLDevice: Device {
     /// Sub-buffer origins must be multiples of this many floats (`CL_DEVICE_MEM_BASE_ADDR_ALIGN`).
     public let viewAlignment: Int
     let programs: ProgramBuilder
+    /// The OpenCL C files the programs are built from: `KernelSources.files`, or a test's mutant of them.
+    let sources: [(name: String, source: String)]
     let kernels: [String: cl_kernel]
     /// Programs of `Kernels/convolution.cl`, by their `-D` options, built on first use.
     private var specialised: [String: [String: cl_kernel]] = [:]
@@ -46,7 +48,7 @@ public final class OpenCLDevice: Device {
     /// compiled programs are kept there and, when `tuned`, CLBlast parameters from `kiln tune` applied.
     public static func open(_ info: OpenCLDeviceInfo, shape: LaunchShape? = nil, cache: CacheFolder? = nil,
                             tuned: Bool = true) throws -> OpenCLDevice {
-        let shape = shape ?? (info.isCPU ? .cpu : .gpu)
+        let shape = shape ?? LaunchShape.automatic(for: info)
         return try openLock.withLock {
             let key = "\(info.address) \(shape) \(cache?.url.path ?? "-") \(tuned)"
             if let device = opened[key] { return device }
@@ -56,12 +58,15 @@ public final class OpenCLDevice: Device {
         }
     }
 
-    /// A new instance, not shared: tests of the caches use it.
-    init(_ info: OpenCLDeviceInfo, shape: LaunchShape, cache: CacheFolder?, tuned: Bool) throws {
+    /// A new instance, not shared: tests of the caches use it, and tests that show a wrong kernel is caught
+    /// pass altered `sources`.
+    init(_ info: OpenCLDeviceInfo, shape: LaunchShape, cache: CacheFolder?, tuned: Bool,
+         sources: [(name: String, source: String)] = KernelSources.files) throws {
         try OpenCLPlatforms.loadCLBlast()
         let started = Date()
         self.info = info
         self.shape = shape
+        self.sources = sources
         var status: cl_int = 0
         var id: cl_device_id? = info.id
         guard let context = clCreateContext(nil, 1, &id, nil, nil, &status) else {
@@ -81,7 +86,7 @@ public final class OpenCLDevice: Device {
         // NVIDIA) keep a reduction's tree short; parallelism comes from the number of groups.
         var group = 64
         while group > info.maxWorkGroupSize { group /= 2 }
-        let files = KernelSources.files.filter { $0.name != "convolution.cl" }
+        let files = sources.filter { $0.name != "convolution.cl" }
         var built = try programs.build(files, options: "-cl-std=CL1.2 -D REDUCE_GROUP=\(group)")
         var limit = try built.groupLimit(info.id)
         if limit < group {
@@ -100,7 +105,8 @@ public final class OpenCLDevice: Device {
         buildSeconds = Date().timeIntervalSince(started)
     }
 
-    public var summary: String { "\(info.address) \(info.name) (\(info.platformName), \(info.typeName))" }
+    /// Names the launch cut too, so a report says which one ran.
+    public var summary: String { "\(info.address) \(info.name) (\(info.platformName), \(info.typeName), \(shape) launches)" }
 
     /// Buffers in use and pooled, in bytes.
     public var allocatedBytes: Int? { pool.allocatedBytes }
@@ -121,7 +127,7 @@ public final class OpenCLDevice: Device {
     func specialisedKernel(_ name: String, _ defines: String) throws -> cl_kernel {
         try specialisedLock.withLock {
             if specialised[defines] == nil {
-                let files = KernelSources.files.filter { $0.name == "convolution.cl" }
+                let files = sources.filter { $0.name == "convolution.cl" || $0.name == "common.cl" }
                 let options = "-cl-std=CL1.2 -D REDUCE_GROUP=\(reduceGroup) " + defines.split(separator: " ").map { "-D \($0)" }.joined(separator: " ")
                 let built = try programs.build(files, options: options)
                 let limit = try built.groupLimit(info.id)

@@ -18,7 +18,19 @@ enum KernelArgument {
 
 /// How launches are cut. A GPU needs hundreds of work-groups per launch to fill its compute units; a
 /// CPU device (PoCL) runs best with a few large ones. `gpu` on a CPU device shows a GPU's launches there.
-public enum LaunchShape: String, Sendable { case gpu, cpu }
+public enum LaunchShape: String, Sendable, CaseIterable {
+    case gpu, cpu
+
+    /// The cut `auto` takes for a device: `cpu` on a CPU device, `gpu` on anything else.
+    public static func automatic(for info: OpenCLDeviceInfo) -> LaunchShape { info.isCPU ? .cpu : .gpu }
+
+    /// `auto` (nil: the device's kind decides), `gpu` or `cpu`, as `--launch-shape` spells it.
+    public static func request(_ text: String) throws -> LaunchShape? {
+        if text == "auto" { return nil }
+        guard let shape = LaunchShape(rawValue: text) else { throw KilnError("launch-shape \(text): expected auto, gpu or cpu") }
+        return shape
+    }
+}
 
 /// Kernel launches: how work is cut into work-items and groups, and the enqueue that checks each argument.
 extension OpenCLDevice {
@@ -100,6 +112,9 @@ extension OpenCLDevice {
         }
         if LaunchLog.isRecording {
             LaunchLog.note(nil, elements: arguments.map { if case .buffer(let t) = $0 { t.count } else { 0 } }.max() ?? 0)
+        }
+        if let coverage = KernelCoverage.shared {
+            try coverage.ran(name, variant: "REDUCE_GROUP=\(reduceGroup)" + (defines.map { " " + $0 } ?? ""))
         }
         var globalSize = global, localSize = local
         try checkCL(clEnqueueNDRangeKernel(queue, kernel, 1, nil, &globalSize, &localSize, 0, nil, nil),

@@ -57,10 +57,10 @@ final class ProgramBuilder: @unchecked Sendable {
     /// Why the cache could not be written, if it could not (the run goes on, compiling next time too).
     var cacheProblem: String? { lock.withLock { writeProblem } }
 
-    /// A program from common.cl (Philox, group_sum, shared by all) and `files`, built with `options`.
+    /// A program from `files`, built with `options`; common.cl (Philox, group_sum), which the others use, goes first.
     func build(_ files: [(name: String, source: String)], options: String) throws -> OpenCLProgram {
         // `#line` keeps build-log line numbers per file.
-        let files = KernelSources.files.filter { $0.name == "common.cl" } + files.filter { $0.name != "common.cl" }
+        let files = files.filter { $0.name == "common.cl" } + files.filter { $0.name != "common.cl" }
         let source = files.map { "#line 1 \"\($0.name)\"\n\($0.source)\n" }.joined()
         let key = Self.key([source, options, info.platformName, info.name, info.driverVersion])
         let file = cache?.file("programs", info.cacheName + "-" + key + ".bin")

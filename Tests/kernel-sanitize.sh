@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The kernel sanitizer: Kiln's kernels run under Oclgrind, a simulated GPU that bounds-checks every
+# memory access, finds data races and barrier divergence (OCLGRIND_DATA_RACES=1) and checks API use
+# (OCLGRIND_CHECK_API=1). `kiln parity` runs every preset and specs that reach every kernel and -D
+# variant (strided, 5x5, padded 1x1, dropout and dropout2d, linear, average and max pooling on odd
+# sizes, a batch of 1 and batches that are not a multiple of 4), with launches cut for a GPU and for a
+# CPU; a short training run on a small data folder adds the rest (the batch gather, Adam, evaluation).
+# It fails on any parity failure, on any line Oclgrind writes (a run can pass parity and still have a
+# report), and when a kernel of Kiln's programs never ran, so a new kernel cannot escape it. It prints
+# the kernels and variants that ran.
+# Oclgrind's uninitialised-value plugin (OCLGRIND_UNINITIALIZED) stays off: in Oclgrind 21.10 it aborts
+# on LLVM's `freeze` instruction.
+# Usage: Tests/kernel-sanitize.sh KILN [OCLGRIND_RUNTIME]      (make kernel-sanitize)
+set -euo pipefail
+KILN=$(realpath "${1:?usage: Tests/kernel-sanitize.sh KILN [OCLGRIND_RUNTIME]}")
+RUNTIME=${2:-/usr/lib/oclgrind/liboclgrind-rt.so}
+cd "$(dirname "$0")/.."
+[ -f "$RUNTIME" ] || { echo "kernel-sanitize: no Oclgrind runtime at $RUNTIME (apt-get install oclgrind)" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export KILN_OPENCL_LIBRARY=$RUNTIME OCLGRIND_DATA_RACES=1 OCLGRIND_CHECK_API=1 KILN_KERNEL_LOG=$work/kernels.tsv
+export KILN_CACHE_DIR=$work/cache
+
+# Specs beyond the presets, each for the kernels and variants named.
+cat > "$work/mix.json" <<'EOF'
+{"name": "mix", "input": [1, 28, 28], "layers": [
+  {"type": "conv2d", "out": 6, "kernel": 5, "stride": 2, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"},
+  {"type": "dropout2d", "p": 0.2}, {"type": "conv2d", "out": 5, "kernel": 1, "padding": 1, "bias": false},
+  {"type": "batchnorm2d"}, {"type": "relu"}, {"type": "avgpool2d", "kernel": 3, "stride": 2}, {"type": "maxpool2d", "kernel": 2},
+  {"type": "flatten"}, {"type": "dropout", "p": 0.3}, {"type": "linear", "out": 10}, {"type": "logsoftmax"}]}
+EOF
+# A conv with bias before batch norm, batch norm then ReLU unfused, overlapping odd max pooling, wide average pooling.
+cat > "$work/pools.json" <<'EOF'
+{"name": "pools", "input": [1, 28, 28], "layers": [
+  {"type": "conv2d", "out": 7, "kernel": 3, "padding": 1}, {"type": "batchnorm2d"}, {"type": "relu"},
+  {"type": "maxpool2d", "kernel": 3, "stride": 2, "padding": 1},
+  {"type": "conv2d", "out": 9, "kernel": 3, "stride": 2}, {"type": "relu"},
+  {"type": "avgpool2d", "kernel": 3, "stride": 1, "padding": 1}, {"type": "globalavgpool"},
+  {"type": "conv2d", "out": 10, "kernel": 1}, {"type": "logsoftmax"}]}
+EOF
+# Two linear layers on flattened features, padded strided average pooling (the tests' linear head).
+cat > "$work/linear.json" <<'EOF'
+{"name": "linear-head", "input": [1, 28, 28], "layers": [
+  {"type": "conv2d", "out": 4, "kernel": 5, "stride": 2, "padding": 2}, {"type": "relu"},
+  {"type": "avgpool2d", "kernel": 3, "stride": 2, "padding": 1}, {"type": "dropout", "p": 0.2},
+  {"type": "flatten"}, {"type": "linear", "out": 31}, {"type": "relu"}, {"type": "linear", "out": 10},
+  {"type": "logsoftmax"}]}
+EOF
+
+# model batch: every preset and spec, each under both cuts.
+CASES=("lean8k 1" "tiny5k 3" "strided12k 2" "ref18k 1" "$work/mix.json 3" "$work/pools.json 5" "$work/linear.json 3")
+failed=0
+started=$SECONDS
+for shape in gpu cpu; do
+    for case in "${CASES[@]}"; do
+        read -r model batch <<<"$case"
+        name="$(basename "$model" .json) batch $batch, $shape launches"
+        t=$SECONDS
+        if "$KILN" parity --model "$model" --device opencl --launch-shape "$shape" --batch-size "$batch" --steps 1 --quiet \
+            >"$work/out" 2>"$work/err" && [ ! -s "$work/err" ]; then
+            echo "ok      $name ($((SECONDS - t)) s): $(tail -1 "$work/out")"
+        else
+            echo "FAILED  $name ($((SECONDS - t)) s):"; sed 's/^/        /' "$work/out" "$work/err" | grep -v '^ *[0-9]' | head -40
+            failed=1
+        fi
+    done
+done
+
+# The training loop's own kernels (gather, Adam, evaluation) on a small NumPy data folder.
+python3 - "$work/data" <<'EOF'
+import os, random, struct, sys
+folder = sys.argv[1]; os.makedirs(folder)
+def save(name, dtype, shape, values):
+    header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (dtype, "".join(f"{s}, " for s in shape))
+    header += " " * (63 - (len(header) + 10) % 64) + "\n"
+    with open(os.path.join(folder, name), "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + bytes(values))
+rng = random.Random(7)
+for split, n in (("train", 6), ("test", 5)):
+    save(f"x_{split}.npy", "|u1", (n, 28, 28), [rng.randrange(256) for _ in range(n * 784)])
+    save(f"y_{split}.npy", "|u1", (n,), [rng.randrange(10) for _ in range(n)])
+EOF
+for shape in gpu cpu; do
+    name="training with Adam and evaluation (mix, $shape launches)"
+    t=$SECONDS
+    if "$KILN" train --model "$work/mix.json" --device opencl --launch-shape "$shape" --data "$work/data" --optimizer adam \
+        --batch-size 3 --epochs 1 --no-augment >"$work/out" 2>"$work/err" && [ ! -s "$work/err" ]; then
+        echo "ok      $name ($((SECONDS - t)) s)"
+    else
+        echo "FAILED  $name ($((SECONDS - t)) s):"; sed 's/^/        /' "$work/out" "$work/err" | head -40
+        failed=1
+    fi
+done
+
+# Coverage: every kernel of Kiln's programs ran, under some variant.
+echo "Kernels and variants that ran under Oclgrind:"
+sort -u "$work/kernels.tsv" | awk -F'\t' '{ v[$1] = v[$1] (v[$1] ? " | " : "") $2 } END { for (k in v) print "  " k ": " v[k] }' | sort
+declared=$(grep -ho '__kernel void [a-z_0-9]*' Sources/Kiln/Devices/OpenCL/Kernels/*.cl | awk '{print $3}' | sort -u)
+missing=$(comm -23 <(echo "$declared") <(cut -f1 "$work/kernels.tsv" | sort -u))
+if [ -n "$missing" ]; then
+    echo "FAILED  kernels that never ran under the sanitizer: $(echo $missing)"; failed=1
+fi
+echo "kernel-sanitize: $(echo "$declared" | wc -l) kernels, $(sort -u "$work/kernels.tsv" | wc -l) kernel variants, $((SECONDS - started)) s"
+[ "$failed" = 0 ] && echo "kernel-sanitize passed" || { echo "kernel-sanitize FAILED"; exit 1; }
