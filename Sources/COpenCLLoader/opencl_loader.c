@@ -66,7 +66,8 @@
         const size_t r, const size_t s, const size_t t, const size_t u, cl_command_queue *v, cl_event *w), \
       (a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, t, u, v, w)) \
     X(CLBlastStatusCode, CLBlastOverrideParameters, (const cl_device_id a, const char *b, const CLBlastPrecision c, \
-        const size_t d, const char **e, const size_t *f), (a, b, c, d, e, f))
+        const size_t d, const char **e, const size_t *f), (a, b, c, d, e, f)) \
+    X(CLBlastStatusCode, CLBlastClearCache, (void), ())
 
 typedef cl_int (*clEnqueueNDRangeKernel_fn)(cl_command_queue, cl_kernel, cl_uint, const size_t *, const size_t *,
                                             const size_t *, cl_uint, const cl_event *, cl_event *);
@@ -136,6 +137,31 @@ const char *kiln_opencl_open(void) {
     return NULL;
 }
 
+// CLBlast releases its cached programs from a static destructor at exit. Oclgrind's API functions push
+// onto a thread_local call stack, which exit() destroys before static destructors run, so those calls
+// write into freed memory and glibc aborts ("corrupted double-linked list"; benchmarks/oclgrind/repro.c
+// shows it without Kiln). Thread_local destructors run in reverse order of registration: one registered
+// after Oclgrind's stack exists empties CLBlast's cache while the stack is still alive.
+extern int __cxa_thread_atexit_impl(void (*destructor)(void *), void *object, void *dso);
+extern void *__dso_handle;
+
+static void clear_clblast_cache(void *unused) {
+    (void)unused;
+    CLBlastClearCache_ptr();  // at exit there is no one to report a failure to
+}
+
+static const char *clear_clblast_cache_at_exit(void) {
+    cl_uint platforms;
+    // Any call makes this thread's Oclgrind call stack, so that it is registered before our destructor.
+    cl_int status = clGetPlatformIDs_ptr(0, NULL, &platforms);
+    if (status != CL_SUCCESS) {
+        snprintf(problem, sizeof problem, "clGetPlatformIDs failed (%d)", status);
+        return problem;
+    }
+    if (__cxa_thread_atexit_impl(clear_clblast_cache, NULL, &__dso_handle) != 0) return "cannot register CLBlast's cache release at exit";
+    return NULL;
+}
+
 const char *kiln_clblast_open(void) {
     if (clblast_library) return NULL;
     const char *opencl = kiln_opencl_open();
@@ -148,6 +174,8 @@ const char *kiln_clblast_open(void) {
         snprintf(problem, sizeof problem, "the CLBlast library has no %s", missing);
         return problem;
     }
+    const char *registration = clear_clblast_cache_at_exit();
+    if (registration) return registration;
     clblast_library = library;
     return NULL;
 }

@@ -222,4 +222,30 @@ import Testing
             #expect(refused.status != 0 && refused.output.contains(message) && !refused.output.contains("Fatal"), "\(arguments): \(refused.output)")
         }
     }
+
+    /// Issue 25: under Oclgrind, CLBlast's programs released at exit wrote into Oclgrind's freed call stack
+    /// and glibc aborted ("corrupted double-linked list"). Without the tcache, the freed stack's first
+    /// bytes are the bin links glibc checks, so the fault shows on every run, not only in some heap layouts.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: CLITests.oclgrind), "no Oclgrind: its exit-time abort not checked"))
+    func parityUnderOclgrindExitsWithoutHeapCorruption() throws {
+        let folder = temporary("oclgrind")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        // Dropouts, then a Linear layer: CLBlast caches a program, and the heap is laid out as in the issue.
+        let spec = """
+            {"name": "mix", "input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 6, "kernel": 5, "stride": 2, "padding": 1},
+             {"type": "relu"}, {"type": "batchnorm2d"}, {"type": "dropout2d", "p": 0.2}, {"type": "conv2d", "out": 5, "kernel": 1,
+             "padding": 1, "bias": false}, {"type": "batchnorm2d"}, {"type": "relu"}, {"type": "avgpool2d", "kernel": 3, "stride": 2},
+             {"type": "maxpool2d", "kernel": 2}, {"type": "flatten"}, {"type": "dropout", "p": 0.3}, {"type": "linear", "out": 10},
+             {"type": "logsoftmax"}]}
+            """
+        try spec.write(toFile: "\(folder)/mix.json", atomically: true, encoding: .utf8)
+        let run = try runKiln(["parity", "--model", "\(folder)/mix.json", "--device", "opencl", "--batch-size", "1", "--steps", "1",
+                               "--cache-dir", folder],
+                              environment: ["KILN_OPENCL_LIBRARY": Self.oclgrind, "GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"])
+        #expect([0, 1].contains(run.status) && run.output.contains("Oclgrind Simulator") && run.output.contains("tensors")
+                && !run.output.contains("corrupted") && !run.output.contains("crashed"), "\(run.output)")
+    }
+
+    static let oclgrind = "/usr/lib/oclgrind/liboclgrind-rt.so"
 }

@@ -13,7 +13,8 @@ extern "C" {
 // on success (also when already open), or why it failed, e.g. the loader's dlerror().
 const char *kiln_opencl_open(void);
 
-// Opens libclblast.so.1 (or $KILN_CLBLAST_LIBRARY) the same way, after kiln_opencl_open.
+// Opens libclblast.so.1 (or $KILN_CLBLAST_LIBRARY) the same way, after kiln_opencl_open. CLBlast's program
+// cache is emptied when the calling thread exits, before exit() would release it too late for Oclgrind.
 const char *kiln_clblast_open(void);
 
 // A symbol of the opened CLBlast, for its C++ API (the tuner shim); NULL when absent or not open.
