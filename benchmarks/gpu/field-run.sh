@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU field run: everything worth measuring on a machine with a GPU, in under 8 minutes, with
-# nothing to install there. `make gpu-bundle` builds the bundle (bin/, lib/, share/kiln/mnist/ and a copy
-# of this script); copy it to the GPU machine and run
+# nothing to install there. `make gpu-bundle` builds the bundle (kiln, kiln-bench and their libraries
+# packed in payload.tar.xz, which the first run unpacks; share/kiln/mnist/; this script); copy it to the
+# GPU machine and run
 #
 #   BUNDLE/field-run.sh OUTDIR            # the field run (OUTDIR must be new or empty)
 #   field-run.sh --dry-run OUTDIR         # the same parts on any OpenCL device (PoCL here), tiny limits,
@@ -52,7 +53,10 @@ root=$here
 if [ -z "${KILN_BIN_DIR:-}" ] && [ -f "$here/payload.tar.xz" ] && [ ! -x "$here/bin/kiln" ]; then
     command -v tar >/dev/null || die "this machine has no tar, which unpacking the bundle needs"
     if command -v xz >/dev/null; then unxz=(xz); else unxz=(env "LD_LIBRARY_PATH=$here/unxz" "$here/unxz/xz"); fi
-    [ -w "$here" ] || { root=$(mktemp -d) && ln -s "$here/share" "$root/share"; } || die "cannot create a temporary folder to unpack into"
+    if [ ! -w "$here" ]; then
+        root=$(mktemp -d) && ln -s "$here/share" "$root/share" || die "cannot create a temporary folder to unpack into"
+        trap 'rm -rf "$root"' EXIT
+    fi
     rm -rf "$root/.unpacking" && mkdir "$root/.unpacking"
     "${unxz[@]}" -dc "$here/payload.tar.xz" | tar -xf - -C "$root/.unpacking" || die "cannot unpack $here/payload.tar.xz into $root"
     rm -rf "$root/bin" "$root/lib" && mv "$root/.unpacking/bin" "$root/.unpacking/lib" "$root/" && rmdir "$root/.unpacking"
@@ -236,6 +240,7 @@ wall=$(( $(date +%s) - started ))
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), wall time $wall s (deadline $total s)"
     echo "- machine: $(uname -srm), $(nproc 2>/dev/null || echo '?') cores, $(getconf GNU_LIBC_VERSION 2>/dev/null || echo 'glibc ?')"
     if command -v nvidia-smi >/dev/null; then
+        timeout 20 nvidia-smi > "$outdir/logs/nvidia-smi.log" 2>&1 || true
         echo "- GPU: $(timeout 20 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -n 2 | tr '\n' ';' | sed 's/;$//')"
     else
         echo "- GPU: no nvidia-smi on the PATH"
@@ -263,13 +268,13 @@ else
         echo '```'
         grep -h -E "^(opencl|cpu|auto picks|[a-z0-9:. ]+ cache:)" "$outdir/logs/devices.log" 2>/dev/null || true
         for f in "$outdir"/logs/parity-*.log; do
-            [ -e "$f" ] && echo "$(basename "$f" .log): $(grep -h -E "parity (passed|FAILED)" "$f" | tail -n 1)"
+            [ -e "$f" ] && { name=${f##*/}; echo "${name%.log}: $(grep -h -E "parity (passed|FAILED)|^Error" "$f" | tail -n 1)"; }
         done
         grep -h -E "^(GEMM|kept|No tuner|CLBlast's own)|GFLOP" "$outdir/logs/tune-lean8k.log" 2>/dev/null || true
         grep -h -E "Test set:|^Epoch|images/s" "$outdir/logs/train-lean8k.log" 2>/dev/null | tail -n 40 || true
         echo '```'
         for b in bench-gpu-cold bench-gpu-warm bench-cpu bench-gpu-tuned; do
-            if [ -f "$outdir/$b/results.md" ]; then echo; echo "### $b"; echo; sed -n '1,/^$/p;/^| model/,/^$/p' "$outdir/$b/results.md"; fi
+            if [ -f "$outdir/$b/results.md" ]; then echo; echo "### $b"; echo; sed -n '/^| model/,/^$/p' "$outdir/$b/results.md"; fi
         done
     } >> "$outdir/summary.md"
 fi
