@@ -9,7 +9,7 @@ PACKAGES := libopenblas-dev zlib1g-dev libpng-dev ocl-icd-opencl-dev opencl-head
 # GPU instruction sets (see kernel-check); Python's venv for onnxruntime (see onnx-deps).
 CHECK_PACKAGES := clang-15 rocm-device-libs python3 python3-venv
 
-.PHONY: deps check-deps onnx-deps report-deps mpi-deps sanitize-deps build train test kernel-check kernel-sanitize rusticl-parity bench summary docs install uninstall clean
+.PHONY: deps check-deps onnx-deps report-deps mpi-deps sanitize-deps build train test kernel-check kernel-sanitize rusticl-parity bench summary docs install uninstall clean gpu-bundle
 
 # Installs only when a package is missing (dpkg -s is quick, so every run checks).
 deps:
@@ -61,9 +61,10 @@ train: build
 export POCL_CACHE_DIR := $(CURDIR)/.pocl-cache
 
 # The kernel check (seconds, so first), the build (the tests run the `kiln` binary too), the tests,
-# the shell cases of bad input and faults (Tests/cli-cases.sh), the ONNX export checked in onnxruntime
+# the kernel sanitizer (Oclgrind) and parity on rusticl (see kernel-sanitize, rusticl-parity), the shell cases of bad input and faults (Tests/cli-cases.sh), the ONNX export checked in onnxruntime
 # (Tests/onnx-roundtrip.sh), `kiln report`'s page rendered in Chromium (Tests/report-render.sh), then a
-# smoke run of the benchmark on every device.
+# smoke run of the benchmark on every device, and the GPU field run's dry run (benchmarks/gpu/field-run.sh
+# on PoCL with tiny limits, under a minute; see gpu-bundle).
 test: deps kernel-check onnx-deps report-deps mpi-deps sanitize-deps
 	swift build -c release
 	swift test -c release
@@ -75,6 +76,8 @@ test: deps kernel-check onnx-deps report-deps mpi-deps sanitize-deps
 	@if command -v chromium >/dev/null 2>&1; then bash Tests/report-render.sh .build/release/kiln chromium; \
 		else echo "report-render: skipped, chromium could not be installed (see report-deps above)"; fi
 	.build/release/kiln-bench --quick
+	rm -rf .build/field-run-dry
+	KILN_BIN_DIR=.build/release bash benchmarks/gpu/field-run.sh --dry-run .build/field-run-dry
 
 # The OpenCL kernels compiled offline for AMD and NVIDIA GPUs (no GPU needed): fails on any compiler
 # warning or register spill, prints each kernel's registers and memory. `benchmarks/gpu-compile/check.sh
@@ -111,6 +114,16 @@ install: deps
 	install -m 755 .build/release/kiln .build/release/kiln-bench $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 Data/mnist/*.gz $(DESTDIR)$(PREFIX)/share/kiln/mnist/
 
+# `make gpu-bundle`: .build/gpu-bundle, a folder to copy to a GPU machine that may have no Swift, OpenBLAS,
+# OpenCL ICD loader or CLBlast, and run there as `gpu-bundle/field-run.sh OUTDIR` (README: GPU field run).
+# kiln and kiln-bench with the Swift runtime linked in, built in .build-static so that the release build
+# in .build stays as it is; the libraries they link or open that a bare machine may lack; the MNIST files;
+# the field-run script. Prints the size and fails over 64 MiB or on a dependency outside the bundle.
+GPU_BUNDLE ?= .build/gpu-bundle
+gpu-bundle: deps
+	swift build -c release --static-swift-stdlib --build-path .build-static
+	benchmarks/gpu/make-bundle.sh .build-static/release $(GPU_BUNDLE) 64
+
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/kiln $(DESTDIR)$(PREFIX)/bin/kiln-bench
 	rm -rf $(DESTDIR)$(PREFIX)/share/kiln
@@ -121,4 +134,4 @@ docs: deps
 		--output-path .build/docs --transform-for-static-hosting --warnings-as-errors
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-static
