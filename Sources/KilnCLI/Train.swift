@@ -47,7 +47,7 @@ struct Train: ParsableCommand {
     var log: String?
     @Option(help: "Continue the run saved in this checkpoint, with its model, options and data (--epochs may extend it).")
     var resume: String?
-    @Flag(help: "Under mpirun: batch norm statistics over the global batch, all-reduced in every batch norm (default per rank, as PyTorch DDP). One process sees the whole batch anyway.")
+    @Flag(help: "Under mpirun: batch norm statistics over the global batch, all-reduced in every batch norm (default per rank, as PyTorch DDP). One process computes batch norm the same way, so a run trains the same on any number of ranks.")
     var syncBn = false
 
     /// The run-shaping flags given, by name: --resume refuses them.
@@ -138,6 +138,7 @@ struct Train: ParsableCommand {
         options.normalization = data.normalization
         let network = try Sequential(spec: spec, device: device, seed: options.seed)
         let trainer = try Trainer(model: network, data: data, options: options, setupStart: setupStart, parallel: parallel)
+        if parallel == nil && syncBn { network.synchroniseBatchNorm(WholeBatchSync()) }
         if let checkpoint {
             guard checkpoint.state.completedEpochs < epochs else {
                 throw KilnError("\(resume!): already trained \(checkpoint.state.completedEpochs) epochs; pass --epochs above that")

@@ -15,16 +15,16 @@ struct DataParallelTests {
         FileManager.default.temporaryDirectory.appendingPathComponent("kiln-mpi-\(UUID().uuidString)-\(name)").path
     }
 
-    /// Trains `layers` for one epoch as one process with the global batch of 64 and as two ranks of 32
-    /// images (with `flags`), and expects the same weights and buffers within the parity check's
-    /// tolerance, scaled by √(steps · the longest gradient sum).
+    /// Trains `layers` for one epoch (`flags` to both runs) as one process with the global batch of 64 and
+    /// as two ranks of 32 images, and expects the same weights and buffers within 1e-4 of each tensor's
+    /// largest magnitude: float rounding, which ten steps amplify to some 1e-6.
     func expectTwoRanksTrainAsOne(_ layers: String, device: String, flags: [String] = []) throws {
         let spec = temporary("spec.json"), one = temporary("one.safetensors"), two = temporary("two.safetensors")
         defer { for f in [spec, one, two] { try? FileManager.default.removeItem(atPath: f) } }
         try Data(#"{"name": "small", "input": [1, 28, 28], "layers": [\#(layers)]}"#.utf8).write(to: URL(fileURLWithPath: spec))
         let common = ["train", "--model", spec, "--device", device, "--threads", "1", "--train-limit", "640", "--batch-size", "64",
                       "--epochs", "1", "--no-augment", "--seed", "3"]
-        let single = try runKiln(common + ["--save", one])
+        let single = try runKiln(common + flags + ["--save", one])
         #expect(single.status == 0, "\(single.output)")
         let parallel = try runKiln(common + flags + ["--save", two], launcher: launcher)
         #expect(parallel.status == 0 && parallel.output.contains("Data-parallel: 2 ranks, each 32 images"), "\(parallel.output)")
@@ -34,7 +34,7 @@ struct DataParallelTests {
         try a.load(into: modelA)
         try b.load(into: modelB)
         let initial = try Sequential(spec: a.spec, device: cpu, seed: 3)
-        let tolerance = 32 * Double(Float.ulpOfOne) * (10.0 * 64 * 26 * 26).squareRoot()
+        let tolerance = 1e-4
         for (((name, x), (_, y)), (_, start)) in zip(zip(modelA.namedTensors, modelB.namedTensors), initial.namedTensors) {
             let (u, v, u0) = (try cpu.readFloats(x), try cpu.readFloats(y), try cpu.readFloats(start))
             let scale = u.map { abs(Double($0)) }.max() ?? 1
@@ -52,10 +52,15 @@ struct DataParallelTests {
             """, device: "cpu")
     }
 
-    /// With --sync-bn, batch norm's statistics, gradients and running statistics are the global batch's:
-    /// the fused convolution + ReLU + batch norm, and ReLU + batch norm on its own.
+    /// With --sync-bn, batch norm's statistics, gradients and running statistics are the global batch's,
+    /// whatever the ranks: lean8k's pattern (convolutions without bias, each with ReLU and batch norm
+    /// fused, a max pool between), whose gradients cancel so much that a batch norm's float sums, rounded
+    /// differently in one process and in two ranks, made them differ by 3e-3; and ReLU + batch norm on its own.
     static let batchNormLayers = """
-        {"type": "conv2d", "out": 6, "kernel": 3}, {"type": "relu"}, {"type": "batchnorm2d"}, {"type": "maxpool2d", "kernel": 2},
+        {"type": "conv2d", "out": 8, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
+        {"type": "conv2d", "out": 8, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
+        {"type": "maxpool2d", "kernel": 2},
+        {"type": "conv2d", "out": 8, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
         {"type": "conv2d", "out": 10, "kernel": 3}, {"type": "maxpool2d", "kernel": 2}, {"type": "relu"}, {"type": "batchnorm2d"},
         {"type": "globalavgpool"}, {"type": "conv2d", "out": 10, "kernel": 1}, {"type": "logsoftmax"}
         """

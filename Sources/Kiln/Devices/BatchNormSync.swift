@@ -13,6 +13,22 @@ public protocol BatchNormSync: AnyObject {
     func reduceGradientSums(_ sums: inout [Double]) throws
 }
 
+/// `--sync-bn` in one process: no other ranks to add, but the arithmetic of a synchronised batch norm
+/// (sums in doubles, OpenCL's partials per image), whose rounding, unlike the plain batch norm's, does
+/// not depend on how the batch is shared out; so a run trains the same on one rank as on several.
+public final class WholeBatchSync: BatchNormSync {
+    public init() {}
+    public func reduceMoments(_ moments: inout [Double]) {}
+    public func reduceGradientSums(_ sums: inout [Double]) {}
+}
+
+extension Sequential {
+    /// Gives every batch norm `sync` (`--sync-bn`).
+    public func synchroniseBatchNorm(_ sync: BatchNormSync) {
+        for case let norm as BatchNorm2d in layers { norm.sync = sync }
+    }
+}
+
 extension BatchNormSync {
     /// Global `(count, mean, m2)` per channel, from `parts` local partials `(count, mean, m2)` per channel
     /// (`[channel][part][3]`, as the primitives' first stage writes them).

@@ -78,9 +78,7 @@ public final class DataParallel {
 
     /// Installs a `SyncBatchNorm` in every batch norm of `model` when `syncBatchNorm` is set.
     func synchronise(_ model: Sequential) {
-        guard syncBatchNorm else { return }
-        let sync = SyncBatchNorm(self)
-        for case let norm as BatchNorm2d in model.layers { norm.sync = sync }
+        if syncBatchNorm { model.synchroniseBatchNorm(SyncBatchNorm(self)) }
     }
 
     /// Replaces every layer's buffers (batch norm's running statistics) with their mean over the ranks.

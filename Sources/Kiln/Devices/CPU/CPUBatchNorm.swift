@@ -30,12 +30,25 @@ extension CPUDevice {
             parallel.chunks(channels) { for c in $0 { let s = statistics(c); normalize(c, count: Float(row), mean: s.mean, m2: s.m2) } }
             return
         }
-        var local = [Float](repeating: 0, count: 3 * channels)
-        local.withUnsafeMutableBufferPointer { p in
-            parallel.chunks(channels) { for c in $0 { let s = statistics(c); (p[3 * c], p[3 * c + 1], p[3 * c + 2]) = (Float(row), s.mean, s.m2) } }
+        // Raw moments summed in doubles: float sums over a long row drift by some 1e-5 (relative), by an
+        // amount that depends on how the batch is shared out, and training amplifies the difference.
+        var moments = [Double](repeating: 0, count: 3 * channels)
+        moments.withUnsafeMutableBufferPointer { p in
+            parallel.chunks(channels) {
+                for c in $0 {
+                    let n = Double(row), sum = Reduce.preciseSum(x + c * row, row, rectify: rectify), mean = sum / n
+                    let m2 = Reduce.preciseSquaredDeviations(x + c * row, row, mean: mean, rectify: rectify)
+                    (p[3 * c], p[3 * c + 1], p[3 * c + 2]) = (n, sum, m2 + n * mean * mean)
+                }
+            }
         }
-        let global = try sync.globalStatistics(local, channels: channels, parts: 1)
-        parallel.chunks(channels) { for c in $0 { normalize(c, count: global[3 * c], mean: global[3 * c + 1], m2: global[3 * c + 2]) } }
+        try sync.reduceMoments(&moments)
+        parallel.chunks(channels) {
+            for c in $0 {
+                let n = moments[3 * c], mean = moments[3 * c + 1] / n, m2 = max(0, moments[3 * c + 2] - n * mean * mean)
+                normalize(c, count: Float(n), mean: Float(mean), m2: Float(m2))
+            }
+        }
     }
 
     public func batchNormInferenceForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
@@ -67,10 +80,9 @@ extension CPUDevice {
             dg[c] = Reduce.dotCentered(dy + c * row, x + c * row, row, mean: sm[c], rectify: rectify) * si[c]
         }
         // dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy·x̂))
-        func inputGradient(_ c: Int, sumDy: Float, sumDyXhat: Float) {
+        func inputGradient(_ c: Int, meanDy: Float, meanDyXhat: Float) {
             let (xc, dyc, dxc) = (x + c * row, dy + c * row, dx + c * row)
-            let mean = sm[c], invStd = si[c]
-            let k = g[c] * invStd, meanDy = sumDy / Float(row), meanDyXhat = sumDyXhat / Float(row)
+            let mean = sm[c], invStd = si[c], k = g[c] * invStd
             // Folded ReLU: no gradient flows where its input was ≤ 0 (or NaN), as in `reluBackward`.
             for i in 0..<row {
                 let xhat = (Reduce.rectified(xc[i], rectify) - mean) * invStd
@@ -79,13 +91,26 @@ extension CPUDevice {
             }
         }
         guard let sync else {
-            parallel.chunks(channels) { for c in $0 { sums(c); inputGradient(c, sumDy: db[c], sumDyXhat: dg[c]) } }
+            parallel.chunks(channels) {
+                for c in $0 { sums(c); inputGradient(c, meanDy: db[c] / Float(row), meanDyXhat: dg[c] / Float(row)) }
+            }
             return
         }
-        // γ's and β's gradients stay this process's own (the data-parallel average adds them up).
-        parallel.chunks(channels) { for c in $0 { sums(c) } }
-        let global = try sync.globalGradientSums((0..<channels).flatMap { [db[$0], dg[$0]] }, channels: channels, parts: 1)
-        parallel.chunks(channels) { for c in $0 { inputGradient(c, sumDy: global[2 * c], sumDyXhat: global[2 * c + 1]) } }
+        // Summed in doubles, as the forward's moments. γ's and β's gradients stay this process's own (the
+        // data-parallel average adds them up); the input gradient takes the global batch's sums.
+        var global = [Double](repeating: 0, count: 2 * channels)
+        global.withUnsafeMutableBufferPointer { p in
+            parallel.chunks(channels) {
+                for c in $0 {
+                    p[2 * c] = Reduce.preciseSum(dy + c * row, row)
+                    p[2 * c + 1] = Reduce.preciseDotCentered(dy + c * row, x + c * row, row, mean: sm[c], rectify: rectify) * Double(si[c])
+                    (db[c], dg[c]) = (Float(p[2 * c]), Float(p[2 * c + 1]))
+                }
+            }
+        }
+        try sync.reduceGradientSums(&global)
+        let n = Double(row)
+        parallel.chunks(channels) { for c in $0 { inputGradient(c, meanDy: Float(global[2 * c] / n), meanDyXhat: Float(global[2 * c + 1] / n)) } }
     }
 
     /// y = x·scale + shift over one channel's row (of max(x, 0) when `rectify`).

@@ -12,7 +12,7 @@ extension OpenCLDevice {
         try checkBatchNorm("batchNormTrainingForward", input: input, same: [("output", output)],
                            vectors: [("gamma", gamma), ("beta", beta), ("runningMean", runningMean), ("runningVar", runningVar),
                                      ("savedMean", savedMean), ("savedInvStd", savedInvStd)])
-        let row = input.rowLength, (slice, slices) = reductionSlices(channels: input.channels, row: row)
+        let row = input.rowLength, (slice, slices) = batchNormSlices(input, sync: sync)
         let partials = try partialScratch(3 * input.channels * slices)
         try runGroups("batch_norm_statistics", groups: input.channels * slices, .buffer(input), .buffer(partials),
                       .int(row), .int(slice), .int(slices), .int(rectify ? 1 : 0))
@@ -36,6 +36,13 @@ extension OpenCLDevice {
                     .buffer(statistics), .buffer(n.gamma), .buffer(n.beta), .buffer(n.runningMean), .buffer(n.runningVar),
                     .buffer(n.savedMean), .buffer(n.savedInvStd), .buffer(n.output), .int(row), .int(perItem), .int(parts),
                     .float(n.momentum), .float(n.epsilon), .int(n.rectify ? 1 : 0))
+    }
+
+    /// A batch norm's first-stage slices of each channel's row. Synchronised, one per image: every rank's
+    /// partials are then bit for bit those of one process for the same images, and the host adds them up
+    /// in doubles, so the global sums do not depend on how the batch is shared out over ranks.
+    func batchNormSlices(_ x: Tensor, sync: BatchNormSync?) -> (length: Int, count: Int) {
+        sync == nil ? reductionSlices(channels: x.channels, row: x.rowLength) : (x.height * x.width, x.batch)
     }
 
     public func batchNormInferenceForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
@@ -66,7 +73,7 @@ extension OpenCLDevice {
     /// sums over the slices are β's and γ's gradients (queued for `finishGradients`) and what the input
     /// gradient needs (batch_norm_backward_data, or a fused convolution's backward).
     func backwardSums(_ gradOutput: Tensor, _ n: BatchNormBackward) throws -> (arena: Tensor, offset: Int, slices: Int) {
-        let channels = n.input.channels, row = n.input.rowLength, (slice, slices) = reductionSlices(channels: channels, row: row)
+        let channels = n.input.channels, row = n.input.rowLength, (slice, slices) = batchNormSlices(n.input, sync: n.sync)
         let sums = try reservePartials(2 * channels * slices)
         try runGroups("batch_norm_backward_sums", groups: channels * slices, .buffer(n.input), .buffer(gradOutput),
                       .buffer(n.savedMean), .buffer(n.savedInvStd), .arena(sums.arena), .int(sums.offset), .int(row),
