@@ -73,7 +73,9 @@ struct DataParallelTests {
     func synchronisedBatchNormTrainsAsOneProcessOnOpenCL() throws {
         // Both ranks on one device, by its address (plain `opencl` gives each local rank its own).
         let address = try #require(try OpenCLPlatforms.devices().first).address
-        try expectTwoRanksTrainAsOne(Self.batchNormLayers, device: address, flags: ["--sync-bn"])
+        for shape in LaunchShape.allCases {
+            try expectTwoRanksTrainAsOne(Self.batchNormLayers, device: address, flags: ["--sync-bn", "--launch-shape", shape.rawValue])
+        }
     }
 
     /// With batch norm (per-rank statistics), a run on two ranks ends with identical replicas (the

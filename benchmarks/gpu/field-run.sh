@@ -163,13 +163,6 @@ fi
 total=${KILN_FIELD_DEADLINE:-$total}
 case "$total" in ''|*[!0-9]*) die "KILN_FIELD_DEADLINE must be a number of seconds, got $total" ;; esac
 models=$(IFS=,; echo "${presets[*]}")
-# --launch-shape where this kiln has it (it arrived with the flag on main); without it, one line says so.
-shape_for() {
-    if timeout 20 "$@" --help 2>&1 | grep -q -- "--launch-shape"; then echo "--launch-shape $shape"; fi
-}
-train_shape=$(shape_for "$kiln" train) parity_shape=$(shape_for "$kiln" parity)
-tune_shape=$(shape_for "$kiln" tune) bench_shape=$(shape_for "$bench")
-[ -n "$train_shape$parity_shape$bench_shape" ] || note "this kiln has no --launch-shape: commands run without it (each device's own cut)"
 
 # ---- The parts. plan() runs twice: first adding up each part's minimum seconds (so an overrunning part
 # leaves the later ones their minimum), then running them. part NAME LIMIT MIN COMMAND…
@@ -209,23 +202,19 @@ plan() {
     local cold=$outdir/cache
     part devices 30 5 "$kiln" devices --cache-dir "$outdir/cache-devices"
     for p in "${presets[@]}"; do
-        # shellcheck disable=SC2086  # the shape flag is one word or two
         part "parity-$p" 60 10 "$kiln" parity --model "$p" --device opencl "${parity_args[@]}" --json "$outdir/parity-$p.json" \
-            --cache-dir "$outdir/cache-parity" $parity_shape
+            --cache-dir "$outdir/cache-parity" --launch-shape "$shape"
     done
-    # shellcheck disable=SC2086
-    {
     part bench-gpu-cold 120 30 "$bench" --devices opencl --models "$models" "${bench_args[@]}" --profile --cache-dir "$cold" \
-        --out "$outdir/bench-gpu-cold" $bench_shape
+        --out "$outdir/bench-gpu-cold" --launch-shape "$shape"
     part bench-gpu-warm 90 20 "$bench" --devices opencl --models "$models" "${bench_args[@]}" --profile --cache-dir "$cold" \
-        --out "$outdir/bench-gpu-warm" $bench_shape
+        --out "$outdir/bench-gpu-warm" --launch-shape "$shape"
     part bench-cpu 90 20 "$bench" --devices cpu --models "$models" "${cpu_bench_args[@]}" --out "$outdir/bench-cpu"
-    part tune-lean8k 180 40 "$kiln" tune --device opencl --model lean8k --cache-dir "$cold" $tune_shape
+    part tune-lean8k 180 40 "$kiln" tune --device opencl --model lean8k --cache-dir "$cold"
     part bench-gpu-tuned 60 15 "$bench" --devices opencl --models lean8k "${bench_args[@]}" --cache-dir "$cold" \
-        --out "$outdir/bench-gpu-tuned" $bench_shape
+        --out "$outdir/bench-gpu-tuned" --launch-shape "$shape"
     part train-lean8k 240 120 "$kiln" train --model lean8k --device opencl "${train_args[@]}" --cache-dir "$cold" \
-        --log "$outdir/train-lean8k.jsonl" $train_shape
-    }
+        --log "$outdir/train-lean8k.jsonl" --launch-shape "$shape"
 }
 note "$([ "$dry" = 1 ] && echo "dry run" || echo "field run") into $outdir with $bindir, deadline ${total} s"
 plan
@@ -246,7 +235,7 @@ wall=$(( $(date +%s) - started ))
         echo "- GPU: no nvidia-smi on the PATH"
     fi
     [ -f "$here/BUILD_INFO" ] && echo "- build: $(cat "$here/BUILD_INFO")"
-    echo "- binaries: $bindir; launch shape: ${train_shape:-"(no --launch-shape in this kiln)"}"
+    echo "- binaries: $bindir; launch shape: $shape"
     sed -n 's/^field-run: \(NVIDIA OpenCL\|no libnvidia\|OCL_ICD_VENDORS\|no libstdc\|.*lacks GLIBCXX\|warning\)/- \1/p' "$outdir/logs/field-run.log"
     echo
     echo "| part | status | seconds | limit s |"
