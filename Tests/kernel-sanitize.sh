@@ -8,11 +8,17 @@
 # It fails on any parity failure, on any line Oclgrind writes (a run can pass parity and still have a
 # report), and when a kernel of Kiln's programs never ran, so a new kernel cannot escape it. It prints
 # the kernels and variants that ran.
+# Oclgrind runs a 28x28 preset's step at batch 1 in 40 s (lean8k) to some 300 s (ref18k) here, so by
+# default the presets ref18k and strided12k, whose layer kinds the specs below reach in smaller shapes,
+# are left out and tiny5k runs in the GPU cut only: about 5 minutes on 2 cores. --all runs every preset
+# in both cuts.
 # Oclgrind's uninitialised-value plugin (OCLGRIND_UNINITIALIZED) stays off: in Oclgrind 21.10 it aborts
 # on LLVM's `freeze` instruction.
-# Usage: Tests/kernel-sanitize.sh KILN [OCLGRIND_RUNTIME]      (make kernel-sanitize)
+# Usage: Tests/kernel-sanitize.sh [--all] KILN [OCLGRIND_RUNTIME]      (make kernel-sanitize [SANITIZE_ARGS=--all])
 set -euo pipefail
-KILN=$(realpath "${1:?usage: Tests/kernel-sanitize.sh KILN [OCLGRIND_RUNTIME]}")
+all=0
+[ "${1:-}" != --all ] || { all=1; shift; }
+KILN=$(realpath "${1:?usage: Tests/kernel-sanitize.sh [--all] KILN [OCLGRIND_RUNTIME]}")
 RUNTIME=${2:-/usr/lib/oclgrind/liboclgrind-rt.so}
 cd "$(dirname "$0")/.."
 [ -f "$RUNTIME" ] || { echo "kernel-sanitize: no Oclgrind runtime at $RUNTIME (apt-get install oclgrind)" >&2; exit 1; }
@@ -47,13 +53,14 @@ cat > "$work/linear.json" <<'EOF'
   {"type": "logsoftmax"}]}
 EOF
 
-# model batch: every preset and spec, each under both cuts.
-CASES=("lean8k 1" "tiny5k 3" "strided12k 2" "ref18k 1" "$work/mix.json 3" "$work/pools.json 5" "$work/linear.json 3")
+# model batch shapes: batches of 1 and of sizes that are not a multiple of 4.
+CASES=("lean8k 1 gpu cpu" "tiny5k 3 gpu" "$work/mix.json 3 gpu cpu" "$work/pools.json 5 gpu cpu" "$work/linear.json 3 gpu cpu")
+[ "$all" = 0 ] || CASES=("lean8k 1 gpu cpu" "tiny5k 3 gpu cpu" "strided12k 2 gpu cpu" "ref18k 1 gpu cpu" "${CASES[@]:2}")
 failed=0
 started=$SECONDS
-for shape in gpu cpu; do
-    for case in "${CASES[@]}"; do
-        read -r model batch <<<"$case"
+for case in "${CASES[@]}"; do
+    read -r model batch shapes <<<"$case"
+    for shape in $shapes; do
         name="$(basename "$model" .json) batch $batch, $shape launches"
         t=$SECONDS
         if "$KILN" parity --model "$model" --device opencl --launch-shape "$shape" --batch-size "$batch" --steps 1 --quiet \
@@ -66,7 +73,14 @@ for shape in gpu cpu; do
     done
 done
 
-# The training loop's own kernels (gather, Adam, evaluation) on a small NumPy data folder.
+# The training loop's own kernels (gather, Adam, evaluation) on a small NumPy folder of 8x8 images, then
+# kiln eval --outputs (the log-softmax layer's own forward).
+cat > "$work/small.json" <<'EOF'
+{"name": "small", "input": [1, 8, 8], "layers": [
+  {"type": "conv2d", "out": 4, "kernel": 3, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"}, {"type": "dropout2d", "p": 0.2},
+  {"type": "maxpool2d", "kernel": 2}, {"type": "flatten"}, {"type": "dropout", "p": 0.3}, {"type": "linear", "out": 10},
+  {"type": "logsoftmax"}]}
+EOF
 python3 - "$work/data" <<'EOF'
 import os, random, struct, sys
 folder = sys.argv[1]; os.makedirs(folder)
@@ -76,15 +90,18 @@ def save(name, dtype, shape, values):
     with open(os.path.join(folder, name), "wb") as f:
         f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + bytes(values))
 rng = random.Random(7)
-for split, n in (("train", 6), ("test", 5)):
-    save(f"x_{split}.npy", "|u1", (n, 28, 28), [rng.randrange(256) for _ in range(n * 784)])
+# 300 test images: evaluation's batch then spans two work-groups of the loss, whose sums add_totals adds.
+for split, n in (("train", 6), ("test", 300)):
+    save(f"x_{split}.npy", "|u1", (n, 8, 8), [rng.randrange(256) for _ in range(n * 64)])
     save(f"y_{split}.npy", "|u1", (n,), [rng.randrange(10) for _ in range(n)])
 EOF
 for shape in gpu cpu; do
-    name="training with Adam and evaluation (mix, $shape launches)"
+    name="training with Adam, evaluation and kiln eval --outputs ($shape launches)"
     t=$SECONDS
-    if "$KILN" train --model "$work/mix.json" --device opencl --launch-shape "$shape" --data "$work/data" --optimizer adam \
-        --batch-size 3 --epochs 1 --no-augment >"$work/out" 2>"$work/err" && [ ! -s "$work/err" ]; then
+    if "$KILN" train --model "$work/small.json" --device opencl --launch-shape "$shape" --data "$work/data" --optimizer adam \
+        --batch-size 3 --epochs 1 --no-augment --save "$work/small.safetensors" >"$work/out" 2>"$work/err" && [ ! -s "$work/err" ] \
+        && "$KILN" eval --checkpoint "$work/small.safetensors" --device opencl --launch-shape "$shape" --data "$work/data" \
+        --outputs "$work/outputs.npy" >>"$work/out" 2>"$work/err" && [ ! -s "$work/err" ]; then
         echo "ok      $name ($((SECONDS - t)) s)"
     else
         echo "FAILED  $name ($((SECONDS - t)) s):"; sed 's/^/        /' "$work/out" "$work/err" | head -40
@@ -95,8 +112,11 @@ done
 # Coverage: every kernel of Kiln's programs ran, under some variant.
 echo "Kernels and variants that ran under Oclgrind:"
 sort -u "$work/kernels.tsv" | awk -F'\t' '{ v[$1] = v[$1] (v[$1] ? " | " : "") $2 } END { for (k in v) print "  " k ": " v[k] }' | sort
+# Exempt, with the reason: log_softmax_backward is the LogSoftmax layer's backward, which no command runs
+# on OpenCL (training fuses log-softmax into the loss); OpenCLParityTests checks it against the CPU.
+EXEMPT="log_softmax_backward"
 declared=$(grep -ho '__kernel void [a-z_0-9]*' Sources/Kiln/Devices/OpenCL/Kernels/*.cl | awk '{print $3}' | sort -u)
-missing=$(comm -23 <(echo "$declared") <(cut -f1 "$work/kernels.tsv" | sort -u))
+missing=$(comm -23 <(echo "$declared") <( (cut -f1 "$work/kernels.tsv"; tr ' ' '\n' <<<"$EXEMPT") | sort -u))
 if [ -n "$missing" ]; then
     echo "FAILED  kernels that never ran under the sanitizer: $(echo $missing)"; failed=1
 fi
