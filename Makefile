@@ -88,7 +88,7 @@ kernel-check: check-deps
 # Kiln's kernels under Oclgrind (Tests/kernel-sanitize.sh): kiln parity over the presets and specs that reach
 # every kernel and variant, both launch cuts, with bounds, race and API checks; fails on any report or on
 # a kernel that never ran. About 5 minutes on 2 cores; SANITIZE_ARGS=--all adds ref18k and strided12k and
-# runs every preset in both cuts (some 25 minutes).
+# runs every preset in both cuts (8.5 minutes).
 OCLGRIND_RUNTIME := /usr/lib/oclgrind/liboclgrind-rt.so
 SANITIZE = @if [ -f $(OCLGRIND_RUNTIME) ]; then bash Tests/kernel-sanitize.sh $(SANITIZE_ARGS) .build/release/kiln $(OCLGRIND_RUNTIME); \
 		else echo "kernel-sanitize: skipped, oclgrind could not be installed (see sanitize-deps above)"; fi

@@ -8,10 +8,10 @@
 # It fails on any parity failure, on any line Oclgrind writes (a run can pass parity and still have a
 # report), and when a kernel of Kiln's programs never ran, so a new kernel cannot escape it. It prints
 # the kernels and variants that ran.
-# Oclgrind runs a 28x28 preset's step at batch 1 in 40 s (lean8k) to some 300 s (ref18k) here, so by
-# default the presets ref18k and strided12k, whose layer kinds the specs below reach in smaller shapes,
-# are left out and tiny5k runs in the GPU cut only: about 5 minutes on 2 cores. --all runs every preset
-# in both cuts.
+# Oclgrind runs a 28x28 preset's step at batch 1 in 30 s (lean8k) to 100 s (ref18k) here, so by default
+# the presets ref18k and strided12k, whose layer kinds the specs below reach in smaller shapes, are left
+# out and tiny5k runs in the GPU cut only: 3 minutes on 2 cores. --all runs every preset in both cuts
+# (8.5 minutes).
 # Oclgrind's uninitialised-value plugin (OCLGRIND_UNINITIALIZED) stays off: in Oclgrind 21.10 it aborts
 # on LLVM's `freeze` instruction.
 # Usage: Tests/kernel-sanitize.sh [--all] KILN [OCLGRIND_RUNTIME]      (make kernel-sanitize [SANITIZE_ARGS=--all])
