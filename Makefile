@@ -64,7 +64,7 @@ export POCL_CACHE_DIR := $(CURDIR)/.pocl-cache
 # the kernel sanitizer (Oclgrind) and parity on rusticl (see kernel-sanitize, rusticl-parity), the shell cases of bad input and faults (Tests/cli-cases.sh), the ONNX export checked in onnxruntime
 # (Tests/onnx-roundtrip.sh), `kiln report`'s page rendered in Chromium (Tests/report-render.sh), then a
 # smoke run of the benchmark on every device, and the GPU field run's dry run (benchmarks/gpu/field-run.sh
-# on PoCL with tiny limits, under a minute; see gpu-bundle).
+# on PoCL with tiny limits, about a minute; see gpu-bundle).
 test: deps kernel-check onnx-deps report-deps mpi-deps sanitize-deps
 	swift build -c release
 	swift test -c release

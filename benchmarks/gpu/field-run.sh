@@ -6,7 +6,7 @@
 #
 #   BUNDLE/field-run.sh OUTDIR            # the field run (OUTDIR must be new or empty)
 #   field-run.sh --dry-run OUTDIR         # the same parts on any OpenCL device (PoCL here), tiny limits,
-#                                         # under a minute: `make test` runs it so the script cannot rot
+#                                         # about a minute: `make test` runs it so the script cannot rot
 #
 # It finds an OpenCL platform (where the NVIDIA driver's libnvidia-opencl.so.1 exists but no ICD file
 # names it, it writes one into OUTDIR/opencl-vendors and points OCL_ICD_VENDORS there), then runs each
