@@ -76,29 +76,13 @@ outdir=$(cd "$outdir" && pwd)
 started=$(date +%s)
 note() { echo "field-run: $*" | tee -a "$outdir/logs/field-run.log"; }
 
-# The loader cache's listing (ldconfig is often in /sbin, off a plain PATH); nothing where there is none.
-ldconfig_p() {
-    local l
-    for l in ldconfig /sbin/ldconfig /usr/sbin/ldconfig; do
-        if command -v "$l" >/dev/null 2>&1; then "$l" -p 2>/dev/null || true; return 0; fi
-    done
-}
-
 # ---- Libraries: the bundle's lib/ first; its libstdc++/libgcc_s only where the machine's are missing or too old.
-system_lib() {
-    local p d
-    p=$(ldconfig_p | sed -n -E "s/^[[:space:]]*$1 \(libc6,x86-64[^)]*\) => (.*)/\1/p" | head -n 1)
-    if [ -z "$p" ]; then
-        for d in /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu /lib64 /usr/lib64 /usr/lib /lib; do
-            [ -e "$d/$1" ] && { p=$d/$1; break; }
-        done
-    fi
-    echo "$p"
-}
+# shellcheck source=find-lib.sh
+source "$here/find-lib.sh"
 if [ -d "$root/lib" ] && [ -z "${KILN_BIN_DIR:-}" ]; then
     libs=$root/lib
     if [ -d "$root/lib/fallback" ]; then
-        cxx=$(system_lib libstdc++.so.6) gcc_s=$(system_lib libgcc_s.so.1)
+        cxx=$(find_lib libstdc++.so.6) gcc_s=$(find_lib libgcc_s.so.1)
         need=$(cat "$root/lib/fallback/GLIBCXX_NEEDED" 2>/dev/null || true)
         if [ -z "$cxx" ] || [ -z "$gcc_s" ]; then
             libs=$libs:$root/lib/fallback; note "no libstdc++/libgcc_s on this machine: using the bundle's"
@@ -122,7 +106,7 @@ nvidia=""
 IFS=: read -r -a dirs <<< "$search"
 for d in "${dirs[@]}"; do [ -e "$d/libnvidia-opencl.so.1" ] && { nvidia=$d/libnvidia-opencl.so.1; break; }; done
 if [ -z "$nvidia" ] && [ -z "${KILN_FIELD_NVIDIA_SEARCH:-}" ]; then
-    nvidia=$(ldconfig_p | sed -n -E 's/^[[:space:]]*libnvidia-opencl\.so\.1 \(libc6,x86-64[^)]*\) => (.*)/\1/p' | head -n 1)
+    nvidia=$(cached_lib libnvidia-opencl.so.1)
 fi
 if [ -n "${OCL_ICD_VENDORS:-}" ]; then
     note "OCL_ICD_VENDORS=$OCL_ICD_VENDORS given: kept"

@@ -43,7 +43,7 @@ for b in kiln kiln-bench; do
     if command -v strip >/dev/null; then strip --strip-debug "$bundle/bin/$b"; fi
 done
 cp "$root"/Data/mnist/*.gz "$bundle/share/kiln/mnist/"
-cp "$here/field-run.sh" "$here/field-summary.py" "$bundle/"
+cp "$here/field-run.sh" "$here/find-lib.sh" "$here/field-summary.py" "$bundle/"
 chmod 755 "$bundle/field-run.sh"
 echo "kiln $(git -C "$root" describe --always --dirty 2>/dev/null || echo '(not a git checkout)'), bundled $(date -u '+%Y-%m-%d %H:%M UTC') on $(uname -n)" > "$bundle/BUILD_INFO"
 
@@ -69,30 +69,14 @@ copy_deps() {
         esac
     done < <(ldd "$file")
 }
-# The loader cache's listing (ldconfig is often in /sbin, off a plain PATH); nothing where there is none.
-ldconfig_p() {
-    local l
-    for l in ldconfig /sbin/ldconfig /usr/sbin/ldconfig; do
-        if command -v "$l" >/dev/null 2>&1; then "$l" -p 2>/dev/null || true; return 0; fi
-    done
-}
-# A shared library by soname, from the loader's cache or the usual folders.
-find_lib() {
-    local p
-    p=$(ldconfig_p | sed -n -E "s/^[[:space:]]*$1 \(libc6,x86-64[^)]*\) => (.*)/\1/p" | head -n 1)
-    if [ -z "$p" ]; then
-        for d in /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu /usr/lib64 /lib64 /usr/lib /usr/local/lib; do
-            [ -e "$d/$1" ] && { p="$d/$1"; break; }
-        done
-    fi
-    [ -n "$p" ] || die "cannot find $1 here (make deps installs it)"
-    echo "$p"
-}
+# shellcheck source=find-lib.sh
+source "$here/find-lib.sh"
 
 for b in kiln kiln-bench; do copy_deps "$bindir/$b"; done
 # Opened with dlopen at run time, so ldd of the binaries does not list them.
 for soname in libOpenCL.so.1 libclblast.so.1; do
     path=$(find_lib "$soname")
+    [ -n "$path" ] || die "cannot find $soname here (make deps installs it)"
     cp -L "$path" "$bundle/lib/$soname"
     copy_deps "$path"
 done

@@ -53,9 +53,7 @@ struct KilnBench: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard minGroups >= 1 else { throw ValidationError("--min-groups must be at least 1") }
         if let ranks { guard ranks >= 2 else { throw ValidationError("--ranks must be at least 2") } }
-        guard (try? LaunchShape.request(launchShape)) != nil || launchShape == "auto" else {
-            throw ValidationError("--launch-shape must be auto, gpu or cpu")
-        }
+        do { _ = try LaunchShape.request(launchShape) } catch { throw ValidationError("--launch-shape must be auto, gpu or cpu") }
         if ranks != nil, devices?.contains(",") == true { throw ValidationError("--ranks takes one device in --devices") }
     }
 

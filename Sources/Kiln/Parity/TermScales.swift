@@ -23,7 +23,7 @@ struct TermScales {
 
     private var forwards: [Int: Forward] = [:]
     /// The scale of each quantity of each layer ("weight gradient", "running_mean updated", …).
-    private(set) var scales: [Int: [String: Double]] = [:]
+    private var scales: [Int: [String: Double]] = [:]
 
     func scale(_ layer: Int, _ quantity: String) -> Double { scales[layer]?[quantity] ?? 0 }
 

@@ -17,12 +17,8 @@ final class KernelCoverage: @unchecked Sendable {
         let line = "\(kernel)\t\(variant)\n"
         guard lock.withLock({ seen.insert(line).inserted }) else { return }
         // Appended, not rewritten: several processes (each parity run) add to one file.
-        guard let file = FileHandle(forWritingAtPath: path) ?? (FileManager.default.createFile(atPath: path, contents: nil)
-                ? FileHandle(forWritingAtPath: path) : nil) else {
-            throw KilnError("KILN_KERNEL_LOG: cannot write \(path)")
-        }
-        defer { try? file.close() }
-        try file.seekToEnd()
-        try file.write(contentsOf: Data(line.utf8))
+        guard let file = fopen(path, "a") else { throw KilnError("KILN_KERNEL_LOG: cannot write \(path)") }
+        defer { fclose(file) }
+        guard fputs(line, file) >= 0 else { throw KilnError("KILN_KERNEL_LOG: cannot write \(path)") }
     }
 }
