@@ -27,7 +27,7 @@ struct Eval: ParsableCommand {
         if let outputs { try checkWritable(outputs, flag: "--outputs") }
         let device = try deviceOptions.makeDevice()
         let saved = try Checkpoint(path: checkpoint)
-        let model = try Sequential(spec: saved.spec, device: device, seed: 0)
+        let model = try Model(spec: saved.spec, device: device, seed: 0)
         try saved.load(into: model)
         // The test images are normalised as the training images were.
         let data = try dataOptions.load(normalization: saved.state.options?.normalization)

@@ -19,7 +19,7 @@ struct Export: ParsableCommand {
     func run() throws {
         try checkWritable(onnx, flag: "--onnx")
         let saved = try Checkpoint(path: checkpoint)
-        let model = try Sequential(spec: saved.spec, device: CPUDevice(threads: 1), seed: 0)
+        let model = try Model(spec: saved.spec, device: CPUDevice(threads: 1), seed: 0)
         try saved.load(into: model)
         let bytes = try ONNXExport.model(model, normalization: saved.normalization)
         try writeAtomically(bytes, to: onnx, what: "the ONNX model")

@@ -53,9 +53,12 @@ struct Parity: ParsableCommand {
         let data = try dataOptions.load(trainLimit: batchSize * steps)
         let report = try Kiln.Parity.run(spec: spec, reference: CPUDevice(), device: other, data: data, options: options)
         print("Parity \(spec.name): \(report.reference) vs \(report.device), batch \(batchSize), \(steps) step\(steps == 1 ? "" : "s"), seed \(seed)")
-        print("step layer type           quantity                 max abs err  max rel err  tolerance")
+        // Layers by module path: "3", or "3.body.0" inside a residual block.
+        let width = max(5, report.entries.map(\.layer.count).max() ?? 0)
+        func padded(_ s: String) -> String { s + String(repeating: " ", count: max(0, width - s.count)) }
+        print("step \(padded("layer")) type           quantity                 max abs err  max rel err  tolerance")
         for e in report.entries where !quiet || !e.passed {
-            print(String(format: "%4d %5d %-14@ %-24@ %11.3e  %11.3e  %9.2e%@", e.step, e.layer, e.layerType, e.quantity,
+            print(String(format: "%4d %@ %-14@ %-24@ %11.3e  %11.3e  %9.2e%@", e.step, padded(e.layer), e.layerType, e.quantity,
                          e.maxAbsError, e.maxRelError, e.tolerance, e.passed ? "" : "  FAIL"))
         }
         if let json {

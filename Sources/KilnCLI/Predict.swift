@@ -32,7 +32,7 @@ struct Predict: ParsableCommand {
     func run() throws {
         let saved = try Checkpoint(path: checkpoint)
         let device = CPUDevice()
-        let model = try Sequential(spec: saved.spec, device: device, seed: 0)
+        let model = try Model(spec: saved.spec, device: device, seed: 0)
         try saved.load(into: model)
         let normalization = saved.normalization
         let shape = saved.spec.input

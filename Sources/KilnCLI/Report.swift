@@ -36,7 +36,7 @@ struct Report: ParsableCommand {
         page.criterion = criterionOptions.criterion
         if let checkpoint {
             let saved = try Checkpoint(path: checkpoint)
-            let model = try Sequential(spec: saved.spec, device: CPUDevice(), seed: 0)
+            let model = try Model(spec: saved.spec, device: CPUDevice(), seed: 0)
             try saved.load(into: model)
             let data = try dataOptions.load(normalization: saved.state.options?.normalization)
             page.models = [saved.spec]

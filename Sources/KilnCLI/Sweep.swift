@@ -88,7 +88,7 @@ struct Sweep: ParsableCommand {
                         print("\(name): training \(epochs) epochs")
                         fflush(nil)
                         do {
-                            let trainer = try Trainer(model: Sequential(spec: spec, device: device, seed: seed), data: data, options: options)
+                            let trainer = try Trainer(model: Model(spec: spec, device: device, seed: seed), data: data, options: options)
                             run.reports = try trainer.run(callbacks: [JSONLogWriter(path: "\(out)/\(name).jsonl", keepEpochs: 0), EpochLine()])
                         } catch let error as KilnError {
                             run.problem = error.message

@@ -136,7 +136,7 @@ struct Train: ParsableCommand {
         if checkpoint?.state.options?.dataFolder == nil { options.trainLimit = trainLimit }
         options.dataFolder = URL(fileURLWithPath: data.folder).standardizedFileURL.path
         options.normalization = data.normalization
-        let network = try Sequential(spec: spec, device: device, seed: options.seed)
+        let network = try Model(spec: spec, device: device, seed: options.seed)
         let trainer = try Trainer(model: network, data: data, options: options, setupStart: setupStart, parallel: parallel)
         if parallel == nil && syncBn { network.synchroniseBatchNorm(WholeBatchSync()) }
         if let checkpoint {

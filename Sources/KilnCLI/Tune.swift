@@ -50,7 +50,7 @@ struct Tune: ParsableCommand {
         if !specs.isEmpty {
             let data = try Dataset.load(folder: Dataset.bundledFolder(), trainLimit: batchSize, testLimit: 1)
             for spec in specs {
-                let model = try Sequential(spec: spec, device: opencl, seed: 1)
+                let model = try Model(spec: spec, device: opencl, seed: 1)
                 calls.merge(try opencl.gemmShapes(of: model, data: data, batchSize: batchSize), uniquingKeysWith: +)
             }
         }

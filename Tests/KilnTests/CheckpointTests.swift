@@ -6,7 +6,7 @@ import Testing
     @Test func roundTripKeepsWeightsStatisticsAndOptimizerState() throws {
         let device = CPUDevice()
         let spec = Presets.all["strided12k"]!
-        let model = try Sequential(spec: spec, device: device, seed: testSeed)
+        let model = try Model(spec: spec, device: device, seed: testSeed)
         // Make every tensor distinctive: random weights and running statistics, momentum state.
         for (_, t) in model.namedTensors { try device.write(randomFloats(t.count), to: t) }
         for case let bn as BatchNorm2d in model.layers { bn.batchesTracked.value = 41 }

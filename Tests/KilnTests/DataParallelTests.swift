@@ -30,10 +30,10 @@ struct DataParallelTests {
         #expect(parallel.status == 0 && parallel.output.contains("Data-parallel: 2 ranks, each 32 images"), "\(parallel.output)")
         let cpu = CPUDevice(threads: 1)
         let (a, b) = (try Checkpoint(path: one), try Checkpoint(path: two))
-        let (modelA, modelB) = (try Sequential(spec: a.spec, device: cpu, seed: 0), try Sequential(spec: b.spec, device: cpu, seed: 0))
+        let (modelA, modelB) = (try Model(spec: a.spec, device: cpu, seed: 0), try Model(spec: b.spec, device: cpu, seed: 0))
         try a.load(into: modelA)
         try b.load(into: modelB)
-        let initial = try Sequential(spec: a.spec, device: cpu, seed: 3)
+        let initial = try Model(spec: a.spec, device: cpu, seed: 3)
         let tolerance = 1e-4
         for (((name, x), (_, y)), (_, start)) in zip(zip(modelA.namedTensors, modelB.namedTensors), initial.namedTensors) {
             let (u, v, u0) = (try cpu.readFloats(x), try cpu.readFloats(y), try cpu.readFloats(start))

@@ -12,7 +12,7 @@ import Testing
               {"type": "conv2d", "out": 4, "kernel": 3, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"}, {"type": "dropout2d", "p": 0.3},
               {"type": "maxpool2d", "kernel": 2}, {"type": "flatten"}, {"type": "linear", "out": 5}, {"type": "logsoftmax"}]}
             """.utf8), source: "test")
-        let model = try Sequential(spec: spec, device: device, seed: testSeed)
+        let model = try Model(spec: spec, device: device, seed: testSeed)
         for (_, t) in model.namedTensors { try device.write(randomFloats(t.count), to: t) }
         let normalization = Normalization(mean: [0.1, 0.2, 0.3], std: [0.5, 0.6, 0.7])
         let proto = try Onnx_ModelProto(serializedBytes: ONNXExport.model(model, normalization: normalization))

@@ -1,36 +1,25 @@
 import Testing
 @testable import Kiln
 
-/// Every layer's backward against central finite differences of L = Σ r·y, for the input and for
+/// Every op's backward against central finite differences of L = Σ r·y, for the input and for
 /// each parameter. Inputs are spaced away from ReLU's and max-pool's kinks. Layers the plan fuses
 /// (`Stage`) are checked as one.
 @Suite struct GradientTests {
-    static let layers: [(String, [LayerSpec], ImageShape)] = [
-        ("conv3x3 stride 2 pad 1", [.conv2d(out: 3, kernel: 3, stride: 2, padding: 1, bias: true)], ImageShape(channels: 3, size: 5)),
-        ("conv1x1 pad 1", [.conv2d(out: 5, kernel: 1, stride: 1, padding: 1, bias: true)], ImageShape(channels: 3, size: 3)),
-        ("conv1x1", [.conv2d(out: 3, kernel: 1, stride: 1, padding: 0, bias: false)], ImageShape(channels: 5, size: 3)),
-        ("batchnorm", [.batchNorm2d], ImageShape(channels: 3, size: 3)),
-        ("relu", [.relu], ImageShape(channels: 3, size: 3)),
+    /// Every example of every op in the registry (`Op.examples`), then the stages the plan fuses.
+    static let layers: [(String, [LayerSpec], ImageShape)] = OpRegistry.ops.flatMap { op in
+        op.examples.map { ("\($0.layer)", [$0.layer], $0.input) }
+    } + [
         ("relu folded into batchnorm", [.relu, .batchNorm2d], ImageShape(channels: 3, size: 3)),
         // Fused (the ReLU between them has a kink at every conv output near zero, so none here).
         ("conv, batchnorm", [.conv2d(out: 3, kernel: 3, stride: 1, padding: 1, bias: false), .batchNorm2d],
          ImageShape(channels: 3, size: 5)),
-        ("maxpool", [.maxPool2d(WindowGeometry(kernel: 2, stride: 2, padding: 0))], ImageShape(channels: 3, size: 5)),
-        ("maxpool 3/2/1", [.maxPool2d(WindowGeometry(kernel: 3, stride: 2, padding: 1))], ImageShape(channels: 1, size: 5)),
-        ("avgpool", [.avgPool2d(WindowGeometry(kernel: 3, stride: 2, padding: 1))], ImageShape(channels: 3, size: 5)),
-        ("global avgpool", [.globalAvgPool], ImageShape(channels: 3, size: 5)),
-        ("dropout", [.dropout(0.3)], ImageShape(channels: 3, size: 3)),
-        ("dropout2d", [.dropout2d(0.3)], ImageShape(channels: 5, size: 3)),
-        ("flatten", [.flatten], ImageShape(channels: 3, size: 3)),
-        ("linear", [.linear(out: 5, bias: true)], ImageShape(channels: 7, size: 1)),
-        ("logsoftmax", [.logSoftmax], ImageShape(channels: 5, size: 1)),
     ]
 
     @Test(arguments: 0..<layers.count)
     func finiteDifferences(_ index: Int) throws {
         let (name, specs, shape) = Self.layers[index]
         let device = CPUDevice()
-        let model = try Sequential(spec: ModelSpec(name: name, input: shape, layers: specs), device: device, seed: testSeed)
+        let model = try Model(spec: ModelSpec(name: name, input: shape, layers: specs), device: device, seed: testSeed)
         let n = 3
         let count = shape.channels * n * shape.size * shape.size
         // Distinct values at least 0.05 apart, none near 0: no kink lies within the step.
@@ -81,9 +70,9 @@ import Testing
         var spec = Presets.all["strided12k"]!
         spec.layers.insert(contentsOf: [.relu, .batchNorm2d], at: spec.layers.count - 3)  // after the last dropout
         let seed = testSeed
-        let (folded, separate) = (try Sequential(spec: spec, device: device, seed: seed),
-                                  try Sequential(spec: spec, device: device, seed: seed, fused: false))
-        #expect(folded.stages.contains { $0.kind == .convolutionBatchNorm } && folded.stages.contains { $0.kind == .rectifiedBatchNorm })
+        let (folded, separate) = (try Model(spec: spec, device: device, seed: seed),
+                                  try Model(spec: spec, device: device, seed: seed, fused: false))
+        #expect(folded.stages.contains { $0.kind == .convolutionBatchNorm } && folded.stages.contains { $0.kind == .activatedBatchNorm })
         #expect(separate.stages.allSatisfy { $0.kind == .single })
         let (x, _) = try randomTensor(device, [1, 5, 28, 28], bound: 2)
         for mode in [Mode.training, .inference] {

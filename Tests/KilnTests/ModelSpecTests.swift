@@ -10,17 +10,14 @@ import Testing
         #expect(lean < 8_000)
         #expect(try Presets.all["tiny5k"]!.parameterCount() == 4_720)
         for name in ["lean8k", "tiny5k"] {
-            #expect(!Presets.all[name]!.layers.contains { if case .linear = $0 { true } else { false } })
+            #expect(!Presets.all[name]!.layers.contains { $0.op is LinearOp })
         }
     }
 
     @Test func ref18kOutputSizes() throws {
         let spec = Presets.all["ref18k"]!
         let sizes = zip(spec.layers, try spec.validate()).compactMap { layer, shape -> Int? in
-            switch layer {
-            case .conv2d, .maxPool2d, .avgPool2d: shape.size
-            default: nil
-            }
+            layer.op is Conv2dOp || layer.op is MaxPool2dOp || layer.op is AvgPool2dOp ? shape.size : nil
         }
         #expect(sizes == [28, 30, 30, 15, 15, 15, 7, 9, 9, 9, 11, 1])
     }
@@ -49,6 +46,16 @@ import Testing
         (#"{"input": [1, 28, 28], "layers": [], "optimizer": "sgd"}"#, "unknown field \"optimizer\""),
         (#"{"input": [1, 28, 28], "layers": [{"out": 8}]}"#, "layer 0: missing \"type\""),
         (#"{"input": "#, "not JSON"),
+        (#"{"input": [1, 8, 8], "layers": [{"type": "residual", "body": [{"type": "conv2d", "out": 4, "kernel": 3}]}]}"#,
+         "layer 0 (residual): the body gives [4, 6, 6] but the shortcut (the identity) gives [1, 8, 8]: they must match to be summed"),
+        (#"{"input": [1, 8, 8], "layers": [{"type": "residual", "body": [{"type": "relu"}], "shortcut": [{"type": "maxpool2d", "kernel": 2}]}]}"#,
+         "layer 0 (residual): the body gives [1, 8, 8] but the shortcut gives [1, 4, 4]"),
+        (#"{"input": [1, 8, 8], "layers": [{"type": "residual", "body": [{"type": "relu"}, {"type": "relu", "slope": 1}]}]}"#,
+         "layer 0.body.1 (relu): unknown field \"slope\""),
+        (#"{"input": [1, 8, 8], "layers": [{"type": "relu"}, {"type": "residual", "body": [{"type": "residual", "body": [{"type": "conv2d", "out": 1, "kernel": 9}]}]}]}"#,
+         "layer 1.body.0.body.0 (conv2d): kernel 9 does not fit the 8x8 input"),
+        (#"{"input": [1, 8, 8], "layers": [{"type": "residual", "body": []}]}"#, "layer 0 (residual): \"body\" must be a non-empty list"),
+        (#"{"input": [1, 8, 8], "layers": [{"type": "residual", "body": 3}]}"#, "\"body\": has the wrong type"),
     ]
 
     @Test(arguments: badSpecs)

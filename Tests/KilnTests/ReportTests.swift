@@ -43,7 +43,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let data = try Dataset.load(folder: folder)
         let spec = try ModelSpec(json: Data(rgbSpec.utf8), source: "test")
-        let model = try Sequential(spec: spec, device: CPUDevice(threads: 1), seed: testSeed)
+        let model = try Model(spec: spec, device: CPUDevice(threads: 1), seed: testSeed)
         let analysis = try TestAnalysis(model: model, data: data, name: "model.safetensors", mistakes: 4)
         #expect(analysis.predictions.count == 31 && analysis.mistakes.count == 4)
         #expect(analysis.mistakes.map(\.prediction.confidence) == analysis.mistakes.map(\.prediction.confidence).sorted(by: >))

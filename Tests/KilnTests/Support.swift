@@ -59,10 +59,10 @@ func referenceConv(_ x: [Float], _ w: [Float], ci: Int, co: Int, n: Int, h: Int,
 /// Loads checkpoint `path` into a fresh model and optimizer on `device` and expects every saved tensor
 /// (weights, running statistics, optimizer state) to equal the original's bit for bit.
 @discardableResult
-func expectCheckpointReloads(_ path: String, model: Sequential, optimizer: Optimizer, on device: Device,
-                             sourceLocation: SourceLocation = #_sourceLocation) throws -> (Checkpoint, Sequential, Optimizer) {
+func expectCheckpointReloads(_ path: String, model: Model, optimizer: Optimizer, on device: Device,
+                             sourceLocation: SourceLocation = #_sourceLocation) throws -> (Checkpoint, Model, Optimizer) {
     let saved = try Checkpoint(path: path)
-    let copy = try Sequential(spec: saved.spec, device: device, seed: testSeed &+ 1)
+    let copy = try Model(spec: saved.spec, device: device, seed: testSeed &+ 1)
     let copyOptimizer = Optimizer(config: optimizer.config, device: device)
     try saved.load(into: copy)
     try saved.load(into: copyOptimizer, of: copy)

@@ -13,7 +13,7 @@ import Testing
         options.epochs = epochs
         options.seed = seed
         options.learningRate = 0.1
-        let model = try Sequential(spec: Presets.all["lean8k"]!, device: CPUDevice(), seed: seed)
+        let model = try Model(spec: Presets.all["lean8k"]!, device: CPUDevice(), seed: seed)
         return try Trainer(model: model, data: Self.data, options: options)
     }
 
@@ -56,7 +56,7 @@ import Testing
         options.learningRate = 1e9
         options.schedule = .none
         let data = try Dataset.load(folder: Self.root.appendingPathComponent("Data/mnist").path, trainLimit: 512, testLimit: 100)
-        let trainer = try Trainer(model: Sequential(spec: Presets.all["lean8k"]!, device: CPUDevice(), seed: 1), data: data,
+        let trainer = try Trainer(model: Model(spec: Presets.all["lean8k"]!, device: CPUDevice(), seed: 1), data: data,
                                   options: options)
         let recorder = Recorder()
         #expect { try trainer.run(callbacks: [recorder]) } throws: { "\($0)".contains("epoch 1:") && "\($0)".contains("diverged") }

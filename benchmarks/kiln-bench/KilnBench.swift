@@ -115,7 +115,7 @@ struct KilnBench: ParsableCommand {
                          repeats: Int, peak: Double) throws -> BenchResult {
         let gemmRepeats = quick ? 1 : 3
         let setupStart = Date()
-        let model = try Sequential(spec: spec, device: device, seed: 1)
+        let model = try Model(spec: spec, device: device, seed: 1)
         var options = TrainingOptions()
         options.epochs = repeats
         options.batchSize = batchSize

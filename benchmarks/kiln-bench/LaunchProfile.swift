@@ -35,7 +35,7 @@ func profileStep(_ spec: ModelSpec, on device: OpenCLDevice, data: Dataset, batc
     var options = TrainingOptions()
     options.batchSize = batchSize
     options.augmentation = nil
-    let trainer = try Trainer(model: Sequential(spec: spec, device: shaped, seed: 1), data: data, options: options)
+    let trainer = try Trainer(model: Model(spec: spec, device: shaped, seed: 1), data: data, options: options)
     try shaped.finish()
     let launches = try LaunchLog.record { try trainer.trainStep(start: 0, count: min(batchSize, trainer.trainCount)) }
     try shaped.finish()

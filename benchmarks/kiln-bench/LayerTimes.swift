@@ -15,7 +15,7 @@ struct LayerTime: Codable {
 /// gradient sums a stage's backward leaves (the real step adds them all up in one launch at its end).
 /// `train` is the split the timed runs already uploaded.
 func layerTimes(_ spec: ModelSpec, on device: Device, train: DeviceSplit, batch n: Int, repeats: Int) throws -> [LayerTime] {
-    let step = try TrainingStep(model: Sequential(spec: spec, device: device, seed: 1),
+    let step = try TrainingStep(model: Model(spec: spec, device: device, seed: 1),
                                 optimizer: Optimizer(config: OptimizerConfig(kind: .sgd), device: device))
     let (x, labels) = try train.batch(start: 0, count: n, into: TensorSlot(), TensorSlot(), on: device)
     let totals = try device.allocate([2], .float32)
@@ -29,7 +29,7 @@ func layerTimes(_ spec: ModelSpec, on device: Device, train: DeviceSplit, batch 
     let names = try ModelSummary(spec).rows.map(\.name)
     let stages = step.model.stages
     return (0..<step.stageCount).map { s in
-        LayerTime(layer: stages[s].layers.map { names[$0] }.joined(separator: " + "), forwardMs: 1000 * median(clock.forward[s]),
+        LayerTime(layer: stages[s].nodes.map { names[$0] }.joined(separator: " + "), forwardMs: 1000 * median(clock.forward[s]),
                   backwardMs: 1000 * median(clock.backward[s]))
     } + [LayerTime(layer: "\(names.last!) + NLL loss", forwardMs: 1000 * median(clock.loss), backwardMs: 0),
          LayerTime(layer: "optimizer update", forwardMs: 0, backwardMs: 1000 * median(clock.update))]
@@ -65,8 +65,8 @@ final class PhaseClock: StepObserver {
         if recording { list.append(seconds) }
     }
 
-    func forwardEnded(stage: Int, input: Tensor, output: Tensor, context: StepContext) throws { try record(&forward[stage]) }
+    func forwardEnded(stage: Int, inputs: [Tensor], output: Tensor, context: StepContext) throws { try record(&forward[stage]) }
     func lossEnded(scores: Tensor, labels: Tensor, logProbs: Tensor, gradient: Tensor) throws { try record(&loss) }
-    func backwardEnded(stage: Int, gradOutput: Tensor, gradInput: Tensor?) throws { try record(&backward[stage]) }
+    func backwardEnded(stage: Int, gradOutput: Tensor, gradInputs: [Tensor?]) throws { try record(&backward[stage]) }
     func updated() throws { try record(&update) }
 }

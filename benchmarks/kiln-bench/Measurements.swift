@@ -52,7 +52,7 @@ struct GEMMTiming: Codable {
 /// The CLBlast calls of one training step of `spec` on `device`, timed with CLBlast's own parameters and
 /// with the device's tuning.
 func clblastGEMMs(_ spec: ModelSpec, on device: OpenCLDevice, data: Dataset, batchSize: Int, repeats: Int) throws -> [GEMMTiming] {
-    let calls = try device.gemmShapes(of: Sequential(spec: spec, device: device, seed: 1), data: data, batchSize: batchSize)
+    let calls = try device.gemmShapes(of: Model(spec: spec, device: device, seed: 1), data: data, batchSize: batchSize)
     let shapes = calls.keys.sorted { $0.description < $1.description }
     return try device.timeGEMMs(shapes, repeats: repeats).map { t in
         GEMMTiming(shape: t.shape.description, calls: calls[t.shape]!, ownGFLOPs: t.shape.flops / t.own / 1e9,
@@ -90,12 +90,12 @@ func sgemmGFLOPs(_ device: Device, m: Int, n: Int, k: Int, repeats: Int) throws 
 
 /// The GEMM shapes of a model's convolutions at batch `n`: (M = Co, N = N·OH·OW, K = Ci·k·k, forward MACs).
 func convolutionGEMMs(_ spec: ModelSpec, batch n: Int) throws -> [(m: Int, n: Int, k: Int)] {
-    let shapes = try spec.validate()
-    return spec.layers.enumerated().compactMap { i, layer in
-        let input = i == 0 ? spec.input : shapes[i - 1]
-        switch layer {
-        case let .conv2d(out, kernel, _, _, _): return (out, n * shapes[i].size * shapes[i].size, input.channels * kernel * kernel)
-        case let .linear(out, _): return (out, n, input.channels)
+    let graph = try spec.graph()
+    return graph.nodes.compactMap { node in
+        let input = graph.inputShape(node), output = graph.outputShape(node)
+        switch node.op {
+        case let conv as Conv2dOp: return (conv.out, n * output.size * output.size, input.channels * conv.geometry.kernel * conv.geometry.kernel)
+        case let linear as LinearOp: return (linear.out, n, input.channels)
         default: return nil
         }
     }

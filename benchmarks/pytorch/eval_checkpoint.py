@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Evaluate a Kiln checkpoint in PyTorch: the oracle for `kiln eval`.
 
-Builds the torch.nn.Sequential of the checkpoint's own spec (metadata `kiln.spec`), loads the weights
+Builds the torch.nn.Model of the checkpoint's own spec (metadata `kiln.spec`), loads the weights
 and running statistics (`load_state_dict`, skipping Kiln's `optimizer.*` keys), normalises the data
 folder's test split as Kiln does (the checkpoint's per-channel normalisation, `kiln.options`, else
 MNIST's) and prints the same line as `kiln eval`:

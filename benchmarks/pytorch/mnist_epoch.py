@@ -60,7 +60,7 @@ def build(spec):
             layers.append(nn.LogSoftmax(dim=1))
         else:
             raise SystemExit(f"unknown layer type {t}")
-    return nn.Sequential(*layers)
+    return nn.Model(*layers)
 
 
 def train(spec, path, a, xtr, ytr, xte, yte):

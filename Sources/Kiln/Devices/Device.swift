@@ -18,6 +18,6 @@
 public protocol Device: DeviceMemory, NeuralPrimitives, OptimizerPrimitives, BatchAssembly {
     /// One line naming the device, e.g. "cpu (OpenBLAS sgemm, 2 threads)".
     var summary: String { get }
-    /// How this device runs a model's layers: which consecutive ones it fuses (see ``Stage``).
-    func plan(_ layers: [LayerSpec]) -> [Stage]
+    /// How this device runs a model's graph: which chains of nodes it fuses (see ``Stage``).
+    func plan(_ graph: ModelGraph) -> [Stage]
 }

@@ -62,6 +62,9 @@ public protocol NeuralPrimitives: AnyObject {
                         channelwise: Bool, generator: Philox, step: UInt64) throws
     /// z = x · y element-wise (dropout backward: gradInput = gradOutput · mask).
     func multiply(_ x: Tensor, _ y: Tensor, into z: Tensor) throws
+    /// z = x + y element-wise (a residual block's sum, and gradients summed where a value has several
+    /// readers); z may be x.
+    func add(_ x: Tensor, _ y: Tensor, into z: Tensor) throws
     /// [C, N, H, W] → [C·H·W, N, 1, 1], feature index c·H·W + h·W + w as PyTorch's Flatten.
     func flattenForward(input: Tensor, output: Tensor) throws
     /// The inverse permutation, for gradients.

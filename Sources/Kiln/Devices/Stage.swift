@@ -1,55 +1,62 @@
-/// Consecutive layers of a model that a device runs as one: the unit `Sequential` executes. The
-/// device's `plan` cuts a model's layers into stages; fusing never changes what is computed, only
-/// how many passes over memory and kernel launches it takes.
+/// Consecutive nodes of a model's graph that a device runs as one: the unit a `Model` executes. The
+/// device's `plan` cuts a graph into stages; fusing never changes what is computed, only how many passes
+/// over memory and kernel launches it takes. Only a chain fuses: each node reads the one before it,
+/// and nothing else reads that node's output.
 public struct Stage: Equatable, Sendable {
     public enum Kind: Equatable, Sendable {
-        /// One layer on its own.
+        /// One node on its own (a residual block's sum included).
         case single
-        /// ReLU then BatchNorm2d: the batch norm rectifies as it reads, so the ReLU costs nothing.
-        case rectifiedBatchNorm
-        /// Conv2d, optionally ReLU, then BatchNorm2d: the convolution's primitives run the batch norm
-        /// (`conv2dForward`/`conv2dBackward` with a normalization). On OpenCL the convolution computes the
+        /// An activation then BatchNorm2d: the batch norm applies it as it reads, so the activation costs nothing.
+        case activatedBatchNorm
+        /// Conv2d, optionally an activation, then BatchNorm2d: the convolution's primitives run the batch
+        /// norm (`conv2dForward`/`conv2dBackward` with a normalization). On OpenCL the convolution computes the
         /// batch statistics' first stage as it writes its output, and its backward reads the batch norm's
         /// input gradient on the fly instead of from memory.
         case convolutionBatchNorm
     }
-    /// Indices into the model's layers.
-    public let layers: Range<Int>
+    /// Indices into the graph's nodes.
+    public let nodes: Range<Int>
     public let kind: Kind
 
-    public init(_ layers: Range<Int>, _ kind: Kind) {
-        self.layers = layers
+    public init(_ nodes: Range<Int>, _ kind: Kind) {
+        self.nodes = nodes
         self.kind = kind
     }
 
-    /// Every layer alone: what a plan that fuses nothing gives.
-    public static func unfused(_ layers: [LayerSpec]) -> [Stage] {
-        layers.indices.map { Stage($0..<$0 + 1, .single) }
+    /// The activation a fused batch norm applies to its input: the stage's activation node, if any.
+    func foldedActivation(_ graph: ModelGraph) -> Activation {
+        kind == .single ? .identity : nodes.compactMap { graph.nodes[$0].layer.activation }.first ?? .identity
     }
 
-    /// The plan both built-in devices use: Conv2d [→ ReLU] → BatchNorm2d fused, else ReLU → BatchNorm2d.
-    public static func standard(_ layers: [LayerSpec]) -> [Stage] {
+    /// Every node alone: what a plan that fuses nothing gives.
+    public static func unfused(_ graph: ModelGraph) -> [Stage] {
+        graph.nodes.indices.map { Stage($0..<$0 + 1, .single) }
+    }
+
+    /// The plan both built-in devices use: Conv2d [→ activation] → BatchNorm2d fused, else activation →
+    /// BatchNorm2d.
+    public static func standard(_ graph: ModelGraph) -> [Stage] {
+        let nodes = graph.nodes, readers = graph.readers
         var stages: [Stage] = [], i = 0
-        func isConv(_ j: Int) -> Bool { if j < layers.count, case .conv2d = layers[j] { true } else { false } }
-        func at(_ j: Int, _ layer: LayerSpec) -> Bool { j < layers.count && layers[j] == layer }
-        while i < layers.count {
-            if isConv(i), at(i + 1, .batchNorm2d) {
+        /// Whether node j exists, continues the chain from node j − 1, and runs `Kind`.
+        func chained(_ j: Int, _ test: (any Op) -> Bool) -> Bool {
+            guard j < nodes.count, test(nodes[j].op) else { return false }
+            return j == i || (nodes[j].inputs == [nodes[j - 1].output] && readers[nodes[j - 1].output] == 1)
+        }
+        let isConv = { (op: any Op) in op is Conv2dOp }, isNorm = { (op: any Op) in op is BatchNorm2dOp }
+        let isActivation = { (op: any Op) in op is ActivationOp }
+        while i < nodes.count {
+            if chained(i, isConv), chained(i + 1, isNorm) {
                 stages.append(Stage(i..<i + 2, .convolutionBatchNorm))
-            } else if isConv(i), at(i + 1, .relu), at(i + 2, .batchNorm2d) {
+            } else if chained(i, isConv), chained(i + 1, isActivation), chained(i + 2, isNorm) {
                 stages.append(Stage(i..<i + 3, .convolutionBatchNorm))
-            } else if at(i, .relu), at(i + 1, .batchNorm2d) {
-                stages.append(Stage(i..<i + 2, .rectifiedBatchNorm))
+            } else if chained(i, isActivation), chained(i + 1, isNorm) {
+                stages.append(Stage(i..<i + 2, .activatedBatchNorm))
             } else {
                 stages.append(Stage(i..<i + 1, .single))
             }
-            i = stages.last!.layers.upperBound
+            i = stages.last!.nodes.upperBound
         }
         return stages
     }
-}
-
-extension Device {
-    /// Both built-in devices fuse the same layer patterns (the CPU by composing its primitives, OpenCL
-    /// with fused kernels), so a model's stages are the same on both and parity compares like with like.
-    public func plan(_ layers: [LayerSpec]) -> [Stage] { Stage.standard(layers) }
 }

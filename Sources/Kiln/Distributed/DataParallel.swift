@@ -48,8 +48,8 @@ public final class DataParallel {
 
     /// Averages a step's gradients over the ranks, each weighted by its `share`.
     final class GradientAverage: StepObserver {
-        let parallel: DataParallel, model: Sequential
-        init(_ parallel: DataParallel, model: Sequential) { (self.parallel, self.model) = (parallel, model) }
+        let parallel: DataParallel, model: Model
+        init(_ parallel: DataParallel, model: Model) { (self.parallel, self.model) = (parallel, model) }
 
         func gradientsFinished() throws {
             let device = model.device, gradients = model.parameterBuffer.gradients
@@ -77,12 +77,12 @@ public final class DataParallel {
     }
 
     /// Installs a `SyncBatchNorm` in every batch norm of `model` when `syncBatchNorm` is set.
-    func synchronise(_ model: Sequential) {
+    func synchronise(_ model: Model) {
         if syncBatchNorm { model.synchroniseBatchNorm(SyncBatchNorm(self)) }
     }
 
     /// Replaces every layer's buffers (batch norm's running statistics) with their mean over the ranks.
-    func averageBuffers(of model: Sequential) throws {
+    func averageBuffers(of model: Model) throws {
         let device = model.device
         for tensor in model.layers.flatMap({ $0.buffers.map(\.tensor) }) {
             var values = try device.readFloats(tensor)
@@ -93,7 +93,7 @@ public final class DataParallel {
     }
 
     /// Throws unless every rank holds the same weights and buffers (bit for bit), after `epoch`.
-    func checkReplicas(of model: Sequential, after epoch: Int) throws {
+    func checkReplicas(of model: Model, after epoch: Int) throws {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a over the bits of every tensor
         for (_, tensor) in model.namedTensors {
             for value in try model.device.readFloats(tensor) {

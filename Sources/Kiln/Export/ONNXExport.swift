@@ -7,13 +7,13 @@ import SwiftProtobuf
 /// and normalises it itself (the training data's mean and standard deviation), so a caller needs
 /// nothing but the pixels. Each layer becomes the ONNX operator PyTorch's exporter would emit: Conv,
 /// BatchNormalization (inference form, the running statistics), Relu, MaxPool, AveragePool (padding
-/// counted, as PyTorch and Kiln), GlobalAveragePool, Flatten, Gemm, LogSoftmax; dropout is the identity
-/// at inference and is left out. Initializers keep the checkpoint's `state_dict` names.
+/// counted, as PyTorch and Kiln), GlobalAveragePool, Flatten, Gemm, LogSoftmax, and Add for a residual
+/// block's sum (each op's `exportNode`); dropout is the identity at inference and is left out. Initializers keep the checkpoint's `state_dict` names.
 public enum ONNXExport {
     public static let opset: Int64 = 13
 
     /// The serialized `ModelProto` of `model`'s current weights.
-    public static func model(_ model: Sequential, normalization: Normalization) throws -> Data {
+    public static func model(_ model: Model, normalization: Normalization) throws -> Data {
         let spec = model.spec
         let shapes = try spec.validate()
         guard normalization.mean.count == spec.input.channels, normalization.std.count == spec.input.channels else {
@@ -27,56 +27,49 @@ public enum ONNXExport {
 
         var tensors: [String: Tensor] = [:]
         for (name, tensor) in model.namedTensors { tensors[name] = tensor }
-        /// Layer i's tensor `field` ("weight", "running_mean", …) as an initializer under its state_dict name.
-        func weight(_ i: Int, _ field: String) throws -> String {
-            let name = "\(i).\(field)"
-            guard let tensor = tensors[name] else { throw KilnError("\(spec.name): layer \(i) has no \(field)") }
+        /// The node's tensor `field` ("weight", "running_mean", …) as an initializer under its state_dict name.
+        func weight(_ node: ModelGraph.Node, _ field: String) throws -> String {
+            let name = "\(node.path).\(field)"
+            guard let tensor = tensors[name] else { throw KilnError("\(spec.name): layer \(node.path) has no \(field)") }
             graph.constant(name, floats: try model.device.readFloats(tensor), shape: tensor.shape.map(Int64.init))
             return name
         }
         // Convolutions and pooling need [N, C, H, W]; Gemm needs [N, features]. Kiln holds both as
         // [C, N, H, W] with H = W = 1 after a flatten, so the graph reshapes where the rank must change.
-        var flat = false
-        func image() -> String {
-            guard flat else { return x }
-            flat = false
-            graph.constant("unsqueeze.axes", int64s: [2, 3], shape: [2])
-            return graph.node("Unsqueeze", [x, "unsqueeze.axes"])
-        }
-        func flattened() -> String {
-            guard !flat else { return x }
-            flat = true
-            return graph.node("Flatten", [x], attributes: [.int("axis", 1)])
-        }
-        func window(_ g: WindowGeometry) -> [Attribute] {
-            [.ints("kernel_shape", [g.kernel, g.kernel]), .ints("strides", [g.stride, g.stride]), .ints("pads", [Int](repeating: g.padding, count: 4))]
-        }
-        for (i, layer) in spec.layers.enumerated() {
-            let name = "\(i).\(layer.typeName)"
-            switch layer {
-            case let .conv2d(_, kernel, stride, padding, bias):
-                let inputs = [image(), try weight(i, "weight")] + (bias ? [try weight(i, "bias")] : [])
-                x = graph.node("Conv", inputs, name: name, attributes: window(WindowGeometry(kernel: kernel, stride: stride, padding: padding)))
-            case .batchNorm2d:
-                let inputs = [x] + (try ["weight", "bias", "running_mean", "running_var"].map { try weight(i, $0) })
-                x = graph.node("BatchNormalization", inputs, name: name, attributes: [.float("epsilon", BatchNorm2d.epsilon)])
-            case .relu: x = graph.node("Relu", [x], name: name)
-            case let .maxPool2d(g): x = graph.node("MaxPool", [image()], name: name, attributes: window(g))
-            case let .avgPool2d(g):
-                x = graph.node("AveragePool", [image()], name: name, attributes: window(g) + [.int("count_include_pad", 1)])
-            case .globalAvgPool: x = graph.node("GlobalAveragePool", [image()], name: name)
-            case .dropout, .dropout2d: continue
-            case .flatten: x = flattened()
-            case let .linear(_, bias):
-                let inputs = [flattened(), try weight(i, "weight")] + (bias ? [try weight(i, "bias")] : [])
-                x = graph.node("Gemm", inputs, name: name, attributes: [.int("transB", 1)])
-            case .logSoftmax: x = graph.node("LogSoftmax", [x], name: name, attributes: [.int("axis", 1)])
+        // Each value of the model's graph: its ONNX name and whether it is [N, features].
+        let modelGraph = try spec.graph()
+        var values = [(name: String, flat: Bool)](repeating: ("", false), count: modelGraph.shapes.count)
+        values[0] = (x, false)
+        func layout(_ v: Int, flat: Bool) -> String {
+            guard values[v].flat != flat else { return values[v].name }
+            if flat {
+                values[v] = (graph.node("Flatten", [values[v].name], attributes: [.int("axis", 1)]), true)
+            } else {
+                graph.constant("unsqueeze.axes", int64s: [2, 3], shape: [2])
+                values[v] = (graph.node("Unsqueeze", [values[v].name, "unsqueeze.axes"]), false)
             }
+            return values[v].name
+        }
+        for node in modelGraph.nodes {
+            guard let export = node.op.exportNode(modelGraph.inputShape(node)) else {
+                values[node.output] = values[node.inputs[0]]  // the identity at inference
+                continue
+            }
+            // A sum's inputs meet in the first one's layout.
+            let flat = export.layout == .any ? values[node.inputs[0]].flat : export.layout == .features
+            let inputs = node.inputs.map { layout($0, flat: flat) }
+            guard let op = export.op else {
+                values[node.output] = (inputs[0], flat)
+                continue
+            }
+            let name = "\(node.path).\(node.layer.typeName)"
+            let initializers = try export.tensors.map { try weight(node, $0) }
+            values[node.output] = (graph.node(op, inputs + initializers, name: name, attributes: export.attributes), flat)
         }
         // One row per image when the model ends in a single position, as a classifier does.
         let last = shapes.last!
-        if last.size == 1 { x = flattened() }
-        let outputName = spec.layers.last == .logSoftmax ? "log_probabilities" : "outputs"
+        x = last.size == 1 ? layout(modelGraph.shapes.count - 1, flat: true) : layout(modelGraph.shapes.count - 1, flat: false)
+        let outputName = modelGraph.nodes.last?.op is LogSoftmaxOp ? "log_probabilities" : "outputs"
         graph.node("Identity", [x], name: outputName)
 
         var proto = Onnx_ModelProto()
@@ -111,20 +104,6 @@ public enum ONNXExport {
         return info
     }
 
-    enum Attribute {
-        case int(String, Int), ints(String, [Int]), float(String, Float)
-
-        var proto: Onnx_AttributeProto {
-            var a = Onnx_AttributeProto()
-            switch self {
-            case let .int(name, v): (a.name, a.type, a.i) = (name, .int, Int64(v))
-            case let .ints(name, v): (a.name, a.type, a.ints) = (name, .ints, v.map(Int64.init))
-            case let .float(name, v): (a.name, a.type, a.f) = (name, .float, v)
-            }
-            return a
-        }
-    }
-
     /// Nodes in order, each output named after its node, and the initializers they read.
     struct GraphBuilder {
         var proto = Onnx_GraphProto()
@@ -133,7 +112,7 @@ public enum ONNXExport {
 
         /// Adds a node and returns its output's name (`name`, else the operator and a count).
         @discardableResult
-        mutating func node(_ op: String, _ inputs: [String], name: String? = nil, attributes: [Attribute] = []) -> String {
+        mutating func node(_ op: String, _ inputs: [String], name: String? = nil, attributes: [ExportNode.Attribute] = []) -> String {
             var node = Onnx_NodeProto()
             node.opType = op
             node.name = name ?? "\(op.lowercased()).\(proto.node.count)"
@@ -159,5 +138,17 @@ public enum ONNXExport {
             (tensor.name, tensor.dims, tensor.dataType, tensor.rawData) = (name, shape, Int32(type.rawValue), bytes)
             proto.initializer.append(tensor)
         }
+    }
+}
+
+extension ExportNode.Attribute {
+    var proto: Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        switch self {
+        case let .int(name, v): (a.name, a.type, a.i) = (name, .int, Int64(v))
+        case let .ints(name, v): (a.name, a.type, a.ints) = (name, .ints, v.map(Int64.init))
+        case let .float(name, v): (a.name, a.type, a.f) = (name, .float, v)
+        }
+        return a
     }
 }

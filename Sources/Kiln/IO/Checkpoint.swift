@@ -2,7 +2,7 @@ import Foundation
 
 /// Model checkpoints as safetensors with PyTorch's `state_dict` names and layouts (`0.weight` OIHW,
 /// `2.running_mean`, `2.num_batches_tracked`, …), so `model.load_state_dict(...)` on the equivalent
-/// `torch.nn.Sequential` works. Optimizer state rides along as `optimizer.<param>.<slot>` (skip those
+/// `torch.nn.Model` works. Optimizer state rides along as `optimizer.<param>.<slot>` (skip those
 /// keys, or load with `strict=False`, in PyTorch). The spec, training options and progress are in
 /// `__metadata__`.
 public struct Checkpoint {
@@ -21,7 +21,7 @@ public struct Checkpoint {
     }
 
     /// Saves what the layers declare (parameters, buffers, counters), the optimizer's state and `state`.
-    public static func save(model: Sequential, optimizer: Optimizer?, state: TrainingState, to path: String) throws {
+    public static func save(model: Model, optimizer: Optimizer?, state: TrainingState, to path: String) throws {
         let device = model.device
         var file = Safetensors()
         for (name, tensor) in model.namedTensors {
@@ -78,14 +78,14 @@ public struct Checkpoint {
     }
 
     /// Copies the weights, buffers and counters into `model` (built from `spec`).
-    public func load(into model: Sequential) throws {
+    public func load(into model: Model) throws {
         let device = model.device
         for (name, tensor) in model.namedTensors { try device.write(try floats(name, shape: tensor.shape), to: tensor) }
         for (name, counter) in model.namedCounters { counter.value = file.tensors[name]?.int64Value ?? 0 }
     }
 
     /// Restores the optimizer's state and step count.
-    public func load(into optimizer: Optimizer, of model: Sequential) throws {
+    public func load(into optimizer: Optimizer, of model: Model) throws {
         try optimizer.prepare(model.parameterBuffer)
         for (name, parameter) in Self.parameterNames(model) {
             for (slot, tensor) in zip(optimizer.config.stateNames, parameter.optimizerState) {
@@ -103,7 +103,5 @@ public struct Checkpoint {
         return entry.floats
     }
 
-    private static func parameterNames(_ model: Sequential) -> [(String, Parameter)] {
-        model.layers.enumerated().flatMap { i, layer in layer.parameters.map { ("\(i).\($0.name)", $0) } }
-    }
+    private static func parameterNames(_ model: Model) -> [(String, Parameter)] { model.namedParameters }
 }

@@ -1,4 +1,4 @@
-/// Sequential random numbers on the host (weight initialisation, shuffling), drawn from Philox so a
+/// Model random numbers on the host (weight initialisation, shuffling), drawn from Philox so a
 /// seed means the same thing everywhere in Kiln.
 public struct HostRandom {
     private let generator: Philox

@@ -17,31 +17,21 @@ public struct ModelSummary {
     public var totalParameters: Int { rows.reduce(0) { $0 + $1.parameters } }
     public var totalMACs: Int { rows.reduce(0) { $0.plusSaturating($1.macs) } }
 
+    /// One row per node of the model's graph, in order; a residual block's row is its sum ("Add"), whose
+    /// receptive field is the larger of its branches'.
     public init(_ spec: ModelSpec) throws {
-        let shapes = try spec.validate()
-        var rows: [Row] = [], field = 1, jump = 1, counts: [String: Int] = [:]
-        for (i, layer) in spec.layers.enumerated() {
-            let input = i == 0 ? spec.input : shapes[i - 1], output = shapes[i]
-            var macs = 0
-            switch layer {
-            case let .conv2d(out, k, s, _, _):
-                field = field.plusSaturating((k - 1).timesSaturating(jump))
-                jump = jump.timesSaturating(s)
-                macs = [input.channels, k, k, output.size, output.size].reduce(out) { $0.timesSaturating($1) }
-            case let .maxPool2d(g), let .avgPool2d(g):
-                field = field.plusSaturating((g.kernel - 1).timesSaturating(jump))
-                jump = jump.timesSaturating(g.stride)
-            case .globalAvgPool, .flatten:
-                field = field.plusSaturating((input.size - 1).timesSaturating(jump))
-                jump = jump.timesSaturating(input.size)
-            case let .linear(out, _):
-                macs = out.timesSaturating(input.channels)
-            default: break
-            }
-            counts[layer.torchName, default: 0] += 1
-            rows.append(Row(name: "\(layer.torchName)-\(i + 1)", outputShape: output,
-                            parameters: ModelSpec.parameterCount(layer, input: input),
-                            receptiveField: field, jump: jump, macs: macs))
+        let graph = try spec.graph()
+        var field = [Int](repeating: 1, count: graph.shapes.count), jump = field
+        var rows: [Row] = []
+        for (i, node) in graph.nodes.enumerated() {
+            let input = graph.inputShape(node), output = graph.outputShape(node)
+            let (f, j) = (node.inputs.map { field[$0] }.max()!, node.inputs.map { jump[$0] }.max()!)
+            (field[node.output], jump[node.output]) = node.op.window(input).map {
+                (f.plusSaturating(($0.kernel - 1).timesSaturating(j)), j.timesSaturating($0.stride))
+            } ?? (f, j)
+            let name = "\(node.layer.torchName)-\(i + 1)" + (node.path.contains(".") ? " (\(node.path))" : "")
+            rows.append(Row(name: name, outputShape: output, parameters: node.op.parameterCount(input),
+                            receptiveField: field[node.output], jump: jump[node.output], macs: node.op.macs(input, output)))
         }
         self.spec = spec
         self.rows = rows
@@ -50,12 +40,13 @@ public struct ModelSummary {
     /// The table as text.
     public func render() -> String {
         func pad(_ s: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - s.count)) + s }
-        let rule = String(repeating: "-", count: 84), heavy = String(repeating: "=", count: 84)
-        var lines = [rule, pad("Layer (type)", 24) + pad("Output Shape", 22) + pad("Param #", 12) + pad("RF", 6)
+        let width = max(24, (rows.map(\.name.count).max() ?? 0) + 2)
+        let rule = String(repeating: "-", count: width + 60), heavy = String(repeating: "=", count: width + 60)
+        var lines = [rule, pad("Layer (type)", width) + pad("Output Shape", 22) + pad("Param #", 12) + pad("RF", 6)
                      + pad("Jump", 6) + pad("MACs", 14), heavy]
         for r in rows {
             let shape = "[-1, \(r.outputShape.channels), \(r.outputShape.size), \(r.outputShape.size)]"
-            lines.append(pad(r.name, 24) + pad(shape, 22) + pad(grouped(r.parameters), 12) + pad("\(r.receptiveField)", 6)
+            lines.append(pad(r.name, width) + pad(shape, 22) + pad(grouped(r.parameters), 12) + pad("\(r.receptiveField)", 6)
                          + pad("\(r.jump)", 6) + pad(grouped(r.macs), 14))
         }
         lines += [heavy,

@@ -4,7 +4,7 @@
 /// gaps between views hold zeros, and every update rule keeps a zero parameter with a zero gradient
 /// and zero state at zero.
 public final class ParameterBuffer {
-    /// All parameters, in model order (`Sequential.parameters`).
+    /// All parameters, in model order (`Model.parameters`).
     public let parameters: [Parameter]
     public let values: Tensor, gradients: Tensor
     private let offsets: [Int]

@@ -15,7 +15,8 @@ public struct ParityOptions: Sendable {
 /// One compared tensor: after which step, which layer, what, and how far apart.
 public struct ParityEntry: Codable, Sendable {
     public let step: Int
-    public let layer: Int
+    /// The layer's module path: "3", or "3.body.0" inside a residual block.
+    public let layer: String
     public let layerType: String
     /// "output", "input gradient", "weight gradient", "weight updated", "running_mean updated", …
     public let quantity: String
@@ -65,8 +66,9 @@ public struct ParityReport: Codable, Sendable {
 /// the trajectories, but not a disagreement of the two devices' primitives, which is what is checked.
 ///
 /// Tolerance: a float32 result that sums K terms is off by about √K·ε relative to its scale. Each layer
-/// (a stage: the longest of its layers') has a reduction length K (a convolution's longest sum: Ci·k·k, Co·k·k or N·OH·OW; batch norm's N·H·W;
-/// a pooling window; the classes of log-softmax; 1 for element-wise layers), and a tensor passes when
+/// (a stage: the longest of its layers') has a reduction length K (`Op.reductionLength`: a convolution's longest
+/// sum, Ci·k·k, Co·k·k or N·OH·OW; batch norm's N·H·W; a pooling window; the classes of log-softmax; 1 for
+/// element-wise layers and sums), and a tensor passes when
 /// max |reference − device| / scale ≤ `factor · ε · √K`. The scale is max |reference|, or the magnitude
 /// of the terms summed where that is larger: a sum that cancels (a bias before batch norm) is rounding
 /// noise of its terms' size (`TermScales`).
@@ -74,16 +76,15 @@ public enum Parity {
     public static func run(spec: ModelSpec, reference: Device, device: Device, data: Dataset,
                            options: ParityOptions) throws -> ParityReport {
         try Trainer.check(spec, against: data, splits: [("training", data.train)])
-        let shapes = try spec.validate()
-        let inputs = [spec.input] + shapes.dropLast()
+        let graph = try spec.graph()
         let n = options.batchSize
         guard n >= 1, options.steps >= 1 else { throw KilnError("parity needs a batch size and steps of at least 1") }
         guard data.train.count >= n * options.steps else {
             throw KilnError("parity needs \(n * options.steps) training images, the data has \(data.train.count)")
         }
-        let lengths = zip(spec.layers, zip(inputs, shapes)).map { reductionLength($0, input: $1.0, output: $1.1, batch: n) }
+        let lengths = graph.nodes.map { $0.op.reductionLength(graph.inputShape($0), graph.outputShape($0), batch: n) }
         let steps = try [reference, device].map {
-            try TrainingStep(model: Sequential(spec: spec, device: $0, seed: options.seed),
+            try TrainingStep(model: Model(spec: spec, device: $0, seed: options.seed),
                              optimizer: Optimizer(config: OptimizerConfig(kind: .sgd), device: $0))
         }
         // Both devices must cut the model into the same stages, so that each stage meets its counterpart.
@@ -110,7 +111,7 @@ public enum Parity {
         }
         // Loss summed and correct predictions counted over all steps, by the loss primitive on each device.
         let entries = comparison.entries + [
-            Self.compare(options.steps - 1, spec.layers.count - 1, spec.layers.last!, "loss totals",
+            Self.compare(options.steps - 1, graph.nodes.last!, "loss totals",
                          try reference.readFloats(totals[0]), try device.readFloats(totals[1]), n * options.steps, 0, options),
         ]
         return ParityReport(model: spec.name, reference: reference.summary, device: device.summary, batchSize: n,
@@ -125,7 +126,7 @@ public enum Parity {
         var step = 0
         var entries: [ParityEntry] = []
         /// The device stages' inputs, alive until their backward.
-        private var kept: [Tensor] = []
+        private var kept: [[Tensor]] = []
         private var terms = TermScales()
 
         init(reference: TrainingStep, device: TrainingStep, totals: Tensor, lengths: [Int], options: ParityOptions) {
@@ -140,19 +141,19 @@ public enum Parity {
             return copy
         }
 
-        /// Compares a result of layer i, or of the stage `s` that ends (forward) or starts (backward) at it.
+        /// Compares a result of node i, or of the stage `s` that ends (forward) or starts (backward) at it.
         func compare(_ i: Int, _ quantity: String, _ r: Tensor, _ d: Tensor, stage s: Int? = nil) throws {
-            let depth = s.map { reference.model.stages[$0].layers.map { lengths[$0] }.max()! } ?? lengths[i]
-            entries.append(Parity.compare(step, i, reference.model.spec.layers[i], quantity, try reference.model.device.readFloats(r),
+            let depth = s.map { reference.model.stages[$0].nodes.map { lengths[$0] }.max()! } ?? lengths[i]
+            entries.append(Parity.compare(step, reference.model.graph.nodes[i], quantity, try reference.model.device.readFloats(r),
                                           try device.model.device.readFloats(d), depth, terms.scale(i, quantity), options))
         }
 
-        func forwardEnded(stage s: Int, input: Tensor, output: Tensor, context: StepContext) throws {
-            let copy = try mirror(input)
-            kept.append(copy)
-            try terms.forwardEnded(reference.model, stage: s, input: input, output: output)
-            try compare(reference.model.stages[s].layers.upperBound - 1, "output", output,
-                        device.forward(copy, stage: s, context: context), stage: s)
+        func forwardEnded(stage s: Int, inputs: [Tensor], output: Tensor, context: StepContext) throws {
+            let copies = try inputs.map(mirror)
+            kept.append(copies)
+            try terms.forwardEnded(reference.model, stage: s, input: inputs[0], output: output)
+            try compare(reference.model.stages[s].nodes.upperBound - 1, "output", output,
+                        device.forward(copies, stage: s, context: context), stage: s)
         }
 
         func lossEnded(scores: Tensor, labels: Tensor, logProbs: Tensor, gradient: Tensor) throws {
@@ -162,11 +163,13 @@ public enum Parity {
             try compare(last, "input gradient", gradient, g!)
         }
 
-        func backwardEnded(stage s: Int, gradOutput: Tensor, gradInput: Tensor?) throws {
+        func backwardEnded(stage s: Int, gradOutput: Tensor, gradInputs: [Tensor?]) throws {
             try terms.backwardEnded(reference.model, stage: s, gradOutput: gradOutput, learningRate: options.learningRate)
-            let deviceGradient = try device.backward(mirror(gradOutput), stage: s)
-            if let gradInput, let deviceGradient {
-                try compare(reference.model.stages[s].layers.lowerBound, "input gradient", gradInput, deviceGradient, stage: s)
+            let deviceGradients = try device.backward(mirror(gradOutput), stage: s)
+            for (k, (r, d)) in zip(gradInputs, deviceGradients).enumerated() {
+                guard let r, let d else { continue }
+                let quantity = gradInputs.count > 1 ? "input \(k + 1) gradient" : "input gradient"
+                try compare(reference.model.stages[s].nodes.lowerBound, quantity, r, d, stage: s)
             }
         }
 
@@ -187,7 +190,7 @@ public enum Parity {
         }
     }
 
-    fileprivate static func compare(_ step: Int, _ layer: Int, _ spec: LayerSpec, _ quantity: String,
+    fileprivate static func compare(_ step: Int, _ node: ModelGraph.Node, _ quantity: String,
                                 _ reference: [Float], _ values: [Float], _ depth: Int, _ terms: Double,
                                 _ options: ParityOptions) -> ParityEntry {
         var maxAbs: Double = 0, scale = terms
@@ -199,21 +202,7 @@ public enum Parity {
         }
         let relative = broken ? .infinity : maxAbs / max(scale, Double(Float.leastNormalMagnitude))
         let tolerance = Double(options.factor) * Double(Float.ulpOfOne) * Double(depth).squareRoot()
-        return ParityEntry(step: step + 1, layer: layer, layerType: spec.typeName, quantity: quantity, maxAbsError: maxAbs,
+        return ParityEntry(step: step + 1, layer: node.path, layerType: node.layer.typeName, quantity: quantity, maxAbsError: maxAbs,
                            maxRelError: relative, termScale: terms, tolerance: tolerance, passed: relative <= tolerance, count: reference.count)
-    }
-
-    /// The longest sum one of the layer's primitives computes (see the type's comment).
-    static func reductionLength(_ layer: LayerSpec, input: ImageShape, output: ImageShape, batch: Int) -> Int {
-        switch layer {
-        case let .conv2d(out, kernel, _, _, _):
-            max(input.channels * kernel * kernel, out * kernel * kernel, batch * output.size * output.size)
-        case .linear: max(input.channels, output.channels, batch)
-        case .batchNorm2d: batch * input.size * input.size
-        case let .avgPool2d(g), let .maxPool2d(g): g.kernel * g.kernel
-        case .globalAvgPool: input.size * input.size
-        case .logSoftmax: input.channels
-        case .relu, .dropout, .dropout2d, .flatten: 1
-        }
     }
 }

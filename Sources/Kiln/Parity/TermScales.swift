@@ -28,12 +28,12 @@ struct TermScales {
     func scale(_ layer: Int, _ quantity: String) -> Double { scales[layer]?[quantity] ?? 0 }
 
     /// After stage `s`'s forward on the reference: the output scales of its means, and what backward needs.
-    mutating func forwardEnded(_ model: Sequential, stage s: Int, input: Tensor, output: Tensor) throws {
+    mutating func forwardEnded(_ model: Model, stage s: Int, input: Tensor, output: Tensor) throws {
         let stage = model.stages[s], device = model.device
         let x = try device.readFloats(input)
         let rows = Self.rows(x, channels: input.channels)
         var forward = Forward(inputMax: Self.maxAbs(x), inputRMS: rows.map { Self.norm($0) / Double(max($0.count, 1)).squareRoot() }.max() ?? 0)
-        let last = stage.layers.upperBound - 1
+        let last = stage.nodes.upperBound - 1
         switch model.layers[last] {
         case let norm as BatchNorm2d:
             let y = try device.readFloats(output), row = output.rowLength
@@ -58,13 +58,13 @@ struct TermScales {
     }
 
     /// After stage `s`'s backward on the reference, from the gradient of its output `dy`.
-    mutating func backwardEnded(_ model: Sequential, stage s: Int, gradOutput: Tensor, learningRate: Float) throws {
+    mutating func backwardEnded(_ model: Model, stage s: Int, gradOutput: Tensor, learningRate: Float) throws {
         guard let forward = forwards[s] else { return }
         let stage = model.stages[s], device = model.device
         // A per-channel sum runs over the batch's pixels (or images): a row of dy.
         let dy = Self.rows(try device.readFloats(gradOutput), channels: gradOutput.channels)
         let dyMax = dy.map { Self.maxAbs($0) }, dyNorm = dy.map { Self.norm($0) }
-        let first = stage.layers.lowerBound, last = stage.layers.upperBound - 1
+        let first = stage.nodes.lowerBound, last = stage.nodes.upperBound - 1
         /// Each parameter's gradient scale, and its update's: the learning rate times it.
         func gradient(_ layer: Int, _ name: String, _ scale: Double) {
             set(layer, "\(name) gradient", scale)

@@ -104,7 +104,7 @@ public struct TestAnalysis {
     let imageSize: Int
 
     /// Runs `model` over `data`'s test split; `mistakes` pictures at most.
-    public init(model: Sequential, data: Dataset, name: String, mistakes count: Int) throws {
+    public init(model: Model, data: Dataset, name: String, mistakes count: Int) throws {
         predictions = try Kiln.predictions(model, on: data)
         let test = data.test, shape = test.shape, plane = shape.size * shape.size
         // The images back in 8-bit pixels: the normalisation undone.

@@ -35,7 +35,7 @@ public struct LearningRateFinder {
             throw KilnError("the learning-rate range needs 0 < start < end, at least 10 steps, a batch of 1 or more and smoothing in [0, 1)")
         }
         try Trainer.check(spec, against: data, splits: [("training", data.train)])
-        let step = try TrainingStep(model: Sequential(spec: spec, device: device, seed: seed),
+        let step = try TrainingStep(model: Model(spec: spec, device: device, seed: seed),
                                     optimizer: Optimizer(config: OptimizerConfig(kind: .sgd), device: device))
         let split = try DeviceSplit(data.train, on: device)
         let images = TensorSlot(), labels = TensorSlot()

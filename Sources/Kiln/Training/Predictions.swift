@@ -8,7 +8,7 @@ public struct Prediction: Codable, Equatable, Sendable {
     public let confidence: Double
 }
 
-extension Sequential {
+extension Model {
     /// The model's outputs for `images` [C, N, H, W] in inference mode, per image: [N][classes]
     /// (log-probabilities for a model ending in LogSoftmax). Reads them back from the device (for
     /// evaluation reports, prediction and export checks, not for training).
@@ -24,8 +24,8 @@ extension Sequential {
     }
 }
 
-/// Every test image's outputs ([N][classes], as `Sequential.outputs`) and label, in test-set order.
-public func testOutputs(_ model: Sequential, on data: Dataset, batchSize: Int = 1000) throws -> (outputs: [[Float]], labels: [Int]) {
+/// Every test image's outputs ([N][classes], as `Model.outputs`) and label, in test-set order.
+public func testOutputs(_ model: Model, on data: Dataset, batchSize: Int = 1000) throws -> (outputs: [[Float]], labels: [Int]) {
     try Trainer.check(model.spec, against: data, splits: [("test", data.test)])
     let split = try DeviceSplit(data.test, on: model.device), images = TensorSlot(), labels = TensorSlot()
     var outputs: [[Float]] = [], truth: [Int] = []
@@ -38,7 +38,7 @@ public func testOutputs(_ model: Sequential, on data: Dataset, batchSize: Int = 
 }
 
 /// Every test image's prediction, in test-set order.
-public func predictions(_ model: Sequential, on data: Dataset, batchSize: Int = 1000) throws -> [Prediction] {
+public func predictions(_ model: Model, on data: Dataset, batchSize: Int = 1000) throws -> [Prediction] {
     let (outputs, labels) = try testOutputs(model, on: data, batchSize: batchSize)
     return zip(outputs, labels).enumerated().map { index, pair in
         let p = pair.0.map { exp(Double($0)) }, best = p.indices.max { p[$0] < p[$1] }!

@@ -11,11 +11,11 @@ extension TrainingCallback {
     public func epochEnded(_ report: EpochReport, trainer: Trainer) throws {}
 }
 
-/// Trains a `Sequential` classifier with NLL loss: per batch, gather → forward → loss → backward →
+/// Trains a `Model` classifier with NLL loss: per batch, gather → forward → loss → backward →
 /// update, all on the model's device. Host and device exchange only the epoch's shuffled order and
 /// the loss/accuracy totals.
 public final class Trainer {
-    public var model: Sequential { step.model }
+    public var model: Model { step.model }
     public var optimizer: Optimizer { step.optimizer }
     /// Gathered batches go through this.
     public let step: TrainingStep
@@ -42,7 +42,7 @@ public final class Trainer {
 
     /// `setupStart` is when device and model set-up began, for the warm-up figure. With `parallel`, this
     /// process is one rank of a data-parallel run: `options.batchSize` is the global batch.
-    public init(model: Sequential, data: Dataset, options: TrainingOptions, setupStart: Date = Date(),
+    public init(model: Model, data: Dataset, options: TrainingOptions, setupStart: Date = Date(),
                 parallel: DataParallel? = nil) throws {
         try Self.check(model.spec, against: data, splits: [("training", data.train), ("test", data.test)])
         guard options.batchSize >= 1, options.epochs >= 1 else { throw KilnError("batch size and epochs must be at least 1") }
@@ -77,7 +77,7 @@ public final class Trainer {
     /// the optimizer and the random streams are untouched.
     private static func warmUp(_ spec: ModelSpec, on device: Device, train: DeviceSplit, test: DeviceSplit,
                                options: TrainingOptions) throws {
-        let step = try TrainingStep(model: Sequential(spec: spec, device: device, seed: options.seed),
+        let step = try TrainingStep(model: Model(spec: spec, device: device, seed: options.seed),
                                     optimizer: Optimizer(config: options.optimizer, device: device))
         let images = TensorSlot(), labels = TensorSlot()
         let totals = try device.allocate([2], .float32)
@@ -184,7 +184,7 @@ public final class Trainer {
     /// (each split's shape is its input, it ends in log-softmax over the classes) and no split may be empty.
     static func check(_ spec: ModelSpec, against data: Dataset, splits: [(name: String, split: Split)]) throws {
         let shapes = try spec.validate()
-        guard spec.layers.last == .logSoftmax, shapes.last == ImageShape(channels: data.classes, size: 1) else {
+        guard spec.layers.last?.isLogSoftmax == true, shapes.last == ImageShape(channels: data.classes, size: 1) else {
             throw KilnError("model \(spec.name) must end in logsoftmax over the \(data.classes) classes of \(data.folder) at size 1, it gives \(shapes.last!)")
         }
         for (name, split) in splits {
@@ -211,7 +211,7 @@ public final class Trainer {
 }
 
 /// Evaluates a model on a data set's test split (for `kiln eval`).
-public func evaluate(_ model: Sequential, on data: Dataset, batchSize: Int = 1000) throws -> (loss: Double, correct: Int, count: Int) {
+public func evaluate(_ model: Model, on data: Dataset, batchSize: Int = 1000) throws -> (loss: Double, correct: Int, count: Int) {
     try Trainer.check(model.spec, against: data, splits: [("test", data.test)])
     let device = model.device
     let step = try TrainingStep(model: model, optimizer: Optimizer(config: OptimizerConfig(kind: .sgd), device: device))

@@ -44,6 +44,10 @@ public final class CPUDevice: Device {
         parallel = Parallel(threads: threads)
     }
 
+    /// The CPU fuses what `Stage.standard` fuses by composing its primitives (`composedForward`), so that
+    /// parity meets the same stages on both devices.
+    public func plan(_ graph: ModelGraph) -> [Stage] { Stage.standard(graph) }
+
     public var summary: String { "cpu (OpenBLAS sgemm, \(threads) thread\(threads == 1 ? "" : "s"))" }
 
     func floats(_ t: Tensor) -> UnsafeMutablePointer<Float> {

@@ -60,6 +60,14 @@ extension CPUDevice {
         }
     }
 
+    public func add(_ a: Tensor, _ b: Tensor, into c: Tensor) throws {
+        try checkSameShape("add", [("x", a), ("y", b), ("z", c)])
+        let (x, y, z) = (floats(a), floats(b), floats(c))
+        parallel.chunks(a.count, grain: 1 << 15) { r in
+            for i in r { z[i] = x[i] + y[i] }
+        }
+    }
+
     public func flattenForward(input: Tensor, output: Tensor) throws {
         try checkFlatten("flattenForward", activation: input, features: output)
         permuteFeatures(floats(input), floats(output), input.shape, toFeatures: true)

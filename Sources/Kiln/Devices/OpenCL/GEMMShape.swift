@@ -43,7 +43,7 @@ extension OpenCLDevice {
     }
 
     /// The GEMMs one training step of `model` (on this device) makes, by shape, with their calls per step.
-    public func gemmShapes(of model: Sequential, data: Dataset, batchSize: Int) throws -> [GEMMShape: Int] {
+    public func gemmShapes(of model: Model, data: Dataset, batchSize: Int) throws -> [GEMMShape: Int] {
         var options = TrainingOptions()
         options.batchSize = batchSize
         options.augmentation = nil

@@ -29,6 +29,11 @@ extension OpenCLDevice {
         try run("multiply", items: a.count, .buffer(a), .buffer(b), .buffer(c), .int(a.count))
     }
 
+    public func add(_ a: Tensor, _ b: Tensor, into c: Tensor) throws {
+        try checkSameShape("add", [("x", a), ("y", b), ("z", c)])
+        try run("add", items: a.count, .buffer(a), .buffer(b), .buffer(c), .int(a.count))
+    }
+
     public func flattenForward(input: Tensor, output: Tensor) throws {
         try checkFlatten("flattenForward", activation: input, features: output)
         try run("flatten", items: input.count, .buffer(input), .buffer(output), .int(input.channels), .int(input.batch),

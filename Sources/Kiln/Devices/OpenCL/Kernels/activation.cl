@@ -15,6 +15,11 @@ __kernel void multiply(__global const float* a, __global const float* b, __globa
     if (i < count) c[i] = a[i] * b[i];
 }
 
+__kernel void add(__global const float* a, __global const float* b, __global float* c, int count) {
+    const int i = get_global_id(0);
+    if (i < count) c[i] = a[i] + b[i];
+}
+
 // Between [C, N, H*W] and [C*H*W, N]: element (c, n, p) <-> feature (c*H*W + p, n).
 __kernel void flatten(__global const float* src, __global float* dst, int channels, int batch, int plane,
                       int to_features) {

@@ -1,14 +1,55 @@
-/// Batch normalisation per channel, as `torch.nn.BatchNorm2d` (momentum 0.1, ε 1e-5, unbiased
-/// running variance). Training normalises with batch statistics; inference with running ones.
-/// With `rectifiesInput` it normalises max(x, 0): the ReLU before it, fused in (see `Stage`).
+/// Batch normalisation per channel, as `torch.nn.BatchNorm2d` (momentum 0.1, ε 1e-5, unbiased running
+/// variance). JSON: `{"type": "batchnorm2d"}` (`channels`, optional, is checked against the input).
+public struct BatchNorm2dOp: Op {
+    public static let typeNames = ["batchnorm2d"]
+    public static var examples: [(layer: LayerSpec, input: ImageShape)] {
+        [(.batchNorm2d, ImageShape(channels: 3, size: 3)), (.batchNorm2d, ImageShape(channels: 1, size: 5))]
+    }
+    public var declaredChannels: Int?
+
+    public init() {}
+    public init(_ f: SpecFields) throws { declaredChannels = try f.integer("channels") }
+
+    public var typeName: String { "batchnorm2d" }
+    public var torchName: String { "BatchNorm2d" }
+
+    public func encode(to fields: SpecWriter) throws {
+        if let declaredChannels { try fields.set("channels", declaredChannels) }
+    }
+
+    public func outputShape(_ input: ImageShape) throws -> ImageShape {
+        try checkDeclared(declaredChannels, "channels", input)
+        return input
+    }
+
+    public func parameterShapes(_ input: ImageShape) -> [(name: String, shape: [Int])] {
+        [("weight", [input.channels]), ("bias", [input.channels])]
+    }
+
+    public func reductionLength(_ input: ImageShape, _ output: ImageShape, batch: Int) -> Int { batch * input.size * input.size }
+
+    public func makeLayer(_ context: LayerContext) throws -> Layer { try BatchNorm2d(context) }
+
+    public func exportNode(_ input: ImageShape) -> ExportNode? {
+        ExportNode("BatchNormalization", tensors: ["weight", "bias", "running_mean", "running_var"],
+                   attributes: [.float("epsilon", BatchNorm2d.epsilon)])
+    }
+}
+
+extension LayerSpec {
+    public static let batchNorm2d = LayerSpec(BatchNorm2dOp())
+}
+
+/// A batch norm bound to a device. Training normalises with batch statistics; inference with running
+/// ones. With an `inputActivation` it normalises act(x): the activation before it, fused in (see `Stage`).
 public final class BatchNorm2d: Layer {
-    public let spec: LayerSpec
     public let parameters: [Parameter]
     public let runningMean: Tensor, runningVar: Tensor
     /// PyTorch's `num_batches_tracked`, kept for checkpoints.
     public let batchesTracked = Counter()
     public var counters: [(name: String, counter: Counter)] { [("num_batches_tracked", batchesTracked)] }
-    public let rectifiesInput: Bool
+    public let inputActivation: Activation
+    private var rectifiesInput: Bool { inputActivation == .relu }
     static let momentum: Float = 0.1, epsilon: Float = 1e-5
     private let device: Device
     /// The last training forward's batch mean and 1/σ, which backward (and parity's tolerances) read.
@@ -19,11 +60,11 @@ public final class BatchNorm2d: Layer {
     private let gradInput = TensorSlot()
     private var input: Tensor?
 
-    /// `parameters`: γ ("weight") and β ("bias"), as the model's `ParameterBuffer` laid them out.
-    init(spec: LayerSpec, device: Device, channels: Int, parameters: [Parameter], rectifiesInput: Bool = false) throws {
-        self.spec = spec
+    /// γ ("weight") starts at 1, β ("bias") at 0, as PyTorch's.
+    init(_ context: LayerContext) throws {
+        let (device, channels, parameters) = (context.device, context.input.channels, context.parameters)
         self.device = device
-        self.rectifiesInput = rectifiesInput
+        inputActivation = context.inputActivation
         func vector(_ value: Float) throws -> Tensor {
             let t = try device.allocate([channels], .float32)
             try device.fill(t, with: value)

@@ -26,7 +26,7 @@ public final class Parameter {
     }
 }
 
-/// What a `Sequential` model runs, one per `Stage`: a layer, or layers fused (`ConvBatchNorm`).
+/// What a `Model` runs, one per `Stage`: a layer, or layers fused (`ConvBatchNorm`).
 ///
 /// Call order: `forward` (saves what backward needs), then, in training, `backward` with the
 /// gradient of the loss with respect to the output. Outputs and gradients live in buffers the runner
@@ -37,9 +37,10 @@ public protocol StageRunner: AnyObject {
     func backward(_ gradOutput: Tensor, needInputGradient: Bool) throws -> Tensor?
 }
 
-/// One layer of a `Sequential` model, bound to a device and an input shape when built.
+/// An op bound to a device and an input shape (`Op.makeLayer`): what runs its forward and backward, and
+/// the tensors it saves with the model.
 public protocol Layer: StageRunner {
-    var spec: LayerSpec { get }
+    /// Learnable tensors, with PyTorch's names within the module ("weight", "bias").
     var parameters: [Parameter] { get }
     /// Non-learnable tensors saved with the model (batch norm's running statistics), by PyTorch name.
     var buffers: [(name: String, tensor: Tensor)] { get }
@@ -57,9 +58,4 @@ extension Layer {
 public final class Counter {
     public var value: Int64 = 0
     public init() {}
-}
-
-/// Output shape of an activation [C, N, H, W] after a window op.
-func windowOutputShape(_ input: Tensor, channels: Int, _ g: WindowGeometry) -> [Int] {
-    [channels, input.batch, g.outputSize(input.height), g.outputSize(input.width)]
 }

@@ -1,0 +1,129 @@
+/// 2-D convolution, optionally with bias: `y = W ∗ x + b`, weight `[Co, Ci, k, k]` as PyTorch's
+/// `nn.Conv2d`. JSON: `{"type": "conv2d", "out": 16, "kernel": 3, "stride": 1, "padding": 0, "bias": true}`
+/// (`in`, optional, is checked against the input's channels).
+public struct Conv2dOp: Op {
+    public static let typeNames = ["conv2d"]
+    public static var examples: [(layer: LayerSpec, input: ImageShape)] {
+        [(.conv2d(out: 3, kernel: 3, stride: 2, padding: 1), ImageShape(channels: 3, size: 5)),
+         (.conv2d(out: 5, kernel: 1, padding: 1), ImageShape(channels: 3, size: 3)),
+         (.conv2d(out: 3, kernel: 1, bias: false), ImageShape(channels: 5, size: 3)),
+         (.conv2d(out: 1, kernel: 5, padding: 2, bias: false), ImageShape(channels: 1, size: 5))]
+    }
+    public var out: Int, geometry: WindowGeometry, bias: Bool
+    /// The input channels the spec states, if it does.
+    public var declaredIn: Int?
+
+    public init(out: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true) {
+        (self.out, self.geometry, self.bias) = (out, WindowGeometry(kernel: kernel, stride: stride, padding: padding), bias)
+    }
+
+    public init(_ f: SpecFields) throws {
+        self.init(out: try f.int("out"), kernel: try f.int("kernel"), stride: try f.int("stride", default: 1),
+                  padding: try f.int("padding", default: 0), bias: try f.bool("bias", default: true))
+        declaredIn = try f.integer("in")
+    }
+
+    public var typeName: String { "conv2d" }
+    public var torchName: String { "Conv2d" }
+
+    public func encode(to fields: SpecWriter) throws {
+        try fields.set(geometry)
+        try fields.set("out", out)
+        try fields.set("bias", bias)
+        if let declaredIn { try fields.set("in", declaredIn) }
+    }
+
+    public func outputShape(_ input: ImageShape) throws -> ImageShape {
+        try checkDeclared(declaredIn, "in", input)
+        guard out >= 1 else { throw SpecProblem("out", "must be at least 1, got \(out)") }
+        return ImageShape(channels: out, size: try geometry.checkedOutputSize(input.size))
+    }
+
+    public func parameterShapes(_ input: ImageShape) -> [(name: String, shape: [Int])] {
+        [("weight", [out, input.channels, geometry.kernel, geometry.kernel])] + (bias ? [("bias", [out])] : [])
+    }
+
+    public func window(_ input: ImageShape) -> (kernel: Int, stride: Int)? { (geometry.kernel, geometry.stride) }
+
+    public func macs(_ input: ImageShape, _ output: ImageShape) -> Int {
+        [input.channels, geometry.kernel, geometry.kernel, output.size, output.size].reduce(out) { $0.timesSaturating($1) }
+    }
+
+    public func reductionLength(_ input: ImageShape, _ output: ImageShape, batch: Int) -> Int {
+        let k2 = geometry.kernel * geometry.kernel
+        return max(input.channels * k2, out * k2, batch * output.size * output.size)
+    }
+
+    public func makeLayer(_ context: LayerContext) throws -> Layer {
+        try Conv2d(context, outChannels: out, geometry: geometry)
+    }
+
+    public func exportNode(_ input: ImageShape) -> ExportNode? {
+        ExportNode("Conv", layout: .image, tensors: ["weight"] + (bias ? ["bias"] : []), attributes: ExportNode.window(geometry))
+    }
+}
+
+extension LayerSpec {
+    public static func conv2d(out: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true) -> LayerSpec {
+        LayerSpec(Conv2dOp(out: out, kernel: kernel, stride: stride, padding: padding, bias: bias))
+    }
+}
+
+/// Refuses a channel count a spec states (`in`, `channels`) that its input does not have.
+func checkDeclared(_ declared: Int?, _ field: String, _ input: ImageShape) throws {
+    if let declared, declared != input.channels {
+        throw SpecProblem("channel mismatch:", "\"\(field)\" is \(declared) but its input has \(input.channels) channels")
+    }
+}
+
+/// A convolution bound to a device. `Linear` is the same layer on flattened features.
+public final class Conv2d: Layer {
+    public let parameters: [Parameter]
+    let geometry: WindowGeometry
+    let outChannels: Int
+    let device: Device
+    let output = TensorSlot(), gradInput = TensorSlot()
+    private var input: Tensor?
+
+    /// PyTorch's default initialisation: kaiming_uniform(a=√5) for weights, i.e. U(±1/√fan_in), and
+    /// the same for the bias.
+    init(_ context: LayerContext, outChannels: Int, geometry: WindowGeometry) throws {
+        device = context.device
+        self.geometry = geometry
+        self.outChannels = outChannels
+        parameters = context.parameters
+        let fanIn = context.input.channels * geometry.kernel * geometry.kernel
+        let bound = 1 / Float(fanIn).squareRoot()
+        for p in parameters { try device.write(context.random.uniform(p.value.count, bound: bound), to: p.value) }
+    }
+
+    private var bias: Parameter? { parameters.count > 1 ? parameters[1] : nil }
+
+    public func forward(_ input: Tensor, context: StepContext) throws -> Tensor {
+        try forward(input, normalization: nil)
+    }
+
+    /// The convolution's output; with `normalization` (training, `ConvBatchNorm`) the batch norm after it
+    /// runs in the same primitive.
+    func forward(_ input: Tensor, normalization: BatchNormForward?) throws -> Tensor {
+        self.input = input
+        let y = try output.tensor(windowOutputShape(input, channels: outChannels, geometry), on: device)
+        try device.conv2dForward(input: input, weight: parameters[0].value, bias: bias?.value, output: y, geometry: geometry,
+                                 normalization: normalization)
+        return y
+    }
+
+    public func backward(_ gradOutput: Tensor, needInputGradient: Bool) throws -> Tensor? {
+        try backward(gradOutput, needInputGradient: needInputGradient, normalization: nil)
+    }
+
+    /// With `normalization`, `gradOutput` is the gradient of the batch norm after the convolution.
+    func backward(_ gradOutput: Tensor, needInputGradient: Bool, normalization: BatchNormBackward?) throws -> Tensor? {
+        guard let input else { throw KilnError("Conv2d.backward called before forward") }
+        let dx = needInputGradient ? try gradInput.tensor(input.shape, on: device) : nil
+        try device.conv2dBackward(input: input, gradOutput: gradOutput, weight: parameters[0].value,
+                                  gradWeight: parameters[0].gradient, gradBias: bias?.gradient, gradInput: dx,
+                                  geometry: geometry, normalization: normalization)
+        return dx
+    }
+}
