@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Evaluate a Kiln checkpoint in PyTorch: the oracle for `kiln eval`.
 
-Builds the torch.nn.Model of the checkpoint's own spec (metadata `kiln.spec`), loads the weights
-and running statistics (`load_state_dict`, skipping Kiln's `optimizer.*` keys), normalises the data
-folder's test split as Kiln does (the checkpoint's per-channel normalisation, `kiln.options`, else
-MNIST's) and prints the same line as `kiln eval`:
+Builds the torch.nn.Sequential of the checkpoint's own spec (metadata `kiln.spec`, through
+mnist_epoch.build, residual blocks included), loads the weights, running statistics and batch norm's
+int64 `num_batches_tracked` counters by state_dict name (`load_state_dict`, strict: every name must
+match, `3.body.0.weight` and `4.shortcut.1.running_mean` inside residual blocks; Kiln's `optimizer.*`
+keys are skipped), normalises the data folder's test split as Kiln does (the checkpoint's per-channel
+normalisation, `kiln.options`, else MNIST's) and prints the same line as `kiln eval`:
 
     python3 benchmarks/pytorch/eval_checkpoint.py --checkpoint model.safetensors --data DIR
 

@@ -2,9 +2,12 @@
 """Time PyTorch on the CPU training the same architecture as Kiln, for side-by-side epoch times.
 
 The model is built from Kiln's own JSON spec (`kiln summary --model NAME --spec`), so both sides
-train the identical network. Data comes from the same MNIST .gz files, already in memory as
-normalised tensors (no DataLoader workers, no augmentation), SGD with momentum 0.9 and batch
-size as given: the work Kiln does with `--no-augment`. Writes Kiln's run-report schema as JSON lines.
+train the identical network. `build` covers residual blocks too (`{"type": "residual", "body":
+[...], "shortcut": [...]}`, nested or not, an absent shortcut the identity) and leaky ReLU; its
+state_dict names are Kiln's checkpoint names (`3.body.0.weight`), see spec_names.py. Data comes
+from the same MNIST .gz files, already in memory as normalised tensors (no DataLoader workers, no
+augmentation), SGD with momentum 0.9 and batch size as given: the work Kiln does with
+`--no-augment`. Writes Kiln's run-report schema as JSON lines.
 
     python3 benchmarks/pytorch/mnist_epoch.py --spec lean8k.json ref18k.json --epochs 2 --threads 2 --log torch.jsonl
 
@@ -31,9 +34,31 @@ def load(folder, prefix):
     return ((x - 0.1307) / 0.3081).unsqueeze(1), y
 
 
-def build(spec):
-    layers, channels = [], spec["input"][0]
-    for l in spec["layers"]:
+class Residual(nn.Module):
+    """Kiln's `{"type": "residual", "body": [...], "shortcut": [...]}`: body(x) + shortcut(x).
+
+    Exactly two children, both nn.Sequential, so the state_dict names are Kiln's checkpoint names
+    (`3.body.0.weight`, `4.shortcut.1.running_mean`, nested `3.body.2.body.0.weight`). An absent or
+    empty shortcut is the identity: an empty nn.Sequential, which holds no tensors.
+    """
+
+    def __init__(self, body, shortcut):
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut
+
+    def forward(self, x):
+        return self.body(x) + self.shortcut(x)
+
+
+def build_layers(specs, channels):
+    """An nn.Sequential of the layer specs `specs` on `channels` input channels, and its output channels.
+
+    Each layer takes its list index (parameterless ones too), as nn.Sequential numbers its children;
+    residual blocks recurse into their body and shortcut lists.
+    """
+    layers = []
+    for l in specs:
         t = l["type"]
         if t == "conv2d":
             layers.append(nn.Conv2d(channels, l["out"], l["kernel"], l.get("stride", 1), l.get("padding", 0), bias=l.get("bias", True)))
@@ -45,6 +70,8 @@ def build(spec):
             layers.append(nn.BatchNorm2d(channels))
         elif t == "relu":
             layers.append(nn.ReLU())
+        elif t == "leakyrelu":
+            layers.append(nn.LeakyReLU(negative_slope=l.get("slope", 0.01)))
         elif t in ("maxpool2d", "avgpool2d"):
             cls = nn.MaxPool2d if t == "maxpool2d" else nn.AvgPool2d
             layers.append(cls(l["kernel"], l.get("stride", l["kernel"]), l.get("padding", 0)))
@@ -58,9 +85,23 @@ def build(spec):
             layers.append(nn.Flatten())
         elif t == "logsoftmax":
             layers.append(nn.LogSoftmax(dim=1))
+        elif t == "residual":
+            if not isinstance(l.get("body"), list):
+                raise SystemExit("a residual block needs a \"body\" list of layers")
+            body, out = build_layers(l["body"], channels)
+            shortcut, short_out = build_layers(l.get("shortcut") or [], channels)
+            if short_out != out:
+                raise SystemExit(f"residual block: the body gives {out} channels, the shortcut {short_out}")
+            layers.append(Residual(body, shortcut))
+            channels = out
         else:
             raise SystemExit(f"unknown layer type {t}")
-    return nn.Model(*layers)
+    return nn.Sequential(*layers), channels
+
+
+def build(spec):
+    """The nn.Sequential of a Kiln JSON spec; its state_dict names are Kiln's checkpoint names."""
+    return build_layers(spec["layers"], spec["input"][0])[0]
 
 
 def train(spec, path, a, xtr, ytr, xte, yte):
