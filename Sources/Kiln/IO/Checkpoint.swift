@@ -1,9 +1,9 @@
 import Foundation
 
 /// Model checkpoints as safetensors with PyTorch's `state_dict` names and layouts (`0.weight` OIHW,
-/// `2.running_mean`, `2.num_batches_tracked`, …), so `model.load_state_dict(...)` on the equivalent
-/// `torch.nn.Model` works. Optimizer state rides along as `optimizer.<param>.<slot>` (skip those
-/// keys, or load with `strict=False`, in PyTorch). The spec, training options and progress are in
+/// `2.running_mean`, `2.num_batches_tracked`, `3.body.0.weight` in a residual block, …), so
+/// `model.load_state_dict(...)` on the module `benchmarks/pytorch` builds from the spec works. Optimizer
+/// state rides along as `optimizer.<param>.<slot>` (skip those keys, or load with `strict=False`, in PyTorch). The spec, training options and progress are in
 /// `__metadata__`.
 public struct Checkpoint {
     public let spec: ModelSpec

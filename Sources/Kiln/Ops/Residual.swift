@@ -1,6 +1,6 @@
 /// A residual block, as in He et al. 2016: output = body(x) + shortcut(x), an absent or empty shortcut
 /// being the identity. JSON: `{"type": "residual", "body": [ …layers… ], "shortcut": [ …layers… ]}`;
-/// blocks nest. In PyTorch it is a module with two `nn.Model` children, `body` and `shortcut`,
+/// blocks nest. In PyTorch it is a module with two `nn.Sequential` children, `body` and `shortcut`,
 /// so its tensors are named `i.body.0.weight`, `i.shortcut.1.running_mean`, …
 ///
 /// In the model's graph (`ModelGraph`) the branches' layers are nodes of their own that both read the
