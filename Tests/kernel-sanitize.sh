@@ -35,13 +35,14 @@ cat > "$work/mix.json" <<'EOF'
   {"type": "batchnorm2d"}, {"type": "relu"}, {"type": "avgpool2d", "kernel": 3, "stride": 2}, {"type": "maxpool2d", "kernel": 2},
   {"type": "flatten"}, {"type": "dropout", "p": 0.3}, {"type": "linear", "out": 10}, {"type": "logsoftmax"}]}
 EOF
-# A conv with bias before batch norm, batch norm then ReLU unfused, overlapping odd max pooling, wide average pooling.
+# A conv with bias before batch norm, batch norm then ReLU unfused, overlapping odd max pooling, wide average
+# pooling in a residual block (the sum, and the gradient of the block's input summed over its two readers).
 cat > "$work/pools.json" <<'EOF'
 {"name": "pools", "input": [1, 28, 28], "layers": [
   {"type": "conv2d", "out": 7, "kernel": 3, "padding": 1}, {"type": "batchnorm2d"}, {"type": "relu"},
   {"type": "maxpool2d", "kernel": 3, "stride": 2, "padding": 1},
   {"type": "conv2d", "out": 9, "kernel": 3, "stride": 2}, {"type": "relu"},
-  {"type": "avgpool2d", "kernel": 3, "stride": 1, "padding": 1}, {"type": "globalavgpool"},
+  {"type": "residual", "body": [{"type": "avgpool2d", "kernel": 3, "stride": 1, "padding": 1}]}, {"type": "globalavgpool"},
   {"type": "conv2d", "out": 10, "kernel": 1}, {"type": "logsoftmax"}]}
 EOF
 # Two linear layers on flattened features, padded strided average pooling (the tests' linear head).

@@ -3,7 +3,8 @@
 # onnxruntime against `kiln eval --outputs` on the whole test split (Tests/onnx_check.py): the same
 # predictions, outputs within 1e-4. The models cover every layer type: the three presets (padding,
 # stride, dropout, average and global pooling) and a spec with biases, strided and padded pooling,
-# flatten, linear layers, batch norm and a convolution after a linear, on 3-channel NumPy data.
+# residual blocks (identity and projection shortcuts: ONNX Add), flatten, linear layers, batch norm
+# and a convolution after a linear, on 3-channel NumPy data.
 # usage: onnx-roundtrip.sh KILN PYTHON (a Python with onnx, onnxruntime and numpy; `make onnx-deps`)
 set -euo pipefail
 KILN=$(realpath "$1")
@@ -43,6 +44,9 @@ cat >"$work/mixed.json" <<'JSON'
 {"name": "mixed", "input": [3, 13, 13], "layers": [
   {"type": "conv2d", "out": 6, "kernel": 3, "stride": 2, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"},
   {"type": "maxpool2d", "kernel": 3, "stride": 2, "padding": 1},
+  {"type": "residual", "body": [{"type": "conv2d", "out": 6, "kernel": 3, "padding": 1, "bias": false}, {"type": "batchnorm2d"}, {"type": "relu"}]},
+  {"type": "residual", "body": [{"type": "conv2d", "out": 5, "kernel": 3, "stride": 2, "padding": 1}, {"type": "relu"}],
+   "shortcut": [{"type": "conv2d", "out": 5, "kernel": 1, "stride": 2, "bias": false}, {"type": "batchnorm2d"}]},
   {"type": "conv2d", "out": 5, "kernel": 1, "bias": false}, {"type": "dropout2d", "p": 0.2},
   {"type": "avgpool2d", "kernel": 2, "stride": 1, "padding": 1},
   {"type": "flatten"}, {"type": "linear", "out": 7}, {"type": "relu"}, {"type": "batchnorm2d"}, {"type": "dropout", "p": 0.1},
