@@ -62,7 +62,8 @@ export POCL_CACHE_DIR := $(CURDIR)/.pocl-cache
 
 # The kernel check (seconds, so first), the build (the tests run the `kiln` binary too), the tests,
 # the kernel sanitizer (Oclgrind) and parity on rusticl (see kernel-sanitize, rusticl-parity), the shell cases of bad input and faults (Tests/cli-cases.sh), the ONNX export checked in onnxruntime
-# (Tests/onnx-roundtrip.sh), `kiln report`'s page rendered in Chromium (Tests/report-render.sh), then a
+# (Tests/onnx-roundtrip.sh), a residual checkpoint loaded in PyTorch where torch is installed
+# (Tests/pytorch-checkpoint.sh), `kiln report`'s page rendered in Chromium (Tests/report-render.sh), then a
 # smoke run of the benchmark on every device, and the GPU field run's dry run (benchmarks/gpu/field-run.sh
 # on PoCL with tiny limits, about a minute; see gpu-bundle).
 test: deps kernel-check onnx-deps report-deps mpi-deps sanitize-deps
@@ -73,6 +74,8 @@ test: deps kernel-check onnx-deps report-deps mpi-deps sanitize-deps
 	bash Tests/cli-cases.sh .build/release/kiln
 	@if $(ONNX_PYTHON) -c 'import onnxruntime' 2>/dev/null; then bash Tests/onnx-roundtrip.sh .build/release/kiln $(ONNX_PYTHON); \
 		else echo "onnx-roundtrip: skipped, onnxruntime could not be installed (see onnx-deps above)"; fi
+	@if python3 -c 'import torch, safetensors, numpy' 2>/dev/null; then bash Tests/pytorch-checkpoint.sh .build/release/kiln python3; \
+		else echo "pytorch-checkpoint: skipped, no torch in python3 (pip install torch safetensors numpy to run it)"; fi
 	@if command -v chromium >/dev/null 2>&1; then bash Tests/report-render.sh .build/release/kiln chromium; \
 		else echo "report-render: skipped, chromium could not be installed (see report-deps above)"; fi
 	.build/release/kiln-bench --quick
