@@ -8,8 +8,8 @@ import Testing
         let (x, xv) = try randomTensor(device, [count, 1, 1, 1])
         let (dy, dyv) = try randomTensor(device, [count, 1, 1, 1])
         let y = try device.allocate(x.shape, .float32), dx = try device.allocate(x.shape, .float32)
-        try device.reluForward(input: x, output: y)
-        try device.reluBackward(output: y, gradOutput: dy, gradInput: dx)
+        try device.activationForward(input: x, output: y, activation: .relu)
+        try device.activationBackward(output: y, gradOutput: dy, gradInput: dx, activation: .relu)
         expectClose(try device.readFloats(y), xv.map { Double(max($0, 0)) }, terms: 1, "relu")
         expectClose(try device.readFloats(dx), zip(xv, dyv).map { $0 > 0 ? Double($1) : 0 }, terms: 1, "relu backward")
     }

@@ -114,12 +114,12 @@ struct OpenCLParityTests {
                                     normalization: BatchNormForward(gamma: i[3], beta: i[4], runningMean: runningMean,
                                                                     runningVar: runningVar, savedMean: savedMean,
                                                                     savedInvStd: savedInvStd, output: o[1], momentum: 0.1,
-                                                                    epsilon: 1e-5, rectify: rectify))
+                                                                    epsilon: 1e-5, activation: rectify ? .relu : .identity))
                 try d.copy(runningMean, to: o[2])
                 try d.copy(runningVar, to: o[3])
                 // A batch norm takes out the bias's effect: its gradient is rounding noise, computed but not compared.
                 let normalization = BatchNormBackward(input: o[0], gamma: i[3], savedMean: savedMean, savedInvStd: savedInvStd,
-                                                      gradGamma: o[5], gradBeta: o[6], rectify: rectify)
+                                                      gradGamma: o[5], gradBeta: o[6], activation: rectify ? .relu : .identity)
                 try d.conv2dBackward(input: i[0], gradOutput: i[5], weight: i[1], gradWeight: o[4], gradBias: d.allocate([c.co], .float32),
                                      gradInput: o[7], geometry: c.g, normalization: normalization)
                 // The first layer's case: no input gradient.
@@ -143,16 +143,16 @@ struct OpenCLParityTests {
             let savedMean = try d.allocate([c], .float32), savedInvStd = try d.allocate([c], .float32)
             try d.batchNormTrainingForward(input: i[0], gamma: i[1], beta: i[2], runningMean: i[3], runningVar: i[4],
                                            savedMean: savedMean, savedInvStd: savedInvStd, output: o[0], momentum: 0.1, epsilon: 1e-5,
-                                           rectify: rectify, sync: nil)
+                                           activation: rectify ? .relu : .identity, sync: nil)
             try d.copy(i[3], to: o[1])
             try d.copy(i[4], to: o[2])
             try d.batchNormBackward(input: i[0], gradOutput: i[5], gamma: i[1], savedMean: savedMean, savedInvStd: savedInvStd,
-                                    gradInput: o[3], gradGamma: o[4], gradBeta: o[5], rectify: rectify, sync: nil)
+                                    gradInput: o[3], gradGamma: o[4], gradBeta: o[5], activation: rectify ? .relu : .identity, sync: nil)
         }
         try parity("batch norm inference", inputs: [x, gamma, beta, runningMean, runningVar], outputs: [([c, n, h, h], .float32)],
                    terms: 1) { d, i, o in
             try d.batchNormInferenceForward(input: i[0], gamma: i[1], beta: i[2], runningMean: i[3], runningVar: i[4],
-                                            output: o[0], epsilon: 1e-5, rectify: rectify)
+                                            output: o[0], epsilon: 1e-5, activation: rectify ? .relu : .identity)
         }
     }
 
@@ -181,8 +181,8 @@ struct OpenCLParityTests {
         let shape = [count, 1, 1, 1]
         try parity("relu, multiply", inputs: [.random(shape), .random(shape)],
                    outputs: [(shape, .float32), (shape, .float32), (shape, .float32)], terms: 1) { d, i, o in
-            try d.reluForward(input: i[0], output: o[0])
-            try d.reluBackward(output: o[0], gradOutput: i[1], gradInput: o[1])
+            try d.activationForward(input: i[0], output: o[0], activation: .relu)
+            try d.activationBackward(output: o[0], gradOutput: i[1], gradInput: o[1], activation: .relu)
             try d.multiply(i[0], i[1], into: o[2])
         }
     }

@@ -29,8 +29,8 @@ import Testing
                 try d.conv2dBackward(input: x, gradOutput: y, weight: w1, gradWeight: w1, gradBias: nil, gradInput: y,
                                      geometry: g, normalization: nil)
             }
-            expectRefused("reluForward: output is float32 [8, 3, 4, 4], expected float32 [8, 3, 5, 5]") {
-                try d.reluForward(input: y, output: small)
+            expectRefused("activationForward: output is float32 [8, 3, 4, 4], expected float32 [8, 3, 5, 5]") {
+                try d.activationForward(input: y, output: small, activation: .relu)
             }
             let argmax = try d.allocate([8, 3, 2, 2], .float32)
             expectRefused("maxPoolForward: argmax is float32 [8, 3, 2, 2], expected int32 [8, 3, 2, 2]") {
@@ -62,7 +62,7 @@ import Testing
         let cpu = CPUDevice(threads: 1), gpu = try #require(OpenCLSupport.device)
         for (a, b) in [(cpu as Device, gpu as Device), (gpu, cpu)] {
             let x = try a.allocate([3, 1, 5, 5], .float32), y = try b.allocate([3, 1, 5, 5], .float32)
-            expectRefused("reluForward: input is a tensor of another device") { try b.reluForward(input: x, output: y) }
+            expectRefused("activationForward: input is a tensor of another device") { try b.activationForward(input: x, output: y, activation: .relu) }
             expectRefused("read: the tensor is another device's") { _ = try b.readFloats(x) }
             expectRefused("cannot copy into a tensor of another device") { try b.write([Float](repeating: 1, count: 75), to: x) }
         }

@@ -11,7 +11,7 @@
 /// Call order of one training step (as ``TrainingStep`` issues it, stage by stage of the device's
 /// ``plan(_:)``):
 ///   gatherBatch → forward primitives stage by stage (conv2dForward, with a fused batch norm where the
-///   plan fuses one; batchNormTrainingForward; reluForward; dropoutForward; maxPoolForward; …) up to the
+///   plan fuses one; batchNormTrainingForward; activationForward; dropoutForward; maxPoolForward; …) up to the
 ///   class scores → logSoftmaxNLL (log-probabilities, loss totals and the scores' gradient in one) →
 ///   backward primitives in reverse (conv2dBackward: weights and input together, through a fused batch
 ///   norm where there is one) → finishGradients → sgdStep / adamStep over the flat parameter buffer.

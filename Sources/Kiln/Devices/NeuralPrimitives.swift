@@ -20,25 +20,25 @@ public protocol NeuralPrimitives: AnyObject {
                         gradInput: Tensor?, geometry: WindowGeometry, normalization: BatchNormBackward?) throws
 
     // MARK: Batch norm (per channel over N·H·W)
-    // `rectify`: normalise max(x, 0) instead of x, and zero the input gradient where x ≤ 0. This is a
-    // ReLU directly before the batch norm folded into its passes (see `Stage`): it saves a full
-    // read and write of the activation in each direction.
+    // `activation`: normalise act(x) instead of x, and take the input gradient through it. This is an
+    // activation directly before the batch norm folded into its passes (see `Stage`): it saves a full
+    // read and write of the tensor in each direction. `.identity` is the plain batch norm.
     // `sync`: the batch is shared out over processes (a synchronised batch norm): the first stage's
     // per-channel sums go through it, so statistics and gradients are the global batch's.
     /// Normalises with batch statistics, saves mean and 1/σ for backward, and updates running
     /// statistics as PyTorch does (momentum, unbiased variance).
     func batchNormTrainingForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
                                   runningVar: Tensor, savedMean: Tensor, savedInvStd: Tensor,
-                                  output: Tensor, momentum: Float, epsilon: Float, rectify: Bool,
+                                  output: Tensor, momentum: Float, epsilon: Float, activation: Activation,
                                   sync: BatchNormSync?) throws
     /// Normalises with the running statistics.
     func batchNormInferenceForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
-                                   runningVar: Tensor, output: Tensor, epsilon: Float, rectify: Bool) throws
+                                   runningVar: Tensor, output: Tensor, epsilon: Float, activation: Activation) throws
     /// Gradients of the training forward, from the statistics it saved (γ's and β's complete after
     /// `finishGradients`).
     func batchNormBackward(input: Tensor, gradOutput: Tensor, gamma: Tensor, savedMean: Tensor,
                            savedInvStd: Tensor, gradInput: Tensor, gradGamma: Tensor, gradBeta: Tensor,
-                           rectify: Bool, sync: BatchNormSync?) throws
+                           activation: Activation, sync: BatchNormSync?) throws
 
     // MARK: Pooling (per plane; floor mode; average pooling counts padding, as PyTorch's default)
     /// `argmax` (int32, shaped like output) records the winning input offset within each plane.
@@ -51,10 +51,10 @@ public protocol NeuralPrimitives: AnyObject {
     func avgPoolBackward(gradOutput: Tensor, gradInput: Tensor, geometry: WindowGeometry) throws
 
     // MARK: Element-wise
-    /// output = max(input, 0).
-    func reluForward(input: Tensor, output: Tensor) throws
-    /// gradInput = gradOutput where output > 0, else 0.
-    func reluBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor) throws
+    /// output = activation(input).
+    func activationForward(input: Tensor, output: Tensor, activation: Activation) throws
+    /// gradInput = gradOutput · activation′, read from the output (positive exactly where the input is).
+    func activationBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor, activation: Activation) throws
     /// mask = keep ? 1/(1-p) : 0 and output = input · mask. `channelwise` drops whole (c, n) planes
     /// (Dropout2d). The decision for element (or plane) i is Philox word i%4 of block i/4 at
     /// counter (i/4, step) with `generator`'s key: identical on every device.
@@ -88,8 +88,8 @@ public struct BatchNormForward {
     /// The batch norm's output; its input is the convolution's output.
     public let output: Tensor
     public let momentum: Float, epsilon: Float
-    /// A ReLU between the convolution and the batch norm, folded in (see `batchNormTrainingForward`).
-    public let rectify: Bool
+    /// An activation between the convolution and the batch norm, folded in (see `batchNormTrainingForward`).
+    public let activation: Activation
     /// Set when a synchronised batch norm shares the statistics over processes.
     public var sync: BatchNormSync? = nil
 }
@@ -100,7 +100,7 @@ public struct BatchNormBackward {
     public let input: Tensor
     public let gamma: Tensor, savedMean: Tensor, savedInvStd: Tensor
     public let gradGamma: Tensor, gradBeta: Tensor
-    public let rectify: Bool
+    public let activation: Activation
     /// Set when a synchronised batch norm shares the statistics over processes.
     public var sync: BatchNormSync? = nil
 }
@@ -111,7 +111,7 @@ extension Device {
     func composedForward(_ output: Tensor, _ n: BatchNormForward) throws {
         try batchNormTrainingForward(input: output, gamma: n.gamma, beta: n.beta, runningMean: n.runningMean,
                                      runningVar: n.runningVar, savedMean: n.savedMean, savedInvStd: n.savedInvStd,
-                                     output: n.output, momentum: n.momentum, epsilon: n.epsilon, rectify: n.rectify,
+                                     output: n.output, momentum: n.momentum, epsilon: n.epsilon, activation: n.activation,
                                      sync: n.sync)
     }
 
@@ -120,7 +120,7 @@ extension Device {
         let g = try scratch.tensor(n.input.shape, on: self)
         try batchNormBackward(input: n.input, gradOutput: gradOutput, gamma: n.gamma, savedMean: n.savedMean,
                               savedInvStd: n.savedInvStd, gradInput: g, gradGamma: n.gradGamma, gradBeta: n.gradBeta,
-                              rectify: n.rectify, sync: n.sync)
+                              activation: n.activation, sync: n.sync)
         return g
     }
 }

@@ -1,7 +1,17 @@
-/// An element-wise activation function. The fused batch-norm and convolution epilogues take it too
-/// (`inputActivation`), so a new function is a case here and one line in each device's kernels.
+/// An element-wise activation function, as the primitives take it: the activation layer's, and the one
+/// a fused batch norm applies to its input (`inputActivation`, a ReLU before a batch norm). Each is
+/// x above zero and `slope`·x below, which is what the OpenCL kernels take; the CPU's loops switch on
+/// the case (`CPUActivation.swift`).
 public enum Activation: Sendable, Equatable {
     case identity, relu
+
+    /// The factor below zero.
+    public var slope: Float {
+        switch self {
+        case .identity: 1
+        case .relu: 0
+        }
+    }
 }
 
 /// An activation layer. JSON: `{"type": "relu"}`. Before a BatchNorm2d the device's plan folds it into
@@ -19,7 +29,7 @@ public struct ActivationOp: Op {
 
     public func outputShape(_ input: ImageShape) throws -> ImageShape { input }
 
-    public func makeLayer(_ context: LayerContext) throws -> Layer { ActivationLayer(device: context.device) }
+    public func makeLayer(_ context: LayerContext) throws -> Layer { ActivationLayer(device: context.device, function: function) }
 
     public func exportNode(_ input: ImageShape) -> ExportNode? { ExportNode("Relu") }
 }
@@ -33,17 +43,17 @@ extension LayerSpec {
 
 /// An activation bound to a device.
 final class ActivationLayer: Layer {
-    private let device: Device
+    private let device: Device, function: Activation
     private let output = TensorSlot(), gradInput = TensorSlot()
     private var y: Tensor?
 
-    init(device: Device) {
-        self.device = device
+    init(device: Device, function: Activation) {
+        (self.device, self.function) = (device, function)
     }
 
     func forward(_ input: Tensor, context: StepContext) throws -> Tensor {
         let y = try output.tensor(input.shape, on: device)
-        try device.reluForward(input: input, output: y)
+        try device.activationForward(input: input, output: y, activation: function)
         self.y = y
         return y
     }
@@ -52,7 +62,7 @@ final class ActivationLayer: Layer {
         guard needInputGradient else { return nil }
         guard let y else { throw KilnError("an activation ran backward before forward") }
         let dx = try gradInput.tensor(y.shape, on: device)
-        try device.reluBackward(output: y, gradOutput: gradOutput, gradInput: dx)
+        try device.activationBackward(output: y, gradOutput: gradOutput, gradInput: dx, activation: function)
         return dx
     }
 }

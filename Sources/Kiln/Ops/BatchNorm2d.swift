@@ -49,7 +49,6 @@ public final class BatchNorm2d: Layer {
     public let batchesTracked = Counter()
     public var counters: [(name: String, counter: Counter)] { [("num_batches_tracked", batchesTracked)] }
     public let inputActivation: Activation
-    private var rectifiesInput: Bool { inputActivation == .relu }
     static let momentum: Float = 0.1, epsilon: Float = 1e-5
     private let device: Device
     /// The last training forward's batch mean and 1/σ, which backward (and parity's tolerances) read.
@@ -90,12 +89,12 @@ public final class BatchNorm2d: Layer {
             try device.batchNormTrainingForward(input: input, gamma: gamma, beta: beta, runningMean: runningMean,
                                                 runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd,
                                                 output: y, momentum: Self.momentum, epsilon: Self.epsilon,
-                                                rectify: rectifiesInput, sync: sync)
+                                                activation: inputActivation, sync: sync)
             batchesTracked.value += 1
         case .inference:
             try device.batchNormInferenceForward(input: input, gamma: gamma, beta: beta, runningMean: runningMean,
                                                  runningVar: runningVar, output: y, epsilon: Self.epsilon,
-                                                 rectify: rectifiesInput)
+                                                 activation: inputActivation)
         }
         return y
     }
@@ -105,13 +104,13 @@ public final class BatchNorm2d: Layer {
         batchesTracked.value += 1
         return BatchNormForward(gamma: parameters[0].value, beta: parameters[1].value, runningMean: runningMean,
                                 runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd, output: y,
-                                momentum: Self.momentum, epsilon: Self.epsilon, rectify: rectifiesInput, sync: sync)
+                                momentum: Self.momentum, epsilon: Self.epsilon, activation: inputActivation, sync: sync)
     }
 
     /// The backward's tensors, for a convolution that runs it; `input` is the convolution's output.
     func backward(input: Tensor) -> BatchNormBackward {
         BatchNormBackward(input: input, gamma: parameters[0].value, savedMean: savedMean, savedInvStd: savedInvStd,
-                          gradGamma: parameters[0].gradient, gradBeta: parameters[1].gradient, rectify: rectifiesInput,
+                          gradGamma: parameters[0].gradient, gradBeta: parameters[1].gradient, activation: inputActivation,
                           sync: sync)
     }
 
@@ -122,7 +121,7 @@ public final class BatchNorm2d: Layer {
         try device.batchNormBackward(input: input, gradOutput: gradOutput, gamma: parameters[0].value,
                                      savedMean: savedMean, savedInvStd: savedInvStd, gradInput: dx,
                                      gradGamma: parameters[0].gradient, gradBeta: parameters[1].gradient,
-                                     rectify: rectifiesInput, sync: sync)
+                                     activation: inputActivation, sync: sync)
         return needInputGradient ? dx : nil
     }
 }

@@ -2,7 +2,7 @@
 extension CPUDevice {
     public func batchNormTrainingForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
                                          runningVar: Tensor, savedMean: Tensor, savedInvStd: Tensor,
-                                         output: Tensor, momentum: Float, epsilon: Float, rectify: Bool,
+                                         output: Tensor, momentum: Float, epsilon: Float, activation: Activation,
                                          sync: BatchNormSync?) throws {
         try checkBatchNorm("batchNormTrainingForward", input: input, same: [("output", output)],
                            vectors: [("gamma", gamma), ("beta", beta), ("runningMean", runningMean), ("runningVar", runningVar),
@@ -12,13 +12,13 @@ extension CPUDevice {
         let (rm, rv, sm, si) = (floats(runningMean), floats(runningVar), floats(savedMean), floats(savedInvStd))
         /// Channel c's mean and m2 (squared deviations) in two passes: stable where E[x²]−E[x]² is not.
         func statistics(_ c: Int) -> (mean: Float, m2: Float) {
-            let mean = Reduce.sum(x + c * row, row, rectify: rectify) / Float(row)
-            return (mean, Reduce.squaredDeviations(x + c * row, row, mean: mean, rectify: rectify))
+            let mean = Reduce.sum(x + c * row, row, activation: activation) / Float(row)
+            return (mean, Reduce.squaredDeviations(x + c * row, row, mean: mean, activation: activation))
         }
         func normalize(_ c: Int, count: Float, mean: Float, m2: Float) {
             let variance = m2 / count, invStd = 1 / (variance + epsilon).squareRoot()
             let scale = g[c] * invStd, shift = b[c] - mean * scale
-            Self.affine(x + c * row, y + c * row, row, scale: scale, shift: shift, rectify: rectify)
+            Self.affine(x + c * row, y + c * row, row, scale: scale, shift: shift, activation: activation)
             sm[c] = mean
             si[c] = invStd
             let unbiased = count > 1 ? variance * count / (count - 1) : variance
@@ -36,8 +36,8 @@ extension CPUDevice {
         moments.withUnsafeMutableBufferPointer { p in
             parallel.chunks(channels) {
                 for c in $0 {
-                    let n = Double(row), sum = Reduce.preciseSum(x + c * row, row, rectify: rectify), mean = sum / n
-                    let m2 = Reduce.preciseSquaredDeviations(x + c * row, row, mean: mean, rectify: rectify)
+                    let n = Double(row), sum = Reduce.preciseSum(x + c * row, row, activation: activation), mean = sum / n
+                    let m2 = Reduce.preciseSquaredDeviations(x + c * row, row, mean: mean, activation: activation)
                     (p[3 * c], p[3 * c + 1], p[3 * c + 2]) = (n, sum, m2 + n * mean * mean)
                 }
             }
@@ -52,7 +52,7 @@ extension CPUDevice {
     }
 
     public func batchNormInferenceForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
-                                          runningVar: Tensor, output: Tensor, epsilon: Float, rectify: Bool) throws {
+                                          runningVar: Tensor, output: Tensor, epsilon: Float, activation: Activation) throws {
         try checkBatchNorm("batchNormInferenceForward", input: input, same: [("output", output)],
                            vectors: [("gamma", gamma), ("beta", beta), ("runningMean", runningMean), ("runningVar", runningVar)])
         let row = input.rowLength
@@ -61,14 +61,14 @@ extension CPUDevice {
         parallel.chunks(input.channels) { channels in
             for c in channels {
                 let scale = g[c] / (rv[c] + epsilon).squareRoot(), shift = b[c] - rm[c] * scale
-                Self.affine(x + c * row, y + c * row, row, scale: scale, shift: shift, rectify: rectify)
+                Self.affine(x + c * row, y + c * row, row, scale: scale, shift: shift, activation: activation)
             }
         }
     }
 
     public func batchNormBackward(input: Tensor, gradOutput: Tensor, gamma: Tensor, savedMean: Tensor,
                                   savedInvStd: Tensor, gradInput: Tensor, gradGamma: Tensor, gradBeta: Tensor,
-                                  rectify: Bool, sync: BatchNormSync?) throws {
+                                  activation: Activation, sync: BatchNormSync?) throws {
         try checkBatchNorm("batchNormBackward", input: input, same: [("gradOutput", gradOutput), ("gradInput", gradInput)],
                            vectors: [("gamma", gamma), ("savedMean", savedMean), ("savedInvStd", savedInvStd), ("gradGamma", gradGamma), ("gradBeta", gradBeta)])
         let row = input.rowLength, channels = input.channels
@@ -77,17 +77,17 @@ extension CPUDevice {
         /// β's and γ's gradients: Σ dy and Σ dy·x̂ over channel c.
         func sums(_ c: Int) {
             db[c] = Reduce.sum(dy + c * row, row)
-            dg[c] = Reduce.dotCentered(dy + c * row, x + c * row, row, mean: sm[c], rectify: rectify) * si[c]
+            dg[c] = Reduce.dotCentered(dy + c * row, x + c * row, row, mean: sm[c], activation: activation) * si[c]
         }
         // dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy·x̂))
         func inputGradient(_ c: Int, meanDy: Float, meanDyXhat: Float) {
             let (xc, dyc, dxc) = (x + c * row, dy + c * row, dx + c * row)
             let mean = sm[c], invStd = si[c], k = g[c] * invStd
-            // Folded ReLU: no gradient flows where its input was ≤ 0 (or NaN), as in `reluBackward`.
+            // A folded activation: the gradient goes through it as in `activationBackward`.
             for i in 0..<row {
-                let xhat = (Reduce.rectified(xc[i], rectify) - mean) * invStd
+                let xhat = (activation.apply(xc[i]) - mean) * invStd
                 let d = k * (dyc[i] - meanDy - xhat * meanDyXhat)
-                dxc[i] = rectify && !(xc[i] > 0) ? 0 : d
+                dxc[i] = activation.gradient(d, at: xc[i])
             }
         }
         guard let sync else {
@@ -103,7 +103,7 @@ extension CPUDevice {
             parallel.chunks(channels) {
                 for c in $0 {
                     p[2 * c] = Reduce.preciseSum(dy + c * row, row)
-                    p[2 * c + 1] = Reduce.preciseDotCentered(dy + c * row, x + c * row, row, mean: sm[c], rectify: rectify) * Double(si[c])
+                    p[2 * c + 1] = Reduce.preciseDotCentered(dy + c * row, x + c * row, row, mean: sm[c], activation: activation) * Double(si[c])
                     (db[c], dg[c]) = (Float(p[2 * c]), Float(p[2 * c + 1]))
                 }
             }
@@ -113,10 +113,10 @@ extension CPUDevice {
         parallel.chunks(channels) { for c in $0 { inputGradient(c, meanDy: Float(global[2 * c] / n), meanDyXhat: Float(global[2 * c + 1] / n)) } }
     }
 
-    /// y = x·scale + shift over one channel's row (of max(x, 0) when `rectify`).
+    /// y = x·scale + shift over one channel's row (of act(x)).
     @inline(__always)
     private static func affine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
-                               scale: Float, shift: Float, rectify: Bool) {
-        for i in 0..<count { y[i] = Reduce.rectified(x[i], rectify) * scale + shift }
+                               scale: Float, shift: Float, activation: Activation) {
+        for i in 0..<count { y[i] = activation.apply(x[i]) * scale + shift }
     }
 }

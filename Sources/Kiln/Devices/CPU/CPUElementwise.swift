@@ -1,31 +1,31 @@
-/// ReLU, dropout, products and the flatten permutation on the CPU.
+/// Activations, dropout, sums, products and the flatten permutation on the CPU.
 extension CPUDevice {
-    public func reluForward(input: Tensor, output: Tensor) throws {
-        try checkSameShape("reluForward", [("input", input), ("output", output)])
+    public func activationForward(input: Tensor, output: Tensor, activation: Activation) throws {
+        try checkSameShape("activationForward", [("input", input), ("output", output)])
         let (x, y) = (floats(input), floats(output))
         parallel.chunks(input.count, grain: 1 << 15) { r in
             var i = r.lowerBound
-            // The same rectifier that batch norm applies to a folded ReLU.
+            // The same function that batch norm applies to a folded activation.
             while i + 16 <= r.upperBound {
-                UnsafeMutableRawPointer(y + i).storeBytes(of: Reduce.load16(x + i, true), as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(y + i).storeBytes(of: Reduce.load16(x + i, activation), as: SIMD16<Float>.self)
                 i += 16
             }
-            while i < r.upperBound { y[i] = Reduce.rectified(x[i], true); i += 1 }
+            while i < r.upperBound { y[i] = activation.apply(x[i]); i += 1 }
         }
     }
 
-    public func reluBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor) throws {
-        try checkSameShape("reluBackward", [("output", output), ("gradOutput", gradOutput), ("gradInput", gradInput)])
+    public func activationBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor, activation: Activation) throws {
+        try checkSameShape("activationBackward", [("output", output), ("gradOutput", gradOutput), ("gradInput", gradInput)])
         let (y, dy, dx) = (floats(output), floats(gradOutput), floats(gradInput))
         parallel.chunks(output.count, grain: 1 << 15) { r in
             var i = r.lowerBound
             while i + 16 <= r.upperBound {
                 let v = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD16<Float>.self)
                 let g = UnsafeRawPointer(dy + i).loadUnaligned(as: SIMD16<Float>.self)
-                UnsafeMutableRawPointer(dx + i).storeBytes(of: g.replacing(with: 0, where: v .<= 0), as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(dx + i).storeBytes(of: activation.gradient(g, at: v), as: SIMD16<Float>.self)
                 i += 16
             }
-            while i < r.upperBound { dx[i] = y[i] > 0 ? dy[i] : 0; i += 1 }
+            while i < r.upperBound { dx[i] = activation.gradient(dy[i], at: y[i]); i += 1 }
         }
     }
 

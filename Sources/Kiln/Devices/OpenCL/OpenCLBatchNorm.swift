@@ -7,7 +7,7 @@
 extension OpenCLDevice {
     public func batchNormTrainingForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
                                          runningVar: Tensor, savedMean: Tensor, savedInvStd: Tensor,
-                                         output: Tensor, momentum: Float, epsilon: Float, rectify: Bool,
+                                         output: Tensor, momentum: Float, epsilon: Float, activation: Activation,
                                          sync: BatchNormSync?) throws {
         try checkBatchNorm("batchNormTrainingForward", input: input, same: [("output", output)],
                            vectors: [("gamma", gamma), ("beta", beta), ("runningMean", runningMean), ("runningVar", runningVar),
@@ -15,11 +15,11 @@ extension OpenCLDevice {
         let row = input.rowLength, (slice, slices) = batchNormSlices(input, sync: sync)
         let partials = try partialScratch(3 * input.channels * slices)
         try runGroups("batch_norm_statistics", groups: input.channels * slices, .buffer(input), .buffer(partials),
-                      .int(row), .int(slice), .int(slices), .int(rectify ? 1 : 0))
+                      .int(row), .int(slice), .int(slices), .float(activation.slope))
         try normalize(input, statistics: partials, parts: slices,
                       BatchNormForward(gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
                                        savedMean: savedMean, savedInvStd: savedInvStd, output: output, momentum: momentum,
-                                       epsilon: epsilon, rectify: rectify, sync: sync))
+                                       epsilon: epsilon, activation: activation, sync: sync))
     }
 
     /// Stage 2 of the training forward, from `parts` partial statistics per channel (count, mean, m2).
@@ -35,7 +35,7 @@ extension OpenCLDevice {
         try runRows("batch_norm_normalize", channels: input.channels, row: row, perItem: perItem, .buffer(input),
                     .buffer(statistics), .buffer(n.gamma), .buffer(n.beta), .buffer(n.runningMean), .buffer(n.runningVar),
                     .buffer(n.savedMean), .buffer(n.savedInvStd), .buffer(n.output), .int(row), .int(perItem), .int(parts),
-                    .float(n.momentum), .float(n.epsilon), .int(n.rectify ? 1 : 0))
+                    .float(n.momentum), .float(n.epsilon), .float(n.activation.slope))
     }
 
     /// A batch norm's first-stage slices of each channel's row. Synchronised, one per image: every rank's
@@ -46,27 +46,27 @@ extension OpenCLDevice {
     }
 
     public func batchNormInferenceForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
-                                          runningVar: Tensor, output: Tensor, epsilon: Float, rectify: Bool) throws {
+                                          runningVar: Tensor, output: Tensor, epsilon: Float, activation: Activation) throws {
         try checkBatchNorm("batchNormInferenceForward", input: input, same: [("output", output)],
                            vectors: [("gamma", gamma), ("beta", beta), ("runningMean", runningMean), ("runningVar", runningVar)])
         try run("batch_norm_inference_forward", items: input.count, .buffer(input), .buffer(gamma), .buffer(beta),
                 .buffer(runningMean), .buffer(runningVar), .buffer(output), .int(input.rowLength), .int(input.count),
-                .float(epsilon), .int(rectify ? 1 : 0))
+                .float(epsilon), .float(activation.slope))
     }
 
     public func batchNormBackward(input: Tensor, gradOutput: Tensor, gamma: Tensor, savedMean: Tensor,
                                   savedInvStd: Tensor, gradInput: Tensor, gradGamma: Tensor, gradBeta: Tensor,
-                                  rectify: Bool, sync: BatchNormSync?) throws {
+                                  activation: Activation, sync: BatchNormSync?) throws {
         try checkBatchNorm("batchNormBackward", input: input, same: [("gradOutput", gradOutput), ("gradInput", gradInput)],
                            vectors: [("gamma", gamma), ("savedMean", savedMean), ("savedInvStd", savedInvStd), ("gradGamma", gradGamma), ("gradBeta", gradBeta)])
         let sums = try backwardSums(gradOutput, BatchNormBackward(input: input, gamma: gamma, savedMean: savedMean,
                                                                   savedInvStd: savedInvStd, gradGamma: gradGamma,
-                                                                  gradBeta: gradBeta, rectify: rectify, sync: sync))
+                                                                  gradBeta: gradBeta, activation: activation, sync: sync))
         let row = input.rowLength, perItem = elementsPerItem(channels: input.channels, row: row)
         try runRows("batch_norm_backward_data", channels: input.channels, row: row, perItem: perItem, .buffer(input),
                     .buffer(gradOutput), .arena(sums.arena), .int(sums.offset), .buffer(gamma), .buffer(savedMean),
                     .buffer(savedInvStd), .buffer(gradInput), .int(row), .int(perItem), .int(sums.slices),
-                    .int(rectify ? 1 : 0))
+                    .float(activation.slope))
     }
 
     /// Backward stage 1: per slice of each channel's row, Σ dy and Σ dy·x̂, into the gradient arena. Their
@@ -77,7 +77,7 @@ extension OpenCLDevice {
         let sums = try reservePartials(2 * channels * slices)
         try runGroups("batch_norm_backward_sums", groups: channels * slices, .buffer(n.input), .buffer(gradOutput),
                       .buffer(n.savedMean), .buffer(n.savedInvStd), .arena(sums.arena), .int(sums.offset), .int(row),
-                      .int(slice), .int(slices), .int(n.rectify ? 1 : 0))
+                      .int(slice), .int(slices), .float(n.activation.slope))
         sumLater(n.gradBeta, from: sums, parts: slices, outputStride: 2 * slices, partStride: 2)
         sumLater(n.gradGamma, from: (sums.arena, sums.offset + 1), parts: slices, outputStride: 2 * slices, partStride: 2)
         guard let sync = n.sync else { return (sums.arena, sums.offset, slices) }

@@ -25,7 +25,7 @@ extension OpenCLDevice {
         let statistics = try fused.map { _ in try partialScratch(3 * output.channels * groups) }
         try enqueue("conv_forward", global: launch.items, local: elementGroup,
                     [.buffer(input), .buffer(weight), .optional(bias), .buffer(output)] + shapeArguments(input, output, g)
-                        + [.int(launch.padded), .optional(statistics), .int(fused?.rectify == true ? 1 : 0)],
+                        + [.int(launch.padded), .optional(statistics), .float(fused?.activation.slope ?? 1)],
                     defines: launch.tiling.defines(g) + (fused == nil ? "" : " STATS=1"))
         if let fused, let statistics {
             try normalize(output, statistics: statistics, parts: groups, fused)
@@ -75,7 +75,7 @@ extension OpenCLDevice {
                                fused.map { .buffer($0.input) } ?? none, sums.map { .arena($0.arena) } ?? none,
                                .int(sums?.offset ?? 0), .int(sums?.slices ?? 0), fused.map { .buffer($0.gamma) } ?? none,
                                fused.map { .buffer($0.savedMean) } ?? none, fused.map { .buffer($0.savedInvStd) } ?? none,
-                               .int(fused?.rectify == true ? 1 : 0)],
+                               .float(fused?.activation.slope ?? 1)],
                         defines: defines)
         } else {
             try enqueue("conv_backward_weights", global: weights.items, local: elementGroup,

@@ -1,15 +1,15 @@
-/// ReLU, dropout, products and the flatten permutation on OpenCL, one work-item per element (per run of up
+/// Activations, dropout, sums, products and the flatten permutation on OpenCL, one work-item per element (per run of up
 /// to 16 for dropout, which shares its random numbers along the run). Kernels: Kernels/activation.cl, Kernels/dropout.cl.
 extension OpenCLDevice {
-    public func reluForward(input: Tensor, output: Tensor) throws {
-        try checkSameShape("reluForward", [("input", input), ("output", output)])
-        try run("relu_forward", items: input.count, .buffer(input), .buffer(output), .int(input.count))
+    public func activationForward(input: Tensor, output: Tensor, activation: Activation) throws {
+        try checkSameShape("activationForward", [("input", input), ("output", output)])
+        try run("activation_forward", items: input.count, .buffer(input), .buffer(output), .float(activation.slope), .int(input.count))
     }
 
-    public func reluBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor) throws {
-        try checkSameShape("reluBackward", [("output", output), ("gradOutput", gradOutput), ("gradInput", gradInput)])
-        try run("relu_backward", items: output.count, .buffer(output), .buffer(gradOutput), .buffer(gradInput),
-                .int(output.count))
+    public func activationBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor, activation: Activation) throws {
+        try checkSameShape("activationBackward", [("output", output), ("gradOutput", gradOutput), ("gradInput", gradInput)])
+        try run("activation_backward", items: output.count, .buffer(output), .buffer(gradOutput), .buffer(gradInput),
+                .float(activation.slope), .int(output.count))
     }
 
     public func dropoutForward(input: Tensor, output: Tensor, mask: Tensor, probability: Float,

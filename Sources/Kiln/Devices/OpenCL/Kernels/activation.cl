@@ -1,13 +1,14 @@
 // Element-wise ops and the flatten permutation; one work-item per element.
 
-__kernel void relu_forward(__global const float* x, __global float* y, int count) {
+__kernel void activation_forward(__global const float* x, __global float* y, float slope, int count) {
     const int i = get_global_id(0);
-    if (i < count) y[i] = x[i] < 0.0f ? 0.0f : x[i];  // NaN passes through, as on the CPU
+    if (i < count) y[i] = ACTIVATED(x[i]);  // NaN passes through, as on the CPU
 }
 
-__kernel void relu_backward(__global const float* y, __global const float* dy, __global float* dx, int count) {
+__kernel void activation_backward(__global const float* y, __global const float* dy, __global float* dx, float slope,
+                                  int count) {
     const int i = get_global_id(0);
-    if (i < count) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    if (i < count) dx[i] = ACTIVATION_GRADIENT(y[i], dy[i]);
 }
 
 __kernel void multiply(__global const float* a, __global const float* b, __global float* c, int count) {

@@ -3,24 +3,21 @@
 // convolution before the batch norm per work-group, see conv_forward); stage 2 runs element-wise, and
 // each of its work-groups first folds its channel's partials in a fixed order (the same fold in every
 // group, so every group gets the same numbers, and every run too); see OpenCLBatchNorm.swift.
-// rectify != 0 normalises max(x, 0) and zeroes the input gradient where x <= 0: a ReLU folded in.
-
-// x, or max(x, 0) when rectifying (a NaN stays NaN, as in relu_forward).
-#define RECTIFIED(v) (rectify && (v) < 0.0f ? 0.0f : (v))
+// `slope` is the activation folded into the batch norm's input (ACTIVATED, common.cl): 1 for none.
 
 // Stage 1 of the batch statistics: the slice's (count, mean, sum of squared deviations from the mean),
 // in two passes over the slice: stable where E[x^2] - E[x]^2 is not.
 __kernel void batch_norm_statistics(__global const float* x, __global float* partials, int row, int slice,
-                                    int slices, int rectify) {
+                                    int slices, float slope) {
     __local float scratch[REDUCE_GROUP];
     const int group = get_group_id(0), lid = get_local_id(0);
     __global const float* xc = x + (long)(group / slices) * row;
     const int begin = group % slices * slice, end = min(begin + slice, row);
     float s = 0.0f;
-    for (int i = begin + lid; i < end; i += REDUCE_GROUP) s += RECTIFIED(xc[i]);
+    for (int i = begin + lid; i < end; i += REDUCE_GROUP) s += ACTIVATED(xc[i]);
     const float mean = group_sum(s, scratch) / (float)(end - begin);
     float q = 0.0f;
-    for (int i = begin + lid; i < end; i += REDUCE_GROUP) { const float d = RECTIFIED(xc[i]) - mean; q += d * d; }
+    for (int i = begin + lid; i < end; i += REDUCE_GROUP) { const float d = ACTIVATED(xc[i]) - mean; q += d * d; }
     q = group_sum(q, scratch);
     if (lid == 0) {
         partials[3 * group] = (float)(end - begin);
@@ -75,7 +72,7 @@ __kernel void batch_norm_normalize(
         __global const float* x, __global const float* partials, __global const float* gamma,
         __global const float* beta, __global float* running_mean, __global float* running_var,
         __global float* saved_mean, __global float* saved_inv_std, __global float* y, int row, int per_item,
-        int parts, float momentum, float epsilon, int rectify) {
+        int parts, float momentum, float epsilon, float slope) {
     __local float3 scratch[REDUCE_GROUP];
     const int c = group_channel(row, per_item), start = group_row_start(row, per_item);
     const float3 statistics = group_statistics(partials, c, parts, scratch);
@@ -86,7 +83,7 @@ __kernel void batch_norm_normalize(
     __global const float* xc = x + (long)c * row;
     __global float* yc = y + (long)c * row;
     for (int k = 0, i = start + get_local_id(0); k < per_item && i < row; ++k, i += get_local_size(0))
-        yc[i] = RECTIFIED(xc[i]) * scale + shift;
+        yc[i] = ACTIVATED(xc[i]) * scale + shift;
     if (start + get_local_id(0) == 0) {
         saved_mean[c] = mean;
         saved_inv_std[c] = inv_std;
@@ -99,12 +96,12 @@ __kernel void batch_norm_normalize(
 __kernel void batch_norm_inference_forward(
         __global const float* x, __global const float* gamma, __global const float* beta,
         __global const float* running_mean, __global const float* running_var, __global float* y,
-        int row, int count, float epsilon, int rectify) {
+        int row, int count, float epsilon, float slope) {
     const int i = get_global_id(0);
     if (i >= count) return;
     const int c = i / row;
     const float scale = gamma[c] / sqrt(running_var[c] + epsilon), shift = beta[c] - running_mean[c] * scale;
-    y[i] = RECTIFIED(x[i]) * scale + shift;
+    y[i] = ACTIVATED(x[i]) * scale + shift;
 }
 
 // Backward stage 1: per slice, sum(dy) and sum(dy * xhat), to sums[offset + 2 * (c * slices + slice)].
@@ -112,7 +109,7 @@ __kernel void batch_norm_inference_forward(
 // input gradient needs them too (batch_norm_backward_data, or conv_backward's prologue).
 __kernel void batch_norm_backward_sums(__global const float* x, __global const float* dy,
                                        __global const float* saved_mean, __global const float* saved_inv_std,
-                                       __global float* sums, int offset, int row, int slice, int slices, int rectify) {
+                                       __global float* sums, int offset, int row, int slice, int slices, float slope) {
     __local float scratch[REDUCE_GROUP];
     const int group = get_group_id(0), c = group / slices, lid = get_local_id(0);
     __global const float* xc = x + (long)c * row;
@@ -120,7 +117,7 @@ __kernel void batch_norm_backward_sums(__global const float* x, __global const f
     const int begin = group % slices * slice, end = min(begin + slice, row);
     const float mean = saved_mean[c], inv_std = saved_inv_std[c];
     float s = 0.0f, t = 0.0f;
-    for (int i = begin + lid; i < end; i += REDUCE_GROUP) { s += dyc[i]; t += dyc[i] * ((RECTIFIED(xc[i]) - mean) * inv_std); }
+    for (int i = begin + lid; i < end; i += REDUCE_GROUP) { s += dyc[i]; t += dyc[i] * ((ACTIVATED(xc[i]) - mean) * inv_std); }
     s = group_sum(s, scratch);
     t = group_sum(t, scratch);
     if (lid == 0) { sums[offset + 2 * group] = s; sums[offset + 2 * group + 1] = t; }
@@ -130,7 +127,7 @@ __kernel void batch_norm_backward_sums(__global const float* x, __global const f
 __kernel void batch_norm_backward_data(
         __global const float* x, __global const float* dy, __global const float* sums, int offset,
         __global const float* gamma, __global const float* saved_mean, __global const float* saved_inv_std,
-        __global float* dx, int row, int per_item, int slices, int rectify) {
+        __global float* dx, int row, int per_item, int slices, float slope) {
     __local float folded[2];
     const int c = group_channel(row, per_item), start = group_row_start(row, per_item);
     const float mean = saved_mean[c], inv_std = saved_inv_std[c];
@@ -148,8 +145,8 @@ __kernel void batch_norm_backward_data(
     __global const float* dyc = dy + (long)c * row;
     __global float* dxc = dx + (long)c * row;
     for (int k = 0, i = start + get_local_id(0); k < per_item && i < row; ++k, i += get_local_size(0)) {
-        const float xhat = (RECTIFIED(xc[i]) - mean) * inv_std;
+        const float xhat = (ACTIVATED(xc[i]) - mean) * inv_std;
         const float d = scale * (dyc[i] - mean_dy - xhat * mean_dy_xhat);
-        dxc[i] = rectify && !(xc[i] > 0.0f) ? 0.0f : d;
+        dxc[i] = ACTIVATION_GRADIENT(xc[i], d);
     }
 }

@@ -17,6 +17,13 @@ uint4 philox(uint2 key, uint index, ulong step) {
     return c;
 }
 
+// The activations (Activation in Ops/Activation.swift): x above zero, slope * x below (identity 1,
+// ReLU 0, whose 0 stays +0); a NaN stays NaN. ACTIVATED and ACTIVATION_GRADIENT read `slope` from the
+// enclosing kernel.
+#define ACTIVATED(v) ((v) < 0.0f ? (slope == 0.0f ? 0.0f : (v) * slope) : (v))
+// d times the activation's derivative where its input (or output: they are positive together) is v.
+#define ACTIVATION_GRADIENT(v, d) ((v) > 0.0f ? (d) : slope == 0.0f ? 0.0f : (d) * slope)
+
 // A word as a float in [0, 1) with 24 random bits (exact in float32).
 float philox_unit(uint word) {
     return (float)(word >> 8) * (1.0f / 16777216.0f);

@@ -39,8 +39,6 @@
 #endif
 // Input columns under OXT neighbouring windows of a row.
 #define SPAN ((OXT - 1) * ST + KS)
-// x, or max(x, 0) when rectifying: the ReLU between a convolution and its batch norm (NaN stays NaN).
-#define RECTIFIED(v) (rectify && (v) < 0.0f ? 0.0f : (v))
 
 // Sums over the work-group of `count` values per item (count <= CT + 1) in a fixed tree order: every
 // item gets the totals in `v`. `scratch` holds count * REDUCE_GROUP floats.
@@ -77,15 +75,15 @@ __attribute__((always_inline)) void batch_norm_prologue(
 }
 
 // The output gradient at `index` of channel c: dy itself, or with `normalized` the batch norm's input
-// gradient gamma/sigma * (dy - mean(dy) - xhat * mean(dy * xhat)), zero where a folded ReLU cut
+// gradient gamma/sigma * (dy - mean(dy) - xhat * mean(dy * xhat)), through a folded activation
 // (as batch_norm_backward_data computes it). z is the convolution's output, the batch norm's input.
 __attribute__((always_inline)) float gradient_at(__global const float* dy, __global const float* z, long index, int c,
-                                                 __local const float* bn, const bool normalized, int rectify) {
+                                                 __local const float* bn, const bool normalized, float slope) {
     if (!normalized) return dy[index];
     const float v = z[index];
-    const float xhat = (RECTIFIED(v) - bn[BN_VALUES * c]) * bn[BN_VALUES * c + 1];
+    const float xhat = (ACTIVATED(v) - bn[BN_VALUES * c]) * bn[BN_VALUES * c + 1];
     const float d = bn[BN_VALUES * c + 2] * (dy[index] - bn[BN_VALUES * c + 3] - xhat * bn[BN_VALUES * c + 4]);
-    return rectify && !(v > 0.0f) ? 0.0f : d;
+    return ACTIVATION_GRADIENT(v, d);
 }
 
 // acc[t][o] = sum over c, a, b of W(t, c, a, b) * in[c][n][oy*ST - pad + a][ox0 + o)*ST - pad + b], zero
@@ -93,7 +91,7 @@ __attribute__((always_inline)) float gradient_at(__global const float* dy, __glo
 // w[t*t_stride + c*c_stride + a*KS + b], or with `flip` the window turned by 180°: the transposed
 // convolution is then the same loop. With `normalized`, `in` is read through gradient_at.
 __attribute__((always_inline)) void conv_sums(
-        __global const float* in, __global const float* z, __local const float* bn, const bool normalized, int rectify,
+        __global const float* in, __global const float* z, __local const float* bn, const bool normalized, float slope,
         __global const float* w, int channels, int batch, int height, int width, int out_channels, int pad,
         int t0, int n, int oy, int ox0, int t_stride, int c_stride, const bool flip, float acc[CT][OXT]) {
     for (int t = 0; t < CT; ++t)
@@ -110,7 +108,7 @@ __attribute__((always_inline)) void conv_sums(
             for (int j = 0; j < SPAN; ++j) {
                 const int ix = ox0 * ST - pad + j;
                 row[j] = row_inside && ix >= 0 && ix < width
-                    ? gradient_at(in, z, plane + iy * width + ix, c, bn, normalized, rectify) : 0.0f;
+                    ? gradient_at(in, z, plane + iy * width + ix, c, bn, normalized, slope) : 0.0f;
             }
             for (int t = 0; t < CT; ++t) {
                 // Channels past the last read the last one's weights and are never written.
@@ -151,12 +149,12 @@ __attribute__((always_inline)) void store_rows(__global float* out, float acc[CT
 
 // y = conv(x, w) + bias (bias may be null): output channels in tiles of CT. With STATS, the batch norm
 // that follows gets its first stage here: each work-group writes, per channel of its tile,
-// (count, mean, sum of squared deviations) of its outputs (rectified when `rectify`) to
+// (count, mean, sum of squared deviations) of its outputs (after the folded activation, `slope`) to
 // statistics[(channel * groups per tile + group) * 3], as batch_norm_statistics does for its slices.
 __kernel void conv_forward(__global const float* x, __global const float* w, __global const float* bias,
                            __global float* y, int in_channels,
                            int batch, int height, int width, int out_channels, int out_height, int out_width,
-                           int pad, int padded, __global float* statistics, int rectify) {
+                           int pad, int padded, __global float* statistics, float slope) {
     const RowItem r = row_item(get_global_id(0), padded, batch, out_height, out_width);
     float acc[CT][OXT];
     conv_sums(x, 0, 0, false, 0, w, in_channels, batch, height, width, out_channels, pad, r.t0, r.n, r.oy, r.ox0,
@@ -172,7 +170,7 @@ __kernel void conv_forward(__global const float* x, __global const float* w, __g
     for (int o = 0; o < OXT; ++o) v[CT] += r.live && r.ox0 + o < out_width ? 1.0f : 0.0f;
     for (int t = 0; t < CT; ++t) {
         v[t] = 0.0f;
-        for (int o = 0; o < OXT; ++o) v[t] += r.live && r.ox0 + o < out_width ? RECTIFIED(acc[t][o]) : 0.0f;
+        for (int o = 0; o < OXT; ++o) v[t] += r.live && r.ox0 + o < out_width ? ACTIVATED(acc[t][o]) : 0.0f;
     }
     group_sums(v, CT + 1, scratch);
     const float count = v[CT];
@@ -181,7 +179,7 @@ __kernel void conv_forward(__global const float* x, __global const float* w, __g
         mean[t] = v[t] / count;
         v[t] = 0.0f;
         for (int o = 0; o < OXT; ++o) {
-            const float d = RECTIFIED(acc[t][o]) - mean[t];
+            const float d = ACTIVATED(acc[t][o]) - mean[t];
             v[t] += r.live && r.ox0 + o < out_width ? d * d : 0.0f;
         }
     }
@@ -195,7 +193,7 @@ __kernel void conv_forward(__global const float* x, __global const float* w, __g
         s[2] = v[t];
     }
 #else
-    (void)statistics; (void)rectify;
+    (void)statistics; (void)slope;
 #endif
 }
 
@@ -208,7 +206,7 @@ __kernel void conv_forward(__global const float* x, __global const float* w, __g
 // (contiguous loads). Stage 2 sums over u in a fixed order (sum_gradients).
 __attribute__((always_inline)) void weight_sums(
         int gid, __global const float* x, __global const float* dy, __global const float* z, __local const float* bn,
-        const bool normalized, int rectify, __global float* partials, int in_channels, int batch, int height, int width,
+        const bool normalized, float slope, __global float* partials, int in_channels, int batch, int height, int width,
         int out_channels, int out_height, int out_width, int pad, int bias_sums, int parts) {
     const int u = gid % parts, j = gid / parts;
     const int ky0 = j % (KS / WKY) * WKY, ci = j / (KS / WKY) % in_channels, co0 = j / (KS / WKY * in_channels) * WCT;
@@ -231,7 +229,7 @@ __attribute__((always_inline)) void weight_sums(
         float g[WCT];
         for (int t = 0; t < WCT; ++t) {
             const int co = min(co0 + t, out_channels - 1);
-            g[t] = live ? gradient_at(dy, z, (long)co * pixels + p, co, bn, normalized, rectify) : 0.0f;
+            g[t] = live ? gradient_at(dy, z, (long)co * pixels + p, co, bn, normalized, slope) : 0.0f;
         }
         if (sums_bias)
             for (int t = 0; t < WCT; ++t) bias_acc[t] += g[t];
@@ -263,7 +261,7 @@ __attribute__((always_inline)) void weight_sums(
 // miss the stride's grid). One item per input pixel and CT input channels.
 __attribute__((always_inline)) void strided_input_gradient(
         int gid, __global const float* dy, __global const float* z, __local const float* bn, const bool normalized,
-        int rectify, __global const float* w, __global float* dx, int in_channels, int batch, int height, int width,
+        float slope, __global const float* w, __global float* dx, int in_channels, int batch, int height, int width,
         int out_channels, int out_height, int out_width, int pad, int padded) {
     const int inputs = batch * height * width, item = gid % padded, q = min(item, inputs - 1);
     const int ci0 = gid / padded * CT;
@@ -280,7 +278,7 @@ __attribute__((always_inline)) void strided_input_gradient(
                 const int tx = ix + pad - kx;
                 const bool hit = ty >= 0 && tx >= 0 && ty % ST == 0 && tx % ST == 0 && ty / ST < out_height &&
                                  tx / ST < out_width;
-                const float g = hit ? gradient_at(dy, z, plane + ty / ST * out_width + tx / ST, co, bn, normalized, rectify) : 0.0f;
+                const float g = hit ? gradient_at(dy, z, plane + ty / ST * out_width + tx / ST, co, bn, normalized, slope) : 0.0f;
                 for (int t = 0; t < CT; ++t)
                     acc[t] += w[(((long)co * in_channels + min(ci0 + t, in_channels - 1)) * KS + ky) * KS + kx] * g;
             }
@@ -295,16 +293,16 @@ __attribute__((always_inline)) void strided_input_gradient(
 // gathers per pixel.
 __attribute__((always_inline)) void input_gradient(
         int gid, __global const float* dy, __global const float* z, __local const float* bn, const bool normalized,
-        int rectify, __global const float* w, __global float* dx, int in_channels, int batch, int height, int width,
+        float slope, __global const float* w, __global float* dx, int in_channels, int batch, int height, int width,
         int out_channels, int out_height, int out_width, int pad, int padded) {
 #if ST == 1
     const RowItem r = row_item(gid, padded, batch, height, width);
     float acc[CT][OXT];
-    conv_sums(dy, z, bn, normalized, rectify, w, out_channels, batch, out_height, out_width, in_channels, KS - 1 - pad,
+    conv_sums(dy, z, bn, normalized, slope, w, out_channels, batch, out_height, out_width, in_channels, KS - 1 - pad,
               r.t0, r.n, r.oy, r.ox0, KS * KS, in_channels * KS * KS, true, acc);
     store_rows(dx, acc, r, batch, in_channels, height, width);
 #else
-    strided_input_gradient(gid, dy, z, bn, normalized, rectify, w, dx, in_channels, batch, height, width, out_channels,
+    strided_input_gradient(gid, dy, z, bn, normalized, slope, w, dx, in_channels, batch, height, width, out_channels,
                            out_height, out_width, pad, padded);
 #endif
 }
@@ -334,7 +332,7 @@ __kernel void conv_backward(__global const float* x, __global const float* dy, _
                             int width, int out_channels, int out_height, int out_width, int pad, int bias_sums,
                             int parts, int weight_items, int padded, __global const float* z,
                             __global const float* sums, int sums_offset, int slices, __global const float* gamma,
-                            __global const float* saved_mean, __global const float* saved_inv_std, int rectify) {
+                            __global const float* saved_mean, __global const float* saved_inv_std, float slope) {
     partials += partials_offset;
 #if BNC > 0
     sums += sums_offset;
@@ -348,9 +346,9 @@ __kernel void conv_backward(__global const float* x, __global const float* dy, _
 #endif
     const int gid = get_global_id(0);
     if (gid < weight_items)  // the same for a whole work-group: weight_items is a multiple of its size
-        weight_sums(gid, x, dy, z, bn, normalized, rectify, partials, in_channels, batch, height, width, out_channels,
+        weight_sums(gid, x, dy, z, bn, normalized, slope, partials, in_channels, batch, height, width, out_channels,
                     out_height, out_width, pad, bias_sums, parts);
     else
-        input_gradient(gid - weight_items, dy, z, bn, normalized, rectify, w, dx, in_channels, batch, height, width,
+        input_gradient(gid - weight_items, dy, z, bn, normalized, slope, w, dx, in_channels, batch, height, width,
                        out_channels, out_height, out_width, pad, padded);
 }
