@@ -1,6 +1,7 @@
 import CCLBlast
 import COpenCL
 import Foundation
+import KilnKernels
 
 /// An OpenCL device: one context, one in-order queue, one program built from `Kernels/*.cl` (embedded
 /// at build time) and one per convolution shape from `Kernels/convolution.cl`, CLBlast for the GEMMs
