@@ -43,15 +43,18 @@ let package = Package(
         .target(name: "Kiln", dependencies: ["KilnKernels", "CBLAS", "CZlib", "CPNG", "COpenCL", "CCLBlast", "CCLBlastTuner", "COpenCLLoader",
                                             "CMPILoader", "ONNXProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/Kiln"),
+        // The HTML pages and SVG charts of `kiln report`, `kiln sweep`, `kiln lr-find` and `kiln-bench --out`:
+        // presentation, outside the core library.
+        .target(name: "KilnReports", dependencies: ["Kiln", "CPNG"], path: "Sources/KilnReports"),
         .executableTarget(
             name: "kiln",
-            dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Kiln", "KilnReports", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/KilnCLI"),
         .executableTarget(
             name: "kiln-bench",
-            dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Kiln", "KilnReports", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "benchmarks/kiln-bench"),
-        .testTarget(name: "KilnTests", dependencies: ["Kiln", "KilnKernels", "CCLBlast", "CZlib", "ONNXProto"], path: "Tests/KilnTests"),
+        .testTarget(name: "KilnTests", dependencies: ["Kiln", "KilnKernels", "KilnReports", "CCLBlast", "CZlib", "ONNXProto"], path: "Tests/KilnTests"),
     ],
     swiftLanguageModes: [.v6]
 )
