@@ -107,6 +107,7 @@ public final class OpenCLDevice: Device {
     }
 
     /// Names the launch cut too, so a report says which one ran.
+    public var threads: Int? { nil }
     public var summary: String { "\(info.address) \(info.name) (\(info.platformName), \(info.typeName), \(shape) launches)" }
 
     /// Buffers in use and pooled, in bytes.
