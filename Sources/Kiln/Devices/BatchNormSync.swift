@@ -22,13 +22,6 @@ public final class WholeBatchSync: BatchNormSync {
     public func reduceGradientSums(_ sums: inout [Double]) {}
 }
 
-extension Sequential {
-    /// Gives every batch norm `sync` (`--sync-bn`).
-    public func synchroniseBatchNorm(_ sync: BatchNormSync) {
-        for case let norm as BatchNorm2d in layers { norm.sync = sync }
-    }
-}
-
 extension BatchNormSync {
     /// Global `(count, mean, m2)` per channel, from `parts` local partials `(count, mean, m2)` per channel
     /// (`[channel][part][3]`, as the primitives' first stage writes them).
