@@ -35,19 +35,26 @@ let package = Package(
         // ONNX's onnx.proto as Swift messages, generated once and committed (generate/generate.sh).
         .target(name: "ONNXProto", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/ONNXProto", exclude: ["generate"]),
-        // The OpenCL kernels are embedded in the code (`PackageResources`), so a copied binary still has them.
-        .target(name: "Kiln", dependencies: ["CBLAS", "CZlib", "CPNG", "COpenCL", "CCLBlast", "CCLBlastTuner", "COpenCLLoader", "CMPILoader", "ONNXProto",
-                                            .product(name: "SwiftProtobuf", package: "swift-protobuf")], path: "Sources/Kiln",
-                resources: [.embedInCode("Devices/OpenCL/Kernels")]),
+        // The OpenCL kernels (Kernels/*.cl), embedded in the code (`KernelSources.files`), so a copied binary
+        // still has them. A new kernel file is named here and in Kernels/KernelSources.swift.
+        .target(name: "KilnKernels", path: "Kernels",
+                resources: ["activation", "batchnorm", "channels", "common", "convolution", "data", "dropout", "loss", "optimizer",
+                            "pooling"].map { .embedInCode("\($0).cl") }),
+        .target(name: "Kiln", dependencies: ["KilnKernels", "CBLAS", "CZlib", "CPNG", "COpenCL", "CCLBlast", "CCLBlastTuner", "COpenCLLoader",
+                                            "CMPILoader", "ONNXProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                path: "Sources/Kiln"),
+        // The HTML pages and SVG charts of `kiln report`, `kiln sweep`, `kiln lr-find` and `kiln-bench --out`:
+        // presentation, outside the core library.
+        .target(name: "KilnReports", dependencies: ["Kiln", "CPNG"], path: "Sources/KilnReports"),
         .executableTarget(
             name: "kiln",
-            dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Kiln", "KilnReports", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/KilnCLI"),
         .executableTarget(
             name: "kiln-bench",
-            dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Kiln", "KilnReports", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "benchmarks/kiln-bench"),
-        .testTarget(name: "KilnTests", dependencies: ["Kiln", "CCLBlast", "CZlib", "ONNXProto"], path: "Tests/KilnTests"),
+        .testTarget(name: "KilnTests", dependencies: ["Kiln", "KilnKernels", "KilnReports", "CCLBlast", "CZlib", "ONNXProto"], path: "Tests/KilnTests"),
     ],
     swiftLanguageModes: [.v6]
 )

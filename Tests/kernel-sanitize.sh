@@ -116,7 +116,7 @@ sort -u "$work/kernels.tsv" | awk -F'\t' '{ v[$1] = v[$1] (v[$1] ? " | " : "") $
 # Exempt, with the reason: log_softmax_backward is the LogSoftmax layer's backward, which no command runs
 # on OpenCL (training fuses log-softmax into the loss); OpenCLParityTests checks it against the CPU.
 EXEMPT="log_softmax_backward"
-declared=$(grep -ho '__kernel void [a-z_0-9]*' Sources/Kiln/Devices/OpenCL/Kernels/*.cl | awk '{print $3}' | sort -u)
+declared=$(grep -ho '__kernel void [a-z_0-9]*' Kernels/*.cl | awk '{print $3}' | sort -u)
 missing=$(comm -23 <(echo "$declared") <( (cut -f1 "$work/kernels.tsv"; tr ' ' '\n' <<<"$EXEMPT") | sort -u))
 if [ -n "$missing" ]; then
     echo "FAILED  kernels that never ran under the sanitizer: $(echo $missing)"; failed=1

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Kiln
+import KilnReports
 
 struct LRFind: ParsableCommand {
     static let configuration = CommandConfiguration(

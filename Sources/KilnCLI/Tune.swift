@@ -51,7 +51,7 @@ struct Tune: ParsableCommand {
             let data = try Dataset.load(folder: Dataset.bundledFolder(), trainLimit: batchSize, testLimit: 1)
             for spec in specs {
                 let model = try Model(spec: spec, device: opencl, seed: 1)
-                calls.merge(try opencl.gemmShapes(of: model, data: data, batchSize: batchSize), uniquingKeysWith: +)
+                calls.merge(try opencl.gemmShapes(of: Trainer.oneStep(of: model, data: data, batchSize: batchSize)), uniquingKeysWith: +)
             }
         }
         for shape in extra where calls[shape] == nil { calls[shape] = 0 }

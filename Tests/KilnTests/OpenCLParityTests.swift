@@ -1,5 +1,6 @@
 import CCLBlast
 import Foundation
+import KilnKernels
 import Testing
 @testable import Kiln
 
@@ -267,7 +268,7 @@ struct OpenCLParityTests {
     /// Every file in Kernels/ is in the binary (KernelSources lists them by hand), byte for byte.
     @Test func everyKernelFileIsEmbedded() throws {
         let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../Sources/Kiln/Devices/OpenCL/Kernels").standardizedFileURL
+            .appendingPathComponent("../../Kernels").standardizedFileURL
         let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".cl") }.sorted()
         #expect(KernelSources.files.map(\.name).sorted() == names)
         for (name, source) in KernelSources.files {

@@ -1,4 +1,5 @@
 import Foundation
+import KilnReports
 import Testing
 @testable import Kiln
 

@@ -29,7 +29,7 @@ NV_ARCH=sm_80
 # `n / get_local_size(0)`), which is idiomatic; -Wextra still flags signed/unsigned comparisons.
 WARN="-Wall -Wextra -Wconversion -Wno-shorten-64-to-32 -Wno-sign-conversion -Wdouble-promotion -Wundef -Wshadow"
 CLANG=${CLANG:-clang-15}
-KERNELS=${KERNELS:-Sources/Kiln/Devices/OpenCL/Kernels}   # a temp copy can be checked instead (KERNELS=/tmp/k ...)
+KERNELS=${KERNELS:-Kernels}   # a temp copy can be checked instead (KERNELS=/tmp/k ...)
 
 OUT=""
 while [ $# -gt 0 ]; do

@@ -1,5 +1,6 @@
 import Foundation
 import Kiln
+import KilnReports
 
 /// An SVG bar chart: for each model, one bar per device, in two panels (epoch seconds, images/s).
 enum Chart {

@@ -52,7 +52,8 @@ struct GEMMTiming: Codable {
 /// The CLBlast calls of one training step of `spec` on `device`, timed with CLBlast's own parameters and
 /// with the device's tuning.
 func clblastGEMMs(_ spec: ModelSpec, on device: OpenCLDevice, data: Dataset, batchSize: Int, repeats: Int) throws -> [GEMMTiming] {
-    let calls = try device.gemmShapes(of: Model(spec: spec, device: device, seed: 1), data: data, batchSize: batchSize)
+    let step = try Trainer.oneStep(of: Model(spec: spec, device: device, seed: 1), data: data, batchSize: batchSize)
+    let calls = try device.gemmShapes(of: step)
     let shapes = calls.keys.sorted { $0.description < $1.description }
     return try device.timeGEMMs(shapes, repeats: repeats).map { t in
         GEMMTiming(shape: t.shape.description, calls: calls[t.shape]!, ownGFLOPs: t.shape.flops / t.own / 1e9,

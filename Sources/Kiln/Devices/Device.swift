@@ -18,6 +18,9 @@
 public protocol Device: DeviceMemory, NeuralPrimitives, OptimizerPrimitives, BatchAssembly {
     /// One line naming the device, e.g. "cpu (OpenBLAS sgemm, 2 threads)".
     var summary: String { get }
+    /// The CPU threads the primitives run on (the run report's `threads`); nil on a device with cores of
+    /// its own (OpenCL).
+    var threads: Int? { get }
     /// How this device runs a model's graph: which chains of nodes it fuses (see ``Stage``).
     func plan(_ graph: ModelGraph) -> [Stage]
 }

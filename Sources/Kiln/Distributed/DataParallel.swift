@@ -118,3 +118,10 @@ public final class DataParallel {
         return values
     }
 }
+
+extension Model {
+    /// Gives every batch norm `sync` (`--sync-bn`).
+    public func synchroniseBatchNorm(_ sync: BatchNormSync) {
+        for case let norm as BatchNorm2d in layers { norm.sync = sync }
+    }
+}

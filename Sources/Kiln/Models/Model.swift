@@ -138,13 +138,6 @@ public final class Model {
     }
 }
 
-extension Model {
-    /// Gives every batch norm `sync` (`--sync-bn`).
-    public func synchroniseBatchNorm(_ sync: BatchNormSync) {
-        for case let norm as BatchNorm2d in layers { norm.sync = sync }
-    }
-}
-
 /// The gradients reaching each value of a graph during one backward pass. A value read by one node takes
 /// the gradient that node sends as it is; a value read by several sums theirs in a buffer of its own
 /// (a copy of the first, then `Device.add`).

@@ -117,7 +117,7 @@ public final class Trainer {
             let seconds = trained.timeIntervalSince(started)
             var report = EpochReport(
                 model: model.spec.name, device: device.summary, parameters: try model.spec.parameterCount(),
-                epoch: epoch, epochs: options.epochs, batchSize: options.batchSize, threads: (device as? CPUDevice)?.threads,
+                epoch: epoch, epochs: options.epochs, batchSize: options.batchSize, threads: device.threads,
                 seed: options.seed, learningRate: learningRate, warmupSeconds: warmupSeconds, epochSeconds: seconds,
                 imagesPerSecond: Double(trainSplit.count) / seconds, trainLoss: loss, trainAccuracy: accuracy,
                 evalSeconds: Date().timeIntervalSince(trained), testLoss: result.loss, testCorrect: result.correct,

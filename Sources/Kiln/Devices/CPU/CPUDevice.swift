@@ -36,7 +36,7 @@ public final class CPUDevice: Device {
 
     /// How loops are split over the device's threads.
     public let parallel: Parallel
-    public var threads: Int { parallel.threads }
+    public var threads: Int? { parallel.threads }
 
     /// A CPU device running its primitives on `threads` threads (all cores by default).
     public init(threads: Int = System.coreCount) {
@@ -48,7 +48,7 @@ public final class CPUDevice: Device {
     /// parity meets the same stages on both devices.
     public func plan(_ graph: ModelGraph) -> [Stage] { Stage.standard(graph) }
 
-    public var summary: String { "cpu (OpenBLAS sgemm, \(threads) thread\(threads == 1 ? "" : "s"))" }
+    public var summary: String { "cpu (OpenBLAS sgemm, \(parallel.threads) thread\(parallel.threads == 1 ? "" : "s"))" }
 
     func floats(_ t: Tensor) -> UnsafeMutablePointer<Float> {
         (t.storage as! CPUStorage).raw.assumingMemoryBound(to: Float.self)

@@ -42,14 +42,10 @@ extension OpenCLDevice {
         return recordedGEMMs ?? []
     }
 
-    /// The GEMMs one training step of `model` (on this device) makes, by shape, with their calls per step.
-    public func gemmShapes(of model: Model, data: Dataset, batchSize: Int) throws -> [GEMMShape: Int] {
-        var options = TrainingOptions()
-        options.batchSize = batchSize
-        options.augmentation = nil
-        let trainer = try Trainer(model: model, data: data, options: options)
-        let calls = try recordGEMMs { try trainer.trainStep(start: 0, count: min(batchSize, trainer.trainCount)) }
-        return calls.reduce(into: [:]) { $0[$1, default: 0] += 1 }
+    /// The GEMMs `step` enqueues (one training step of a model on this device: `Trainer.oneStep`), by
+    /// shape, with their calls.
+    public func gemmShapes(of step: () throws -> Void) throws -> [GEMMShape: Int] {
+        try recordGEMMs(step).reduce(into: [:]) { $0[$1, default: 0] += 1 }
     }
 
     /// Seconds per call of `shape` through CLBlast with its current parameters: the median of `repeats`

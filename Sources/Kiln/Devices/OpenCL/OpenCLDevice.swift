@@ -1,6 +1,7 @@
 import CCLBlast
 import COpenCL
 import Foundation
+import KilnKernels
 
 /// An OpenCL device: one context, one in-order queue, one program built from `Kernels/*.cl` (embedded
 /// at build time) and one per convolution shape from `Kernels/convolution.cl`, CLBlast for the GEMMs
@@ -110,6 +111,7 @@ public final class OpenCLDevice: Device {
     /// as it writes, and a batch norm applies the activation before it as it reads.
     public func plan(_ graph: ModelGraph) -> [Stage] { Stage.standard(graph) }
 
+    public var threads: Int? { nil }
     public var summary: String { "\(info.address) \(info.name) (\(info.platformName), \(info.typeName), \(shape) launches)" }
 
     /// Buffers in use and pooled, in bytes.

@@ -1,3 +1,5 @@
+import Kiln
+
 /// The write-ups' test of a recipe: test accuracy at or above `target` (%) in each of the last `last`
 /// epochs, not only at its best.
 public struct AccuracyCriterion: Sendable, CustomStringConvertible {

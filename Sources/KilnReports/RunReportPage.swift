@@ -1,4 +1,5 @@
 import Foundation
+import Kiln
 
 /// `kiln report`: one HTML page about one run or comparing several (their `--log` reports): whether
 /// they meet the accuracy criterion, the model, the curves, the speed per device, and, from a
@@ -117,7 +118,7 @@ public struct TestAnalysis {
                     pixels[c * plane + i] = UInt8(max(0, min(255, value.rounded())))
                 }
             }
-            return (p, try ImageFile.png(planes: pixels, channels: shape.channels, height: shape.size, width: shape.size))
+            return (p, try PNGEncoding.png(planes: pixels, channels: shape.channels, height: shape.size, width: shape.size))
         }
         (self.name, self.classes, imageSize) = (name, data.classes, shape.size)
     }

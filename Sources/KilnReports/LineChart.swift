@@ -1,4 +1,5 @@
 import Foundation
+import Kiln
 
 /// An SVG line chart: one line per series over shared axes (linear, or logarithmic in x), a legend, and
 /// several charts side by side on one page (`page`). Plain SVG 1.1, no scripts or fonts to fetch.
