@@ -21,6 +21,7 @@ public protocol Device: DeviceMemory, NeuralPrimitives, OptimizerPrimitives, Bat
     /// The CPU threads the primitives run on (the run report's `threads`); nil on a device with cores of
     /// its own (OpenCL).
     var threads: Int? { get }
-    /// How this device runs a model's graph: which chains of nodes it fuses (see ``Stage``).
-    func plan(_ graph: ModelGraph) -> [Stage]
+    /// How this device runs a model's graph, seen as its nodes' kinds: which chains of nodes it fuses
+    /// (see ``Stage``).
+    func plan(_ nodes: [PlanNode]) -> [Stage]
 }

@@ -22,13 +22,13 @@ public final class Model {
         parameterBuffer = try ParameterBuffer(shapes.flatMap { $0 }, on: device)
         var remaining = parameterBuffer.parameters[...]
         var random = HostRandom(seed: seed, stream: RandomStream.initialisation)
-        let stages = fused ? device.plan(graph) : Stage.unfused(graph)
+        let stages = fused ? device.plan(graph.planNodes) : Stage.unfused(graph.planNodes)
         var layers: [Layer] = []
         for stage in stages {
             for i in stage.nodes {
                 let node = graph.nodes[i]
                 // A batch norm applies the activation its stage folds into it.
-                let folded = node.op is BatchNorm2dOp ? stage.foldedActivation(graph) : .identity
+                let folded = node.op is BatchNorm2dOp ? stage.foldedActivation : .identity
                 let context = LayerContext(device: device, input: graph.inputShape(node), parameters: Array(remaining.prefix(shapes[i].count)),
                                            random: random, seed: seed, position: i, inputActivation: folded)
                 remaining = remaining.dropFirst(shapes[i].count)

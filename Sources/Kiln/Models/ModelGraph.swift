@@ -41,6 +41,9 @@ public struct ModelGraph: Sendable {
         }
     }
 
+    /// What a device's plan sees of the nodes.
+    public var planNodes: [PlanNode] { nodes.map { PlanNode($0.op.planKind, inputs: $0.inputs, output: $0.output) } }
+
     public func inputShape(_ node: Node) -> ImageShape { shapes[node.inputs[0]] }
     public func outputShape(_ node: Node) -> ImageShape { shapes[node.output] }
 

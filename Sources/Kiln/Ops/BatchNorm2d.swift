@@ -28,6 +28,8 @@ public struct BatchNorm2dOp: Op {
 
     public func reductionLength(_ input: ImageShape, _ output: ImageShape, batch: Int) -> Int { batch * input.size * input.size }
 
+    public var planKind: PlanNode.Kind { .batchNorm }
+
     public func makeLayer(_ context: LayerContext) throws -> Layer { try BatchNorm2d(context) }
 
     public func exportNode(_ input: ImageShape) -> ExportNode? {

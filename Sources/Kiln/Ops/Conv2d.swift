@@ -54,6 +54,8 @@ public struct Conv2dOp: Op {
         return max(input.channels * k2, out * k2, batch * output.size * output.size)
     }
 
+    public var planKind: PlanNode.Kind { .convolution }
+
     public func makeLayer(_ context: LayerContext) throws -> Layer {
         try Conv2d(context, outChannels: out, geometry: geometry)
     }

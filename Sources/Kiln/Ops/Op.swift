@@ -29,6 +29,8 @@ public protocol Op: Sendable {
     /// The longest sum one of its primitives computes at batch `batch` (parity's tolerance grows with √K).
     func reductionLength(_ input: ImageShape, _ output: ImageShape, batch: Int) -> Int
 
+    /// What the device's plan sees of it (the fusions it may take part in).
+    var planKind: PlanNode.Kind { get }
     /// The layer that runs it on `context.device`.
     func makeLayer(_ context: LayerContext) throws -> Layer
     /// Its ONNX node at inference; nil when it is the identity there (dropout).
@@ -41,6 +43,7 @@ public protocol Op: Sendable {
 
 extension Op {
     public func parameterShapes(_ input: ImageShape) -> [(name: String, shape: [Int])] { [] }
+    public var planKind: PlanNode.Kind { .other }
     public func window(_ input: ImageShape) -> (kernel: Int, stride: Int)? { nil }
     public func macs(_ input: ImageShape, _ output: ImageShape) -> Int { 0 }
     public func reductionLength(_ input: ImageShape, _ output: ImageShape, batch: Int) -> Int { 1 }

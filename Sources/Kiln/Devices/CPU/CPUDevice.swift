@@ -46,7 +46,7 @@ public final class CPUDevice: Device {
 
     /// The CPU fuses what `Stage.standard` fuses by composing its primitives (`composedForward`), so that
     /// parity meets the same stages on both devices.
-    public func plan(_ graph: ModelGraph) -> [Stage] { Stage.standard(graph) }
+    public func plan(_ nodes: [PlanNode]) -> [Stage] { Stage.standard(nodes) }
 
     public var summary: String { "cpu (OpenBLAS sgemm, \(parallel.threads) thread\(parallel.threads == 1 ? "" : "s"))" }
 

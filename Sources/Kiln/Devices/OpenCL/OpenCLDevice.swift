@@ -109,7 +109,7 @@ public final class OpenCLDevice: Device {
     /// Names the launch cut too, so a report says which one ran.
     /// Fused kernels run what `Stage.standard` fuses: a convolution computes its batch norm's statistics
     /// as it writes, and a batch norm applies the activation before it as it reads.
-    public func plan(_ graph: ModelGraph) -> [Stage] { Stage.standard(graph) }
+    public func plan(_ nodes: [PlanNode]) -> [Stage] { Stage.standard(nodes) }
 
     public var threads: Int? { nil }
     public var summary: String { "\(info.address) \(info.name) (\(info.platformName), \(info.typeName), \(shape) launches)" }

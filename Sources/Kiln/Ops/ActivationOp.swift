@@ -1,19 +1,3 @@
-/// An element-wise activation function, as the primitives take it: the activation layer's, and the one
-/// a fused batch norm applies to its input (`inputActivation`, a ReLU before a batch norm). Each is
-/// x above zero and `slope`·x below, which is what the OpenCL kernels take; the CPU's loops switch on
-/// the case (`CPUActivation.swift`).
-public enum Activation: Sendable, Equatable {
-    case identity, relu
-
-    /// The factor below zero.
-    public var slope: Float {
-        switch self {
-        case .identity: 1
-        case .relu: 0
-        }
-    }
-}
-
 /// An activation layer. JSON: `{"type": "relu"}`. Before a BatchNorm2d the device's plan folds it into
 /// the batch norm (`Stage`), and this layer does not run.
 public struct ActivationOp: Op {
@@ -29,6 +13,8 @@ public struct ActivationOp: Op {
 
     public func outputShape(_ input: ImageShape) throws -> ImageShape { input }
 
+    public var planKind: PlanNode.Kind { .activation(function) }
+
     public func makeLayer(_ context: LayerContext) throws -> Layer { ActivationLayer(device: context.device, function: function) }
 
     public func exportNode(_ input: ImageShape) -> ExportNode? { ExportNode("Relu") }
@@ -37,8 +23,6 @@ public struct ActivationOp: Op {
 extension LayerSpec {
     public static let relu = LayerSpec(ActivationOp(.relu))
 
-    /// The activation this layer applies, if it is an activation layer.
-    var activation: Activation? { (op as? ActivationOp)?.function }
 }
 
 /// An activation bound to a device.
