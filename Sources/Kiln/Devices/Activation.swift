@@ -4,12 +4,15 @@
 /// the case (`CPUActivation.swift`).
 public enum Activation: Sendable, Equatable {
     case identity, relu
+    /// x below zero scaled by `slope` (≥ 0), as `nn.LeakyReLU(negative_slope=slope)`.
+    case leakyRelu(slope: Float)
 
     /// The factor below zero.
     public var slope: Float {
         switch self {
         case .identity: 1
         case .relu: 0
+        case let .leakyRelu(slope): slope
         }
     }
 }

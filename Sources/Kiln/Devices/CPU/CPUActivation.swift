@@ -7,6 +7,7 @@ extension Activation {
         switch self {
         case .identity: x
         case .relu: x < 0 ? 0 : x
+        case let .leakyRelu(slope): x < 0 ? x * slope : x
         }
     }
 
@@ -15,6 +16,7 @@ extension Activation {
         switch self {
         case .identity: v
         case .relu: v.replacing(with: 0, where: v .< 0)
+        case let .leakyRelu(slope): v.replacing(with: v * slope, where: v .< 0)
         }
     }
 
@@ -24,6 +26,7 @@ extension Activation {
         switch self {
         case .identity: d
         case .relu: v > 0 ? d : 0
+        case let .leakyRelu(slope): v > 0 ? d : d * slope
         }
     }
 
@@ -32,6 +35,7 @@ extension Activation {
         switch self {
         case .identity: d
         case .relu: d.replacing(with: 0, where: .!(v .> 0))
+        case let .leakyRelu(slope): d.replacing(with: d * slope, where: .!(v .> 0))
         }
     }
 }
