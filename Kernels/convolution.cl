@@ -34,6 +34,10 @@
 #ifndef BNC
 #define BNC 0
 #endif
+// ACC=1: the input gradient is added to what dx holds (a value read by several layers), not written.
+#ifndef ACC
+#define ACC 0
+#endif
 #ifndef STATS
 #define STATS 0
 #endif
@@ -139,12 +143,15 @@ __attribute__((always_inline)) RowItem row_item(int gid, int padded, int batch, 
 
 // out[t0 + t][n, oy, ox0 + o] = acc[t][o], for the item's outputs inside.
 __attribute__((always_inline)) void store_rows(__global float* out, float acc[CT][OXT], RowItem r, int batch,
-                                               int out_channels, int out_height, int out_width) {
+                                               int out_channels, int out_height, int out_width, const bool add) {
     if (!r.live) return;
     const long pixels = (long)batch * out_height * out_width;
     for (int t = 0; t < CT && r.t0 + t < out_channels; ++t)
         for (int o = 0; o < OXT; ++o)
-            if (r.ox0 + o < out_width) out[(r.t0 + t) * pixels + (r.n * out_height + r.oy) * out_width + r.ox0 + o] = acc[t][o];
+            if (r.ox0 + o < out_width) {
+                __global float* p = out + (r.t0 + t) * pixels + (r.n * out_height + r.oy) * out_width + r.ox0 + o;
+                *p = add ? *p + acc[t][o] : acc[t][o];
+            }
 }
 
 // y = conv(x, w) + bias (bias may be null): output channels in tiles of CT. With STATS, the batch norm
@@ -162,7 +169,7 @@ __kernel void conv_forward(__global const float* x, __global const float* w, __g
     if (bias)
         for (int t = 0; t < CT; ++t)
             for (int o = 0; o < OXT; ++o) acc[t][o] += bias[min(r.t0 + t, out_channels - 1)];
-    store_rows(y, acc, r, batch, out_channels, out_height, out_width);
+    store_rows(y, acc, r, batch, out_channels, out_height, out_width, false);
 #if STATS
     __local float scratch[(CT + 1) * REDUCE_GROUP];
     float v[CT + 1];
@@ -285,7 +292,10 @@ __attribute__((always_inline)) void strided_input_gradient(
         }
     }
     if (item >= inputs) return;
-    for (int t = 0; t < CT && ci0 + t < in_channels; ++t) dx[(long)(ci0 + t) * inputs + q] = acc[t];
+    for (int t = 0; t < CT && ci0 + t < in_channels; ++t) {
+        __global float* p = dx + (long)(ci0 + t) * inputs + q;
+        *p = ACC ? *p + acc[t] : acc[t];
+    }
 }
 
 // The input gradient, item `gid`: for ST = 1 a convolution of dy with the window turned by 180°, input
@@ -300,7 +310,7 @@ __attribute__((always_inline)) void input_gradient(
     float acc[CT][OXT];
     conv_sums(dy, z, bn, normalized, slope, w, out_channels, batch, out_height, out_width, in_channels, KS - 1 - pad,
               r.t0, r.n, r.oy, r.ox0, KS * KS, in_channels * KS * KS, true, acc);
-    store_rows(dx, acc, r, batch, in_channels, height, width);
+    store_rows(dx, acc, r, batch, in_channels, height, width, ACC);
 #else
     strided_input_gradient(gid, dy, z, bn, normalized, slope, w, dx, in_channels, batch, height, width, out_channels,
                            out_height, out_width, pad, padded);

@@ -32,7 +32,7 @@ import Testing
 
         // dx[c, b, iy, ix] = Σ dy[o, b, oy, ox] w[o, c, ky, kx] over windows covering the pixel.
         let dx = try device.allocate([ci, n, h, h], .float32), dw = try device.allocate([co, ci, g.kernel, g.kernel], .float32)
-        try device.conv2dBackward(input: x, gradOutput: dy, weight: w, gradWeight: dw, gradBias: nil, gradInput: dx, geometry: g,
+        try device.conv2dBackward(input: x, gradOutput: dy, weight: w, gradWeight: dw, gradBias: nil, gradInput: dx, accumulate: false, geometry: g,
                                   normalization: nil)
         var dxRef = [Double](repeating: 0, count: ci * n * h * h)
         var dwRef = [Double](repeating: 0, count: co * ci * g.kernel * g.kernel)
@@ -50,6 +50,13 @@ import Testing
         expectClose(try device.readFloats(dx), dxRef, terms: co * k * k, "backward data \(index)")
         expectClose(try device.readFloats(dw), dwRef, terms: n * oh * oh, magnitude: Double(n * oh * oh).squareRoot(),
                     "backward weights \(index)")
+
+        // Accumulating: dx += the same gradient, onto what dx held (another reader's gradient).
+        let (sum, before) = try randomTensor(device, [ci, n, h, h])
+        try device.conv2dBackward(input: x, gradOutput: dy, weight: w, gradWeight: dw, gradBias: nil, gradInput: sum, accumulate: true,
+                                  geometry: g, normalization: nil)
+        expectClose(try device.readFloats(sum), zip(before, dxRef).map { Double($0) + $1 }, terms: co * k * k + 1,
+                    "backward data accumulated \(index)")
     }
 
     @Test func biasAndChannelSums() throws {

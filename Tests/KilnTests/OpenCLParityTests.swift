@@ -88,8 +88,18 @@ struct OpenCLParityTests {
         try parity("conv backward: weights, bias, input", inputs: [x, dy, w],
                    outputs: [([c.co, c.ci, k, k], .float32), ([c.co], .float32), ([c.ci, c.n, c.h, c.h], .float32)],
                    terms: max(c.n * oh * oh, c.co * k * k)) { d, i, o in
-            try d.conv2dBackward(input: i[0], gradOutput: i[1], weight: i[2], gradWeight: o[0], gradBias: o[1], gradInput: o[2],
+            try d.conv2dBackward(input: i[0], gradOutput: i[1], weight: i[2], gradWeight: o[0], gradBias: o[1], gradInput: o[2], accumulate: false,
                                  geometry: c.g, normalization: nil)
+        }
+        // The input gradient added to another reader's, in both launch cuts.
+        for shaped in [gpu, try OpenCLDevice.open(gpu.info, shape: gpu.shape == .gpu ? .cpu : .gpu)] {
+            try parity("conv backward accumulating the input gradient", inputs: [x, dy, w, HostValues.random([c.ci, c.n, c.h, c.h])],
+                       outputs: [([c.co, c.ci, k, k], .float32), ([c.ci, c.n, c.h, c.h], .float32)],
+                       terms: max(c.n * oh * oh, c.co * k * k), on: shaped) { d, i, o in
+                try d.copy(i[3], to: o[1])
+                try d.conv2dBackward(input: i[0], gradOutput: i[1], weight: i[2], gradWeight: o[0], gradBias: nil, gradInput: o[1],
+                                     accumulate: true, geometry: c.g, normalization: nil)
+            }
         }
     }
 
@@ -122,9 +132,9 @@ struct OpenCLParityTests {
                 let normalization = BatchNormBackward(input: o[0], gamma: i[3], savedMean: savedMean, savedInvStd: savedInvStd,
                                                       gradGamma: o[5], gradBeta: o[6], activation: rectify ? .relu : .identity)
                 try d.conv2dBackward(input: i[0], gradOutput: i[5], weight: i[1], gradWeight: o[4], gradBias: d.allocate([c.co], .float32),
-                                     gradInput: o[7], geometry: c.g, normalization: normalization)
+                                     gradInput: o[7], accumulate: false, geometry: c.g, normalization: normalization)
                 // The first layer's case: no input gradient.
-                try d.conv2dBackward(input: i[0], gradOutput: i[5], weight: i[1], gradWeight: o[8], gradBias: nil, gradInput: nil,
+                try d.conv2dBackward(input: i[0], gradOutput: i[5], weight: i[1], gradWeight: o[8], gradBias: nil, gradInput: nil, accumulate: false,
                                      geometry: c.g, normalization: normalization)
             }
         }
@@ -437,7 +447,7 @@ struct OpenCLParityTests {
         let gradients = try devices.map { d in
             let dw = try d.allocate([4, 3, 3, 3], .float32)
             try d.conv2dBackward(input: tensor(d, [3, 33, 5, 5], x), gradOutput: tensor(d, [4, 33, 5, 5], dy),
-                                 weight: tensor(d, [4, 3, 3, 3], w), gradWeight: dw, gradBias: nil, gradInput: nil, geometry: g,
+                                 weight: tensor(d, [4, 3, 3, 3], w), gradWeight: dw, gradBias: nil, gradInput: nil, accumulate: false, geometry: g,
                                  normalization: nil)
             return try d.readFloats(dw)
         }

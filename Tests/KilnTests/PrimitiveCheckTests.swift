@@ -26,7 +26,7 @@ import Testing
                 try d.conv2dForward(input: x, weight: w1, bias: nil, output: small, geometry: g, normalization: nil)
             }
             expectRefused("conv2dBackward: gradInput is float32 [8, 3, 5, 5], expected float32 [1, 3, 5, 5]") {
-                try d.conv2dBackward(input: x, gradOutput: y, weight: w1, gradWeight: w1, gradBias: nil, gradInput: y,
+                try d.conv2dBackward(input: x, gradOutput: y, weight: w1, gradWeight: w1, gradBias: nil, gradInput: y, accumulate: false,
                                      geometry: g, normalization: nil)
             }
             expectRefused("activationForward: output is float32 [8, 3, 4, 4], expected float32 [8, 3, 5, 5]") {

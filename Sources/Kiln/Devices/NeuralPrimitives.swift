@@ -13,11 +13,12 @@ public protocol NeuralPrimitives: AnyObject {
                        normalization: BatchNormForward?) throws
     /// The gradients of a convolution: gradWeight = correlation of gradOutput with input summed over the
     /// batch, gradBias[c] = Σ gradOutput[c, …] when given, and gradInput = conv_transpose(gradOutput, weight)
-    /// when given. With `normalization`, gradOutput is the gradient of the batch norm after the
+    /// when given; with `accumulate`, gradInput += conv_transpose(…) (dx = β·dx + …, β = 1: the input is
+    /// a value that another layer reads too, whose gradient is already there). With `normalization`, gradOutput is the gradient of the batch norm after the
     /// convolution instead, whose backward runs first (γ's and β's gradients too) as `batchNormBackward`
     /// would. Parameter gradients are complete after `finishGradients`.
     func conv2dBackward(input: Tensor, gradOutput: Tensor, weight: Tensor, gradWeight: Tensor, gradBias: Tensor?,
-                        gradInput: Tensor?, geometry: WindowGeometry, normalization: BatchNormBackward?) throws
+                        gradInput: Tensor?, accumulate: Bool, geometry: WindowGeometry, normalization: BatchNormBackward?) throws
 
     // MARK: Batch norm (per channel over N·H·W)
     // `activation`: normalise act(x) instead of x, and take the input gradient through it. This is an

@@ -9,6 +9,10 @@ public final class Model {
     /// How the nodes run: the device's plan (`Device.plan`), or every node alone when not `fused`.
     public let stages: [Stage]
     private let runners: [StageRunner]
+    /// Whether a stage whose input already has a gradient from another reader adds its own in its
+    /// backward pass (`StageRunner.backward(_:addingInputGradientTo:)`), rather than apart and then summed.
+    /// Parity turns it off, to compare each stage's own input gradient.
+    public var accumulatesInPlace = true
     /// The residual sums, by stage.
     private let sums: [Int: ResidualSum]
     private let gradients: ValueGradients
@@ -97,6 +101,13 @@ public final class Model {
         for s in stages.reversed() {
             guard let g = gradients[output(ofStage: s)] else { continue }
             let inputs = self.inputs(ofStage: s)
+            // A convolution adds its input gradient to the sum that value has received so far, in its own pass.
+            if accumulatesInPlace, inputs.count == 1, inputs[0] != 0 || needInputGradient, let sum = gradients.partialSum(inputs[0]),
+               try runners[s].backward(g, addingInputGradientTo: sum) {
+                gradients.added(to: inputs[0])
+                try each?(s, g, [sum])
+                continue
+            }
             let gradInputs = try backward(g, stage: s, needInputGradient: needInputGradient || inputs.contains { $0 != 0 })
             for (value, gradient) in zip(inputs, gradInputs) where value != 0 || needInputGradient {
                 if let gradient { try gradients.add(gradient, to: value) }
@@ -161,6 +172,13 @@ final class ValueGradients {
 
     /// The gradient summed so far into `value`.
     subscript(value: Int) -> Tensor? { gradients[value] }
+
+    /// The sum `value` has received so far, when it is read by several stages and one has sent its
+    /// gradient: a stage may add its own to it (`added(to:)`).
+    func partialSum(_ value: Int) -> Tensor? { readers[value] > 1 && arrived[value] > 0 ? gradients[value] : nil }
+
+    /// Counts a gradient a stage added to `partialSum(value)` itself.
+    func added(to value: Int) { arrived[value] += 1 }
 
     /// Adds `gradient` to what `value` has received.
     func add(_ gradient: Tensor, to value: Int) throws {

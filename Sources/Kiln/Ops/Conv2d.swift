@@ -119,13 +119,24 @@ public final class Conv2d: Layer {
         try backward(gradOutput, needInputGradient: needInputGradient, normalization: nil)
     }
 
+    public func backward(_ gradOutput: Tensor, addingInputGradientTo gradInput: Tensor) throws -> Bool {
+        try backward(gradOutput, into: gradInput, accumulate: true, normalization: nil)
+        return true
+    }
+
     /// With `normalization`, `gradOutput` is the gradient of the batch norm after the convolution.
     func backward(_ gradOutput: Tensor, needInputGradient: Bool, normalization: BatchNormBackward?) throws -> Tensor? {
         guard let input else { throw KilnError("Conv2d.backward called before forward") }
         let dx = needInputGradient ? try gradInput.tensor(input.shape, on: device) : nil
+        try backward(gradOutput, into: dx, accumulate: false, normalization: normalization)
+        return dx
+    }
+
+    /// The parameters' gradients, and the input's written into `dx` (added to it with `accumulate`).
+    func backward(_ gradOutput: Tensor, into dx: Tensor?, accumulate: Bool, normalization: BatchNormBackward?) throws {
+        guard let input else { throw KilnError("Conv2d.backward called before forward") }
         try device.conv2dBackward(input: input, gradOutput: gradOutput, weight: parameters[0].value,
                                   gradWeight: parameters[0].gradient, gradBias: bias?.gradient, gradInput: dx,
-                                  geometry: geometry, normalization: normalization)
-        return dx
+                                  accumulate: accumulate, geometry: geometry, normalization: normalization)
     }
 }

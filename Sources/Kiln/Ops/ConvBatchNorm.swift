@@ -23,4 +23,10 @@ final class ConvBatchNorm: StageRunner {
         guard let convOutput else { throw KilnError("a convolution's fused batch norm ran backward before a training forward") }
         return try conv.backward(gradOutput, needInputGradient: needInputGradient, normalization: norm.backward(input: convOutput))
     }
+
+    func backward(_ gradOutput: Tensor, addingInputGradientTo gradInput: Tensor) throws -> Bool {
+        guard let convOutput else { throw KilnError("a convolution's fused batch norm ran backward before a training forward") }
+        try conv.backward(gradOutput, into: gradInput, accumulate: true, normalization: norm.backward(input: convOutput))
+        return true
+    }
 }

@@ -35,6 +35,14 @@ public protocol StageRunner: AnyObject {
     func forward(_ input: Tensor, context: StepContext) throws -> Tensor
     /// Writes the parameters' gradients and returns the input's gradient when `needInputGradient`.
     func backward(_ gradOutput: Tensor, needInputGradient: Bool) throws -> Tensor?
+    /// As `backward`, but adds the input's gradient to `gradInput` in the same pass (dx = β·dx + …, β = 1:
+    /// the input is read by another layer too, whose gradient is there already). Returns false, having
+    /// done nothing, where the runner cannot; the model then adds the gradient itself.
+    func backward(_ gradOutput: Tensor, addingInputGradientTo gradInput: Tensor) throws -> Bool
+}
+
+extension StageRunner {
+    public func backward(_ gradOutput: Tensor, addingInputGradientTo gradInput: Tensor) throws -> Bool { false }
 }
 
 /// An op bound to a device and an input shape (`Op.makeLayer`): what runs its forward and backward, and

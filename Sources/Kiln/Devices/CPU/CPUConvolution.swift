@@ -17,13 +17,14 @@ extension CPUDevice {
     }
 
     public func conv2dBackward(input: Tensor, gradOutput: Tensor, weight: Tensor, gradWeight: Tensor, gradBias: Tensor?,
-                               gradInput: Tensor?, geometry: WindowGeometry, normalization: BatchNormBackward?) throws {
+                               gradInput: Tensor?, accumulate: Bool, geometry: WindowGeometry,
+                               normalization: BatchNormBackward?) throws {
         try checkConv2dBackward(input: input, gradOutput: gradOutput, weight: weight, gradWeight: gradWeight, gradBias: gradBias,
                                 gradInput: gradInput, geometry: geometry, normalization: normalization)
         let dy = try normalization.map { try composedBackward(gradOutput, $0, scratch: normalizedGradient) } ?? gradOutput
         weightGradient(input, dy, gradWeight, geometry)
         if let gradBias { channelSums(dy, into: gradBias) }
-        if let gradInput { inputGradient(dy, weight, gradInput, geometry) }
+        if let gradInput { inputGradient(dy, weight, gradInput, geometry, accumulate: accumulate) }
     }
 
     private func convolve(_ input: Tensor, _ weight: Tensor, _ output: Tensor, _ geometry: WindowGeometry) {
@@ -45,13 +46,16 @@ extension CPUDevice {
         }
     }
 
-    private func inputGradient(_ gradOutput: Tensor, _ weight: Tensor, _ gradInput: Tensor, _ geometry: WindowGeometry) {
+    /// dx = Wᵀ ∗ dy, or dx += … when `accumulate`.
+    private func inputGradient(_ gradOutput: Tensor, _ weight: Tensor, _ gradInput: Tensor, _ geometry: WindowGeometry,
+                               accumulate: Bool) {
         let depth = gradInput.channels * geometry.kernel * geometry.kernel
         let (m, columns, plane) = (gradOutput.channels, gradOutput.rowLength, gradOutput.height * gradOutput.width)
         let (w, dy, dx) = (floats(weight), floats(gradOutput), floats(gradInput))
         if geometry.isPointwise {
             parallel.chunks(columns, grain: 256) { cols in
-                Self.gemm(true, false, depth, cols.count, m, w, depth, dy + cols.lowerBound, columns, 0, dx + cols.lowerBound, columns)
+                Self.gemm(true, false, depth, cols.count, m, w, depth, dy + cols.lowerBound, columns, accumulate ? 1 : 0,
+                          dx + cols.lowerBound, columns)
             }
             return
         }
@@ -64,7 +68,7 @@ extension CPUDevice {
             Self.gemm(true, false, depth, images.count * plane, m, w, depth, dy + images.lowerBound * plane, columns, 1,
                  dcol, images.count * plane)
             col2im(dcol, images: images, into: gradInput, outputHeight: gradOutput.height,
-                   outputWidth: gradOutput.width, geometry: geometry)
+                   outputWidth: gradOutput.width, geometry: geometry, accumulate: accumulate)
         }
     }
 
@@ -177,15 +181,16 @@ extension CPUDevice {
         }
     }
 
-    /// The adjoint of im2col: adds each column of `col` [Ci·k·k, images·OH·OW] back onto its pixel,
-    /// and leaves `col` zeroed (each row is cleared while it is still in L1).
+    /// The adjoint of im2col: adds each column of `col` [Ci·k·k, images·OH·OW] back onto its pixel (onto
+    /// zeros, or with `accumulate` onto what the images hold), and leaves `col` zeroed (each row is
+    /// cleared while it is still in L1).
     private func col2im(_ col: UnsafeMutablePointer<Float>, images: Range<Int>, into gradInput: Tensor,
-                        outputHeight oh: Int, outputWidth ow: Int, geometry: WindowGeometry) {
+                        outputHeight oh: Int, outputWidth ow: Int, geometry: WindowGeometry, accumulate: Bool) {
         let k = geometry.kernel
         let (n, h, w) = (gradInput.batch, gradInput.height, gradInput.width)
         let s = geometry.stride
         let dx = floats(gradInput)
-        for ci in 0..<gradInput.channels {
+        for ci in 0..<gradInput.channels where !accumulate {
             for image in images { (dx + (ci * n + image) * h * w).update(repeating: 0, count: h * w) }
         }
         var src = col

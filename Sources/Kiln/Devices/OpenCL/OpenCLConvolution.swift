@@ -35,7 +35,8 @@ extension OpenCLDevice {
     }
 
     public func conv2dBackward(input: Tensor, gradOutput: Tensor, weight: Tensor, gradWeight: Tensor, gradBias: Tensor?,
-                               gradInput: Tensor?, geometry g: WindowGeometry, normalization: BatchNormBackward?) throws {
+                               gradInput: Tensor?, accumulate: Bool, geometry g: WindowGeometry,
+                               normalization: BatchNormBackward?) throws {
         try checkConv2dBackward(input: input, gradOutput: gradOutput, weight: weight, gradWeight: gradWeight, gradBias: gradBias,
                                 gradInput: gradInput, geometry: g, normalization: normalization)
         // On a GPU the direct kernels read a batch norm's gradient on the fly; CLBlast's GEMMs cannot, and a
@@ -48,7 +49,7 @@ extension OpenCLDevice {
             if let gradBias { try channelSums(dy, into: gradBias) }
             if let gradInput {
                 try gemm(true, false, m: gradInput.channels, n: dy.rowLength, k: dy.channels, weight, lda: gradInput.channels,
-                         dy, ldb: dy.rowLength, gradInput, ldc: dy.rowLength)
+                         dy, ldb: dy.rowLength, gradInput, ldc: dy.rowLength, beta: accumulate ? 1 : 0)
             }
             return
         }
@@ -64,7 +65,7 @@ extension OpenCLDevice {
             rowLaunch(g, channels: $0.channels, rows: $0.batch * $0.height, width: $0.width, neighbours: g.stride == 1 ? nil : 1)
         }
         let defines = (data?.tiling ?? ConvTiling(neighbours: 1, channels: 1)).defines(g) + " " + weights.tiling.defines
-            + " BNC=\(fused == nil ? 0 : dy.channels)"
+            + " BNC=\(fused == nil ? 0 : dy.channels)" + (accumulate && gradInput != nil ? " ACC=1" : "")
         let shapes = shapeArguments(input, dy, g)
         if shape == .gpu {
             let none = KernelArgument.optional(nil)

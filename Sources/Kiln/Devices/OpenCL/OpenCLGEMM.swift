@@ -5,14 +5,15 @@ import COpenCL
 /// and `kiln-bench`'s GEMM table.
 extension OpenCLDevice {
     /// C = op(A) · op(B), row-major, through CLBlast.
+    /// C = op(A)·op(B), or C += … with `beta` 1.
     func gemm(_ transposeA: Bool, _ transposeB: Bool, m: Int, n: Int, k: Int,
-              _ a: Tensor, lda: Int, _ b: Tensor, ldb: Int, _ c: Tensor, ldc: Int) throws {
+              _ a: Tensor, lda: Int, _ b: Tensor, ldb: Int, _ c: Tensor, ldc: Int, beta: Float = 0) throws {
         guard m > 0, n > 0, k > 0 else { return }
         recordedGEMMs?.append(GEMMShape(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k))
         if LaunchLog.isRecording { LaunchLog.note("CLBlastSgemm \(m)×\(n)×\(k)", elements: max(m * n, m * k, k * n)) }
         let status = CLBlastSgemm(CLBlastLayoutRowMajor, transposeA ? CLBlastTransposeYes : CLBlastTransposeNo,
                                   transposeB ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, 1, memory(a), 0, lda,
-                                  memory(b), 0, ldb, 0, memory(c), 0, ldc, &queue, nil)
+                                  memory(b), 0, ldb, beta, memory(c), 0, ldc, &queue, nil)
         try checkCLBlast(status, "CLBlastSgemm(m \(m), n \(n), k \(k))")
     }
 
