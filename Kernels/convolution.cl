@@ -144,13 +144,20 @@ __attribute__((always_inline)) RowItem row_item(int gid, int padded, int batch, 
 // out[t0 + t][n, oy, ox0 + o] = acc[t][o], for the item's outputs inside.
 __attribute__((always_inline)) void store_rows(__global float* out, float acc[CT][OXT], RowItem r, int batch,
                                                int out_channels, int out_height, int out_width, const bool add) {
+#if !ACC
+    (void)add;
+#endif
     if (!r.live) return;
     const long pixels = (long)batch * out_height * out_width;
     for (int t = 0; t < CT && r.t0 + t < out_channels; ++t)
         for (int o = 0; o < OXT; ++o)
             if (r.ox0 + o < out_width) {
-                __global float* p = out + (r.t0 + t) * pixels + (r.n * out_height + r.oy) * out_width + r.ox0 + o;
-                *p = add ? *p + acc[t][o] : acc[t][o];
+                const long i = (r.t0 + t) * pixels + (r.n * out_height + r.oy) * out_width + r.ox0 + o;
+#if ACC
+                out[i] = add ? out[i] + acc[t][o] : acc[t][o];
+#else
+                out[i] = acc[t][o];  // (the plain store, the same code as without ACC: no register spent)
+#endif
             }
 }
 
@@ -293,8 +300,11 @@ __attribute__((always_inline)) void strided_input_gradient(
     }
     if (item >= inputs) return;
     for (int t = 0; t < CT && ci0 + t < in_channels; ++t) {
-        __global float* p = dx + (long)(ci0 + t) * inputs + q;
-        *p = ACC ? *p + acc[t] : acc[t];
+#if ACC
+        dx[(long)(ci0 + t) * inputs + q] += acc[t];
+#else
+        dx[(long)(ci0 + t) * inputs + q] = acc[t];
+#endif
     }
 }
 
