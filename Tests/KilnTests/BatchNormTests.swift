@@ -18,11 +18,11 @@ import Testing
         let (sm, si) = (try device.allocate([c], .float32), try device.allocate([c], .float32))
         let y = try device.allocate([c, n, h, h], .float32)
         try device.batchNormTrainingForward(input: x, gamma: gamma, beta: beta, runningMean: rm, runningVar: rv, savedMean: sm,
-                                            savedInvStd: si, output: y, momentum: 0.1, epsilon: 1e-5, activation: rectify ? .relu : .identity, sync: nil)
+                                            savedInvStd: si, output: y, momentum: 0.1, epsilon: 1e-5, activation: rectify ? .relu : .identity)
         let dx = try device.allocate([c, n, h, h], .float32)
         let (dg, db) = (try device.allocate([c], .float32), try device.allocate([c], .float32))
         try device.batchNormBackward(input: x, gradOutput: dy, gamma: gamma, savedMean: sm, savedInvStd: si, gradInput: dx,
-                                     gradGamma: dg, gradBeta: db, activation: rectify ? .relu : .identity, sync: nil)
+                                     gradGamma: dg, gradBeta: db, activation: rectify ? .relu : .identity)
 
         var yRef = [Double](), dxRef = [Double](), dgRef = [Double](), dbRef = [Double](), rmRef = [Double](), rvRef = [Double]()
         // The gradients are sums whose terms can be far larger than the result (a rectified channel of a

@@ -24,14 +24,11 @@ public protocol NeuralPrimitives: AnyObject {
     // `activation`: normalise act(x) instead of x, and take the input gradient through it. This is an
     // activation directly before the batch norm folded into its passes (see `Stage`): it saves a full
     // read and write of the tensor in each direction. `.identity` is the plain batch norm.
-    // `sync`: the batch is shared out over processes (a synchronised batch norm): the first stage's
-    // per-channel sums go through it, so statistics and gradients are the global batch's.
     /// Normalises with batch statistics, saves mean and 1/σ for backward, and updates running
     /// statistics as PyTorch does (momentum, unbiased variance).
     func batchNormTrainingForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
                                   runningVar: Tensor, savedMean: Tensor, savedInvStd: Tensor,
-                                  output: Tensor, momentum: Float, epsilon: Float, activation: Activation,
-                                  sync: BatchNormSync?) throws
+                                  output: Tensor, momentum: Float, epsilon: Float, activation: Activation) throws
     /// Normalises with the running statistics.
     func batchNormInferenceForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
                                    runningVar: Tensor, output: Tensor, epsilon: Float, activation: Activation) throws
@@ -39,7 +36,26 @@ public protocol NeuralPrimitives: AnyObject {
     /// `finishGradients`).
     func batchNormBackward(input: Tensor, gradOutput: Tensor, gamma: Tensor, savedMean: Tensor,
                            savedInvStd: Tensor, gradInput: Tensor, gradGamma: Tensor, gradBeta: Tensor,
-                           activation: Activation, sync: BatchNormSync?) throws
+                           activation: Activation) throws
+
+    // MARK: Batch norm over a batch shared out over processes (`--sync-bn`), in its two stages
+    // Each stage-one sum is taken so that its rounding does not depend on how the batch is split
+    // (in doubles, or per image and added in doubles), and comes back to the host, where the caller
+    // adds the other processes' (`BatchNormSync`) before the second stage.
+    /// Per channel the raw moments [count, Σ act(x), Σ act(x)²] of this process's images.
+    func batchNormMoments(input: Tensor, activation: Activation) throws -> [Double]
+    /// The training forward's second stage with the whole batch's `moments` (as `batchNormMoments` gives).
+    func batchNormNormalize(input: Tensor, moments: [Double], gamma: Tensor, beta: Tensor, runningMean: Tensor,
+                            runningVar: Tensor, savedMean: Tensor, savedInvStd: Tensor, output: Tensor,
+                            momentum: Float, epsilon: Float, activation: Activation) throws
+    /// Per channel [Σ dy, Σ dy·x̂] of this process's images; γ's and β's gradients are written from them
+    /// (complete after `finishGradients`).
+    func batchNormGradientSums(input: Tensor, gradOutput: Tensor, savedMean: Tensor, savedInvStd: Tensor,
+                               gradGamma: Tensor, gradBeta: Tensor, activation: Activation) throws -> [Double]
+    /// The input gradient from the whole batch's `sums` (as `batchNormGradientSums` gives, in this
+    /// process's scale: divided by this process's element count they are the means it needs).
+    func batchNormBackwardData(input: Tensor, gradOutput: Tensor, sums: [Double], gamma: Tensor, savedMean: Tensor,
+                               savedInvStd: Tensor, gradInput: Tensor, activation: Activation) throws
 
     // MARK: Pooling (per plane; floor mode; average pooling counts padding, as PyTorch's default)
     /// `argmax` (int32, shaped like output) records the winning input offset within each plane.
@@ -91,8 +107,6 @@ public struct BatchNormForward {
     public let momentum: Float, epsilon: Float
     /// An activation between the convolution and the batch norm, folded in (see `batchNormTrainingForward`).
     public let activation: Activation
-    /// Set when a synchronised batch norm shares the statistics over processes.
-    public var sync: BatchNormSync? = nil
 }
 
 /// The tensors of a batch norm's backward, when a convolution's backward runs it (`conv2dBackward`).
@@ -102,8 +116,6 @@ public struct BatchNormBackward {
     public let gamma: Tensor, savedMean: Tensor, savedInvStd: Tensor
     public let gradGamma: Tensor, gradBeta: Tensor
     public let activation: Activation
-    /// Set when a synchronised batch norm shares the statistics over processes.
-    public var sync: BatchNormSync? = nil
 }
 
 extension Device {
@@ -112,8 +124,7 @@ extension Device {
     func composedForward(_ output: Tensor, _ n: BatchNormForward) throws {
         try batchNormTrainingForward(input: output, gamma: n.gamma, beta: n.beta, runningMean: n.runningMean,
                                      runningVar: n.runningVar, savedMean: n.savedMean, savedInvStd: n.savedInvStd,
-                                     output: n.output, momentum: n.momentum, epsilon: n.epsilon, activation: n.activation,
-                                     sync: n.sync)
+                                     output: n.output, momentum: n.momentum, epsilon: n.epsilon, activation: n.activation)
     }
 
     /// The batch norm's input gradient into `scratch`, which then serves as the convolution's output gradient.
@@ -121,7 +132,7 @@ extension Device {
         let g = try scratch.tensor(n.input.shape, on: self)
         try batchNormBackward(input: n.input, gradOutput: gradOutput, gamma: n.gamma, savedMean: n.savedMean,
                               savedInvStd: n.savedInvStd, gradInput: g, gradGamma: n.gradGamma, gradBeta: n.gradBeta,
-                              activation: n.activation, sync: n.sync)
+                              activation: n.activation)
         return g
     }
 }

@@ -100,10 +100,14 @@ extension Device {
                   + [n.gamma, n.savedMean, n.savedInvStd, n.gradGamma, n.gradBeta].map { Argument(name: "statistics", tensor: $0, shape: [y[0]]) })
     }
 
-    /// Batch norm: `same` shaped like the input, `vectors` [C].
-    func checkBatchNorm(_ call: String, input: Tensor, same: [(String, Tensor)], vectors: [(String, Tensor)]) throws {
+    /// Batch norm: `same` shaped like the input, `vectors` [C]; `moments`, host sums of `per` values per channel.
+    func checkBatchNorm(_ call: String, input: Tensor, same: [(String, Tensor)], vectors: [(String, Tensor)],
+                        moments: (count: Int, per: Int)? = nil) throws {
         let x = try activation(call, "input", input)
         try check(call, same.map { Argument(name: $0.0, tensor: $0.1, shape: x) } + vectors.map { Argument(name: $0.0, tensor: $0.1, shape: [x[0]]) })
+        if let moments, moments.count != moments.per * x[0] {
+            throw KilnError("\(call): \(moments.count) sums, expected \(moments.per) for each of \(x[0]) channels")
+        }
     }
 
     /// Pooling: `input` and `output` (or their gradients) through the window, `argmax` shaped like the output.

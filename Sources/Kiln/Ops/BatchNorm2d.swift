@@ -55,7 +55,8 @@ public final class BatchNorm2d: Layer {
     private let device: Device
     /// The last training forward's batch mean and 1/σ, which backward (and parity's tolerances) read.
     let savedMean: Tensor, savedInvStd: Tensor
-    /// Set by a data-parallel `Trainer` with `--sync-bn`: statistics over every rank's shard.
+    /// Set by a data-parallel `Trainer` with `--sync-bn`: statistics over every rank's shard, added up
+    /// between the primitives' two stages.
     var sync: BatchNormSync?
     let output = TensorSlot()
     private let gradInput = TensorSlot()
@@ -88,10 +89,18 @@ public final class BatchNorm2d: Layer {
         let (gamma, beta) = (parameters[0].value, parameters[1].value)
         switch context.mode {
         case .training:
-            try device.batchNormTrainingForward(input: input, gamma: gamma, beta: beta, runningMean: runningMean,
-                                                runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd,
-                                                output: y, momentum: Self.momentum, epsilon: Self.epsilon,
-                                                activation: inputActivation, sync: sync)
+            if let sync {
+                var moments = try device.batchNormMoments(input: input, activation: inputActivation)
+                try sync.reduceMoments(&moments)
+                try device.batchNormNormalize(input: input, moments: moments, gamma: gamma, beta: beta, runningMean: runningMean,
+                                              runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd, output: y,
+                                              momentum: Self.momentum, epsilon: Self.epsilon, activation: inputActivation)
+            } else {
+                try device.batchNormTrainingForward(input: input, gamma: gamma, beta: beta, runningMean: runningMean,
+                                                    runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd,
+                                                    output: y, momentum: Self.momentum, epsilon: Self.epsilon,
+                                                    activation: inputActivation)
+            }
             batchesTracked.value += 1
         case .inference:
             try device.batchNormInferenceForward(input: input, gamma: gamma, beta: beta, runningMean: runningMean,
@@ -106,24 +115,32 @@ public final class BatchNorm2d: Layer {
         batchesTracked.value += 1
         return BatchNormForward(gamma: parameters[0].value, beta: parameters[1].value, runningMean: runningMean,
                                 runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd, output: y,
-                                momentum: Self.momentum, epsilon: Self.epsilon, activation: inputActivation, sync: sync)
+                                momentum: Self.momentum, epsilon: Self.epsilon, activation: inputActivation)
     }
 
     /// The backward's tensors, for a convolution that runs it; `input` is the convolution's output.
     func backward(input: Tensor) -> BatchNormBackward {
         BatchNormBackward(input: input, gamma: parameters[0].value, savedMean: savedMean, savedInvStd: savedInvStd,
-                          gradGamma: parameters[0].gradient, gradBeta: parameters[1].gradient, activation: inputActivation,
-                          sync: sync)
+                          gradGamma: parameters[0].gradient, gradBeta: parameters[1].gradient, activation: inputActivation)
     }
 
     public func backward(_ gradOutput: Tensor, needInputGradient: Bool) throws -> Tensor? {
         guard let input else { throw KilnError("BatchNorm2d.backward called before forward") }
         // The input gradient falls out of the same pass as γ's and β's, so it is always computed.
         let dx = try gradInput.tensor(input.shape, on: device)
-        try device.batchNormBackward(input: input, gradOutput: gradOutput, gamma: parameters[0].value,
-                                     savedMean: savedMean, savedInvStd: savedInvStd, gradInput: dx,
-                                     gradGamma: parameters[0].gradient, gradBeta: parameters[1].gradient,
-                                     activation: inputActivation, sync: sync)
+        let (gamma, gradGamma, gradBeta) = (parameters[0].value, parameters[0].gradient, parameters[1].gradient)
+        if let sync {
+            var sums = try device.batchNormGradientSums(input: input, gradOutput: gradOutput, savedMean: savedMean,
+                                                        savedInvStd: savedInvStd, gradGamma: gradGamma, gradBeta: gradBeta,
+                                                        activation: inputActivation)
+            try sync.reduceGradientSums(&sums)
+            try device.batchNormBackwardData(input: input, gradOutput: gradOutput, sums: sums, gamma: gamma, savedMean: savedMean,
+                                             savedInvStd: savedInvStd, gradInput: dx, activation: inputActivation)
+        } else {
+            try device.batchNormBackward(input: input, gradOutput: gradOutput, gamma: gamma, savedMean: savedMean,
+                                         savedInvStd: savedInvStd, gradInput: dx, gradGamma: gradGamma, gradBeta: gradBeta,
+                                         activation: inputActivation)
+        }
         return needInputGradient ? dx : nil
     }
 }

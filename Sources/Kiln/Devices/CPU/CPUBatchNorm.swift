@@ -2,39 +2,32 @@
 extension CPUDevice {
     public func batchNormTrainingForward(input: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor,
                                          runningVar: Tensor, savedMean: Tensor, savedInvStd: Tensor,
-                                         output: Tensor, momentum: Float, epsilon: Float, activation: Activation,
-                                         sync: BatchNormSync?) throws {
+                                         output: Tensor, momentum: Float, epsilon: Float, activation: Activation) throws {
         try checkBatchNorm("batchNormTrainingForward", input: input, same: [("output", output)],
                            vectors: [("gamma", gamma), ("beta", beta), ("runningMean", runningMean), ("runningVar", runningVar),
                                      ("savedMean", savedMean), ("savedInvStd", savedInvStd)])
-        let row = input.rowLength, channels = input.channels
-        let (x, y, g, b) = (floats(input), floats(output), floats(gamma), floats(beta))
-        let (rm, rv, sm, si) = (floats(runningMean), floats(runningVar), floats(savedMean), floats(savedInvStd))
-        /// Channel c's mean and m2 (squared deviations) in two passes: stable where E[x²]−E[x]² is not.
-        func statistics(_ c: Int) -> (mean: Float, m2: Float) {
-            let mean = Reduce.sum(x + c * row, row, activation: activation) / Float(row)
-            return (mean, Reduce.squaredDeviations(x + c * row, row, mean: mean, activation: activation))
+        let row = input.rowLength, x = floats(input)
+        let norm = Normalization(self, input, gamma, beta, runningMean, runningVar, savedMean, savedInvStd, output, momentum,
+                                 epsilon, activation)
+        // Both stages per channel while its row is in cache. Mean and m2 (squared deviations) in two
+        // passes: stable where E[x²]−E[x]² is not.
+        parallel.chunks(input.channels) {
+            for c in $0 {
+                let mean = Reduce.sum(x + c * row, row, activation: activation) / Float(row)
+                norm.apply(c, count: Float(row), mean: mean,
+                           m2: Reduce.squaredDeviations(x + c * row, row, mean: mean, activation: activation))
+            }
         }
-        func normalize(_ c: Int, count: Float, mean: Float, m2: Float) {
-            let variance = m2 / count, invStd = 1 / (variance + epsilon).squareRoot()
-            let scale = g[c] * invStd, shift = b[c] - mean * scale
-            Self.affine(x + c * row, y + c * row, row, scale: scale, shift: shift, activation: activation)
-            sm[c] = mean
-            si[c] = invStd
-            let unbiased = count > 1 ? variance * count / (count - 1) : variance
-            rm[c] = (1 - momentum) * rm[c] + momentum * mean
-            rv[c] = (1 - momentum) * rv[c] + momentum * unbiased
-        }
-        guard let sync else {
-            // Both stages per channel while its row is in cache.
-            parallel.chunks(channels) { for c in $0 { let s = statistics(c); normalize(c, count: Float(row), mean: s.mean, m2: s.m2) } }
-            return
-        }
-        // Raw moments summed in doubles: float sums over a long row drift by some 1e-5 (relative), by an
-        // amount that depends on how the batch is shared out, and training amplifies the difference.
-        var moments = [Double](repeating: 0, count: 3 * channels)
+    }
+
+    /// Raw moments summed in doubles: float sums over a long row drift by some 1e-5 (relative), by an
+    /// amount that depends on how the batch is shared out, and training amplifies the difference.
+    public func batchNormMoments(input: Tensor, activation: Activation) throws -> [Double] {
+        try checkBatchNorm("batchNormMoments", input: input, same: [], vectors: [])
+        let row = input.rowLength, x = floats(input)
+        var moments = [Double](repeating: 0, count: 3 * input.channels)
         moments.withUnsafeMutableBufferPointer { p in
-            parallel.chunks(channels) {
+            parallel.chunks(input.channels) {
                 for c in $0 {
                     let n = Double(row), sum = Reduce.preciseSum(x + c * row, row, activation: activation), mean = sum / n
                     let m2 = Reduce.preciseSquaredDeviations(x + c * row, row, mean: mean, activation: activation)
@@ -42,12 +35,50 @@ extension CPUDevice {
                 }
             }
         }
-        try sync.reduceMoments(&moments)
-        parallel.chunks(channels) {
+        return moments
+    }
+
+    public func batchNormNormalize(input: Tensor, moments: [Double], gamma: Tensor, beta: Tensor, runningMean: Tensor,
+                                   runningVar: Tensor, savedMean: Tensor, savedInvStd: Tensor, output: Tensor,
+                                   momentum: Float, epsilon: Float, activation: Activation) throws {
+        try checkBatchNorm("batchNormNormalize", input: input, same: [("output", output)],
+                           vectors: [("gamma", gamma), ("beta", beta), ("runningMean", runningMean), ("runningVar", runningVar),
+                                     ("savedMean", savedMean), ("savedInvStd", savedInvStd)], moments: (moments.count, 3))
+        let norm = Normalization(self, input, gamma, beta, runningMean, runningVar, savedMean, savedInvStd, output, momentum,
+                                 epsilon, activation)
+        parallel.chunks(input.channels) {
             for c in $0 {
-                let n = moments[3 * c], mean = moments[3 * c + 1] / n, m2 = max(0, moments[3 * c + 2] - n * mean * mean)
-                normalize(c, count: Float(n), mean: Float(mean), m2: Float(m2))
+                let s = BatchNormMoments.statistics(moments, c)
+                norm.apply(c, count: Float(s.count), mean: Float(s.mean), m2: Float(s.m2))
             }
+        }
+    }
+
+    /// The second stage of a training forward, per channel, from the channel's count, mean and m2.
+    private struct Normalization {
+        let x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, g: UnsafeMutablePointer<Float>
+        let b: UnsafeMutablePointer<Float>, rm: UnsafeMutablePointer<Float>, rv: UnsafeMutablePointer<Float>
+        let sm: UnsafeMutablePointer<Float>, si: UnsafeMutablePointer<Float>
+        let row: Int, momentum: Float, epsilon: Float, activation: Activation
+
+        init(_ d: CPUDevice, _ input: Tensor, _ gamma: Tensor, _ beta: Tensor, _ runningMean: Tensor, _ runningVar: Tensor,
+             _ savedMean: Tensor, _ savedInvStd: Tensor, _ output: Tensor, _ momentum: Float, _ epsilon: Float,
+             _ activation: Activation) {
+            (x, y, g, b) = (d.floats(input), d.floats(output), d.floats(gamma), d.floats(beta))
+            (rm, rv, sm, si) = (d.floats(runningMean), d.floats(runningVar), d.floats(savedMean), d.floats(savedInvStd))
+            (row, self.momentum, self.epsilon, self.activation) = (input.rowLength, momentum, epsilon, activation)
+        }
+
+        /// Normalises channel c, saves its mean and 1/σ, and updates its running statistics as PyTorch does.
+        func apply(_ c: Int, count: Float, mean: Float, m2: Float) {
+            let variance = m2 / count, invStd = 1 / (variance + epsilon).squareRoot()
+            let scale = g[c] * invStd, shift = b[c] - mean * scale
+            CPUDevice.affine(x + c * row, y + c * row, row, scale: scale, shift: shift, activation: activation)
+            sm[c] = mean
+            si[c] = invStd
+            let unbiased = count > 1 ? variance * count / (count - 1) : variance
+            rm[c] = (1 - momentum) * rm[c] + momentum * mean
+            rv[c] = (1 - momentum) * rv[c] + momentum * unbiased
         }
     }
 
@@ -68,39 +99,32 @@ extension CPUDevice {
 
     public func batchNormBackward(input: Tensor, gradOutput: Tensor, gamma: Tensor, savedMean: Tensor,
                                   savedInvStd: Tensor, gradInput: Tensor, gradGamma: Tensor, gradBeta: Tensor,
-                                  activation: Activation, sync: BatchNormSync?) throws {
+                                  activation: Activation) throws {
         try checkBatchNorm("batchNormBackward", input: input, same: [("gradOutput", gradOutput), ("gradInput", gradInput)],
                            vectors: [("gamma", gamma), ("savedMean", savedMean), ("savedInvStd", savedInvStd), ("gradGamma", gradGamma), ("gradBeta", gradBeta)])
-        let row = input.rowLength, channels = input.channels
-        let (x, dy, dx, g) = (floats(input), floats(gradOutput), floats(gradInput), floats(gamma))
+        let row = input.rowLength, (x, dy) = (floats(input), floats(gradOutput))
         let (sm, si, dg, db) = (floats(savedMean), floats(savedInvStd), floats(gradGamma), floats(gradBeta))
-        /// β's and γ's gradients: Σ dy and Σ dy·x̂ over channel c.
-        func sums(_ c: Int) {
-            db[c] = Reduce.sum(dy + c * row, row)
-            dg[c] = Reduce.dotCentered(dy + c * row, x + c * row, row, mean: sm[c], activation: activation) * si[c]
-        }
-        // dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy·x̂))
-        func inputGradient(_ c: Int, meanDy: Float, meanDyXhat: Float) {
-            let (xc, dyc, dxc) = (x + c * row, dy + c * row, dx + c * row)
-            let mean = sm[c], invStd = si[c], k = g[c] * invStd
-            // A folded activation: the gradient goes through it as in `activationBackward`.
-            for i in 0..<row {
-                let xhat = (activation.apply(xc[i]) - mean) * invStd
-                let d = k * (dyc[i] - meanDy - xhat * meanDyXhat)
-                dxc[i] = activation.gradient(d, at: xc[i])
+        let data = InputGradient(self, input, gradOutput, gamma, savedMean, savedInvStd, gradInput, activation)
+        parallel.chunks(input.channels) {
+            for c in $0 {
+                // β's and γ's gradients, Σ dy and Σ dy·x̂, then the input gradient from them.
+                db[c] = Reduce.sum(dy + c * row, row)
+                dg[c] = Reduce.dotCentered(dy + c * row, x + c * row, row, mean: sm[c], activation: activation) * si[c]
+                data.apply(c, meanDy: db[c] / Float(row), meanDyXhat: dg[c] / Float(row))
             }
         }
-        guard let sync else {
-            parallel.chunks(channels) {
-                for c in $0 { sums(c); inputGradient(c, meanDy: db[c] / Float(row), meanDyXhat: dg[c] / Float(row)) }
-            }
-            return
-        }
-        // Summed in doubles, as the forward's moments. γ's and β's gradients stay this process's own (the
-        // data-parallel average adds them up); the input gradient takes the global batch's sums.
-        var global = [Double](repeating: 0, count: 2 * channels)
-        global.withUnsafeMutableBufferPointer { p in
-            parallel.chunks(channels) {
+    }
+
+    /// Summed in doubles, as the moments; γ's and β's gradients are this process's own sums.
+    public func batchNormGradientSums(input: Tensor, gradOutput: Tensor, savedMean: Tensor, savedInvStd: Tensor,
+                                      gradGamma: Tensor, gradBeta: Tensor, activation: Activation) throws -> [Double] {
+        try checkBatchNorm("batchNormGradientSums", input: input, same: [("gradOutput", gradOutput)],
+                           vectors: [("savedMean", savedMean), ("savedInvStd", savedInvStd), ("gradGamma", gradGamma), ("gradBeta", gradBeta)])
+        let row = input.rowLength, (x, dy) = (floats(input), floats(gradOutput))
+        let (sm, si, dg, db) = (floats(savedMean), floats(savedInvStd), floats(gradGamma), floats(gradBeta))
+        var sums = [Double](repeating: 0, count: 2 * input.channels)
+        sums.withUnsafeMutableBufferPointer { p in
+            parallel.chunks(input.channels) {
                 for c in $0 {
                     p[2 * c] = Reduce.preciseSum(dy + c * row, row)
                     p[2 * c + 1] = Reduce.preciseDotCentered(dy + c * row, x + c * row, row, mean: sm[c], activation: activation) * Double(si[c])
@@ -108,15 +132,47 @@ extension CPUDevice {
                 }
             }
         }
-        try sync.reduceGradientSums(&global)
-        let n = Double(row)
-        parallel.chunks(channels) { for c in $0 { inputGradient(c, meanDy: Float(global[2 * c] / n), meanDyXhat: Float(global[2 * c + 1] / n)) } }
+        return sums
+    }
+
+    public func batchNormBackwardData(input: Tensor, gradOutput: Tensor, sums: [Double], gamma: Tensor, savedMean: Tensor,
+                                      savedInvStd: Tensor, gradInput: Tensor, activation: Activation) throws {
+        try checkBatchNorm("batchNormBackwardData", input: input, same: [("gradOutput", gradOutput), ("gradInput", gradInput)],
+                           vectors: [("gamma", gamma), ("savedMean", savedMean), ("savedInvStd", savedInvStd)], moments: (sums.count, 2))
+        let data = InputGradient(self, input, gradOutput, gamma, savedMean, savedInvStd, gradInput, activation)
+        let n = Double(input.rowLength)
+        parallel.chunks(input.channels) { for c in $0 { data.apply(c, meanDy: Float(sums[2 * c] / n), meanDyXhat: Float(sums[2 * c + 1] / n)) } }
+    }
+
+    /// dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy·x̂)) per channel, through a folded activation as in
+    /// `activationBackward`.
+    private struct InputGradient {
+        let x: UnsafeMutablePointer<Float>, dy: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>
+        let g: UnsafeMutablePointer<Float>, sm: UnsafeMutablePointer<Float>, si: UnsafeMutablePointer<Float>
+        let row: Int, activation: Activation
+
+        init(_ d: CPUDevice, _ input: Tensor, _ gradOutput: Tensor, _ gamma: Tensor, _ savedMean: Tensor, _ savedInvStd: Tensor,
+             _ gradInput: Tensor, _ activation: Activation) {
+            (x, dy, dx) = (d.floats(input), d.floats(gradOutput), d.floats(gradInput))
+            (g, sm, si) = (d.floats(gamma), d.floats(savedMean), d.floats(savedInvStd))
+            (row, self.activation) = (input.rowLength, activation)
+        }
+
+        func apply(_ c: Int, meanDy: Float, meanDyXhat: Float) {
+            let (xc, dyc, dxc) = (x + c * row, dy + c * row, dx + c * row)
+            let mean = sm[c], invStd = si[c], k = g[c] * invStd
+            for i in 0..<row {
+                let xhat = (activation.apply(xc[i]) - mean) * invStd
+                let d = k * (dyc[i] - meanDy - xhat * meanDyXhat)
+                dxc[i] = activation.gradient(d, at: xc[i])
+            }
+        }
     }
 
     /// y = x·scale + shift over one channel's row (of act(x)).
     @inline(__always)
-    private static func affine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
-                               scale: Float, shift: Float, activation: Activation) {
+    fileprivate static func affine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
+                                   scale: Float, shift: Float, activation: Activation) {
         for i in 0..<count { y[i] = activation.apply(x[i]) * scale + shift }
     }
 }

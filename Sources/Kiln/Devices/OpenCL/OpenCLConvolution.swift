@@ -19,8 +19,7 @@ extension OpenCLDevice {
         let launch = rowLaunch(g, channels: output.channels, rows: output.batch * output.height, width: output.width)
         // On a GPU, with a batch norm after it, each work-group also writes its outputs' (count, mean, m2)
         // per channel. A CPU device runs the batch norm on its own (see Kernels/convolution.cl).
-        // A synchronised batch norm needs per-image partials (see `batchNormSlices`), not the work-groups'.
-        let fused = shape == .gpu && normalization?.sync == nil ? normalization : nil
+        let fused = shape == .gpu ? normalization : nil
         let groups = launch.padded / elementGroup
         let statistics = try fused.map { _ in try partialScratch(3 * output.channels * groups) }
         try enqueue("conv_forward", global: launch.items, local: elementGroup,
