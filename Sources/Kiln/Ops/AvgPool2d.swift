@@ -1,6 +1,6 @@
 /// Average pooling, as `nn.AvgPool2d` (floor mode, padding counted). JSON: `{"type": "avgpool2d", "kernel": 2}`
 /// (stride defaults to the kernel, padding to 0).
-public struct AvgPool2dOp: Op {
+public struct AvgPool2dOp: WindowPooling {
     public static let typeNames = ["avgpool2d"]
     public static var examples: [(layer: LayerSpec, input: ImageShape)] {
         [(.avgPool2d(WindowGeometry(kernel: 3, stride: 2, padding: 1)), ImageShape(channels: 3, size: 5))]
@@ -8,14 +8,10 @@ public struct AvgPool2dOp: Op {
     public var geometry: WindowGeometry
 
     public init(_ geometry: WindowGeometry) { self.geometry = geometry }
-    public init(_ f: SpecFields) throws { geometry = try poolingGeometry(f) }
+    public init(_ f: SpecFields) throws { geometry = try Self.geometry(f) }
 
     public var typeName: String { "avgpool2d" }
     public var torchName: String { "AvgPool2d" }
-    public func encode(to fields: SpecWriter) throws { try fields.set(geometry) }
-    public func outputShape(_ input: ImageShape) throws -> ImageShape { try poolingOutput(geometry, input) }
-    public func window(_ input: ImageShape) -> (kernel: Int, stride: Int)? { (geometry.kernel, geometry.stride) }
-    public func reductionLength(_ input: ImageShape, _ output: ImageShape, batch: Int) -> Int { geometry.kernel * geometry.kernel }
     public func makeLayer(_ context: LayerContext) throws -> Layer { AvgPool2d(device: context.device, geometry: geometry) }
     public func exportNode(_ input: ImageShape) -> ExportNode? {
         ExportNode("AveragePool", layout: .image, attributes: ExportNode.window(geometry) + [.int("count_include_pad", 1)])
