@@ -16,7 +16,7 @@ trap 'rm -rf "$work"' EXIT
 failed=0
 started=$SECONDS
 for shape in gpu cpu; do
-    for model in lean8k tiny5k strided12k ref18k; do
+    for model in lean8k tiny5k strided12k ref18k res8k; do
         t=$SECONDS
         # rusticl warns on stderr about kernels it compiles ("MESA: warning: …"); only Kiln's lines count.
         if "$KILN" parity --model "$model" --device "$device" --launch-shape "$shape" --batch-size 5 --steps 2 --quiet \

@@ -125,7 +125,7 @@ fi
 export CUDA_CACHE_PATH=$outdir/nvidia-cache
 
 # ---- What to run: the field run, or the dry run's tiny version of each part.
-presets=(lean8k tiny5k ref18k strided12k)
+presets=(lean8k tiny5k ref18k strided12k res8k)
 shape=${KILN_FIELD_LAUNCH_SHAPE:-auto}
 if [ "$dry" = 1 ]; then
     presets=(lean8k)

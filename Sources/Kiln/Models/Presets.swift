@@ -6,13 +6,13 @@ public enum Presets {
     public static let defaultName = "lean8k"
     /// The peak learning rate of a preset's recipe where it is not the default (`TrainingOptions`' 0.3):
     /// what `kiln train` and `kiln sweep` use when no `--lr` is given.
-    public static let learningRates: [String: Float] = ["tiny5k": 0.2]
+    public static let learningRates: [String: Float] = ["tiny5k": 0.2, "res8k": 0.4]
 
     /// The presets' names, for help texts.
     public static var names: String { all.keys.sorted().joined(separator: ", ") }
 
     public static let all: [String: ModelSpec] = {
-        let texts = ["lean8k": lean8k, "tiny5k": tiny5k, "ref18k": ref18k, "strided12k": strided12k]
+        let texts = ["lean8k": lean8k, "tiny5k": tiny5k, "ref18k": ref18k, "strided12k": strided12k, "res8k": res8k]
         return texts.mapValues { try! ModelSpec(json: Data($0.utf8), source: "preset") }
     }()
 
@@ -45,6 +45,26 @@ public enum Presets {
       {"type": "conv2d", "out": 12, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
       {"type": "conv2d", "out": 12, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
       {"type": "conv2d", "out": 12, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "globalavgpool"},
+      {"type": "conv2d", "out": 10, "kernel": 1, "bias": false},
+      {"type": "logsoftmax"}]}
+    """
+
+    /// The residual preset: lean8k's layers and 7,416 parameters, its last two convolutions each the
+    /// body of a residual block whose shortcut is a 3x3 average (the unpadded convolution's window, so
+    /// the sum keeps lean8k's sizes, 8x8 then 6x6). With its recipe (the defaults with a peak lr of 0.4)
+    /// it holds 99.4% over the last 3 of 15 epochs on seeds 1 and 2.
+    static let res8k = """
+    {"name": "res8k", "input": [1, 28, 28], "layers": [
+      {"type": "conv2d", "out": 8, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "conv2d", "out": 16, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "maxpool2d", "kernel": 2},
+      {"type": "conv2d", "out": 8, "kernel": 1, "bias": false},
+      {"type": "conv2d", "out": 16, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"},
+      {"type": "residual", "body": [{"type": "conv2d", "out": 16, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"}],
+       "shortcut": [{"type": "avgpool2d", "kernel": 3, "stride": 1}]},
+      {"type": "residual", "body": [{"type": "conv2d", "out": 16, "kernel": 3, "bias": false}, {"type": "relu"}, {"type": "batchnorm2d"}],
+       "shortcut": [{"type": "avgpool2d", "kernel": 3, "stride": 1}]},
       {"type": "globalavgpool"},
       {"type": "conv2d", "out": 10, "kernel": 1, "bias": false},
       {"type": "logsoftmax"}]}
