@@ -119,13 +119,30 @@ mkdir -p folder
 expect_error "--save onto a folder" "folder" "$KILN" train "${quick[@]}" --epochs 1 --save folder
 expect_error "--save where nothing can be written" "/proc" "$KILN" train "${quick[@]}" --epochs 1 --save /proc/kiln.safetensors
 expect_error "parity --json into a missing folder" "--json nowhere/p.json" "$KILN" parity --json nowhere/p.json
-expect_error "--save and --log the same file" "--save and --log" "$KILN" train "${quick[@]}" --epochs 1 --save same --log same
+expect_error "--save and --log the same file" "the same file as --save" "$KILN" train "${quick[@]}" --epochs 1 --save same --log same
 expect_error "a diverging run" "diverged" "$KILN" train "${quick[@]}" --epochs 2 --lr 1e9 --save good.safetensors --log run.jsonl
 expect_same good.safetensors "$good" "a diverging run"
 expect_error "--resume with another learning rate" "--lr" "$KILN" train --resume good.safetensors --epochs 2 --lr 0.5
 expect_error "--resume with another --train-limit" "--train-limit" "$KILN" train --resume good.safetensors --epochs 2 --train-limit 256
 expect_error "--resume past the epochs asked for" "already trained 1 epochs" "$KILN" train --resume good.safetensors --epochs 1
 expect_same good.safetensors "$good" "a refused resume"
+
+# Batch norm over one value per channel (after global pooling, a batch of 1) is refused, naming the layer.
+printf '%s' '{"input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 10, "kernel": 3}, {"type": "globalavgpool"},
+  {"type": "residual", "body": [{"type": "batchnorm2d"}]}, {"type": "logsoftmax"}]}' >onevalue.json
+expect_error "batch norm over one value per channel" "layer 2.body.0 (batchnorm2d): expected more than 1 value per channel" \
+    "$KILN" train "${quick[@]}" --model onevalue.json --batch-size 1 --epochs 1
+
+# An output that names the command's own input (directly or through a link) is refused; the input stays.
+"$KILN" train "${quick[@]}" --epochs 1 --log ok.jsonl >/dev/null 2>&1 || fail "a short run for the report cases" ""
+ln -sf good.safetensors link.safetensors
+log_sum=$(sha256sum <ok.jsonl)
+expect_error "export --onnx onto its --checkpoint" "the same file as --checkpoint" "$KILN" export --checkpoint good.safetensors --onnx good.safetensors
+expect_error "eval --outputs onto its --checkpoint, through a link" "the same file as --checkpoint" "$KILN" eval --checkpoint good.safetensors --outputs link.safetensors --device cpu
+expect_error "report --out onto its --checkpoint" "the same file as --checkpoint" "$KILN" report ok.jsonl --checkpoint good.safetensors --out good.safetensors
+expect_error "report --out onto its run report" "the same file as the run report" "$KILN" report ok.jsonl --out ok.jsonl
+expect_same good.safetensors "$good" "an output naming its input"
+expect_same ok.jsonl "$log_sum" "report --out naming its run"
 
 # Ctrl-C mid-run: exit 130, the last checkpoint whole, and how to resume.
 cases=$((cases + 1))

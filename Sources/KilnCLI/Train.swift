@@ -71,9 +71,7 @@ struct Train: ParsableCommand {
         if let shift, !(shift >= 0 && shift <= 28) { throw ValidationError("--shift must be between 0 and 28 pixels") }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
         if let stepSize, stepSize < 1 { throw ValidationError("--step-size must be at least 1") }
-        if let save, let log, URL(fileURLWithPath: save).standardizedFileURL == URL(fileURLWithPath: log).standardizedFileURL {
-            throw ValidationError("--save and --log name the same file")
-        }
+        if let save, let log { try checkNotAnInput(log, flag: "--log", inputs: [(save, "--save")]) }
         if let resume, !givenRunOptions.isEmpty {
             throw ValidationError("--resume \(resume) continues with the options saved in it; drop \(givenRunOptions.joined(separator: ", ")) "
                                   + "(or start a new run)")
@@ -204,6 +202,15 @@ extension Train {
             throw KilnError("--resume: the run trained on \(folder), not \(given)")
         }
         return try Dataset.load(folder: folder, trainLimit: saved.trainLimit, normalization: saved.normalization)
+    }
+}
+
+/// Refuses an output a command would write over one of its own inputs (`inputs`: path and what names it),
+/// comparing the files the paths resolve to, links followed: the command would destroy what it reads.
+func checkNotAnInput(_ path: String, flag: String, inputs: [(path: String, name: String)]) throws {
+    func resolved(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
+    if let input = inputs.first(where: { resolved($0.path) == resolved(path) }) {
+        throw KilnError("\(flag) \(path) is the same file as \(input.name): writing it would destroy that; name another file")
     }
 }
 
