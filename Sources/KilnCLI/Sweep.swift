@@ -68,10 +68,10 @@ struct Sweep: ParsableCommand {
         var problem: String?
     }
 
-    /// A run's name as a file name inside --out: only letters, digits, `-`, `_` and inner dots (a spec's
-    /// name could hold `../`), and unique in the sweep (two specs may share a name).
+    /// A run's name as a file name inside --out: only letters, digits, `-`, `_`, `+` and inner dots (a
+    /// spec's name could hold `../`), and unique in the sweep (two specs may share a name).
     static func fileName(_ name: String, taken: inout Set<String>) -> String {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_+.")
         var safe = String(name.map { allowed.contains($0) ? $0 : "_" }.drop { $0 == "." })
         if safe.isEmpty { safe = "run" }
         var unique = safe, k = 1
