@@ -113,19 +113,91 @@ expect_error "a truncated checkpoint" "cut.safetensors" "$KILN" eval --checkpoin
 expect_error "a checkpoint on data of another size" "takes [1, 28, 28] images" "$KILN" eval --checkpoint good.safetensors --device cpu --data sizes
 expect_error "a missing checkpoint" "missing.safetensors" "$KILN" eval --checkpoint missing.safetensors --device cpu
 
+# Checkpoints whose contents training would have refused: loading refuses them too, and writes nothing.
+tamper() {  # tamper FROM TO WHAT: a copy of a checkpoint with one thing made wrong
+    python3 - "$@" <<'PY'
+import json, struct, sys
+src, dst, what = sys.argv[1:4]
+data = open(src, "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+header, body = json.loads(data[8:8 + n]), bytearray(data[8 + n:])
+meta = header["__metadata__"]
+def first(name, value):
+    at = header[name]["data_offsets"][0]
+    body[at:at + 4] = struct.pack("<f", value)
+def options(change):
+    o = json.loads(meta["kiln.options"]); change(o); meta["kiln.options"] = json.dumps(o)
+if what == "nan": first("0.weight", float("nan"))
+if what == "variance": first("2.running_var", -1.0)
+if what == "std": options(lambda o: o["normalization"].update(std=[0.0]))
+if what == "normalization": options(lambda o: o.pop("normalization"))
+if what == "logsoftmax":
+    spec = json.loads(meta["kiln.spec"]); spec["layers"].pop(); meta["kiln.spec"] = json.dumps(spec)
+text = json.dumps(header).encode()
+text += b" " * (-len(text) % 8)
+open(dst, "wb").write(struct.pack("<Q", len(text)) + text + bytes(body))
+PY
+}
+tamper good.safetensors nan.safetensors nan
+expect_error "a NaN weight" "tensor 0.weight holds nan" "$KILN" eval --checkpoint nan.safetensors --device cpu
+expect_error "export of a NaN weight" "tensor 0.weight holds nan" "$KILN" export --checkpoint nan.safetensors --onnx nan.onnx
+[ ! -e nan.onnx ] || fail "export wrote nan.onnx from a NaN weight" ""
+tamper good.safetensors variance.safetensors variance
+expect_error "a negative running variance" "negative variance" "$KILN" eval --checkpoint variance.safetensors --device cpu
+tamper good.safetensors std.safetensors std
+expect_error "a normalisation std of 0" "positive std" "$KILN" eval --checkpoint std.safetensors --device cpu
+tamper good.safetensors normalization.safetensors normalization
+expect_error "no normalisation" "no input normalisation" "$KILN" eval --checkpoint normalization.safetensors --device cpu
+tamper good.safetensors logsoftmax.safetensors logsoftmax
+{ printf 'P5 28 28 255\n'; head -c 784 /dev/zero; } >digit.pgm
+expect_error "a spec without its logsoftmax" "does not end in logsoftmax" "$KILN" predict --checkpoint logsoftmax.safetensors digit.pgm
+
 # --- Runs that would lose work ---
 expect_error "--save into a missing folder" "does not exist" "$KILN" train "${quick[@]}" --epochs 1 --save nowhere/x.safetensors
 mkdir -p folder
 expect_error "--save onto a folder" "folder" "$KILN" train "${quick[@]}" --epochs 1 --save folder
 expect_error "--save where nothing can be written" "/proc" "$KILN" train "${quick[@]}" --epochs 1 --save /proc/kiln.safetensors
 expect_error "parity --json into a missing folder" "--json nowhere/p.json" "$KILN" parity --json nowhere/p.json
-expect_error "--save and --log the same file" "--save and --log" "$KILN" train "${quick[@]}" --epochs 1 --save same --log same
+expect_error "--save and --log the same file" "the same file as --save" "$KILN" train "${quick[@]}" --epochs 1 --save same --log same
 expect_error "a diverging run" "diverged" "$KILN" train "${quick[@]}" --epochs 2 --lr 1e9 --save good.safetensors --log run.jsonl
 expect_same good.safetensors "$good" "a diverging run"
 expect_error "--resume with another learning rate" "--lr" "$KILN" train --resume good.safetensors --epochs 2 --lr 0.5
 expect_error "--resume with another --train-limit" "--train-limit" "$KILN" train --resume good.safetensors --epochs 2 --train-limit 256
 expect_error "--resume past the epochs asked for" "already trained 1 epochs" "$KILN" train --resume good.safetensors --epochs 1
 expect_same good.safetensors "$good" "a refused resume"
+
+# Batch norm over one value per channel (after global pooling, a batch of 1) is refused, naming the layer.
+printf '%s' '{"input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 10, "kernel": 3}, {"type": "globalavgpool"},
+  {"type": "residual", "body": [{"type": "batchnorm2d"}]}, {"type": "logsoftmax"}]}' >onevalue.json
+expect_error "batch norm over one value per channel" "layer 2.body.0 (batchnorm2d): expected more than 1 value per channel" \
+    "$KILN" train "${quick[@]}" --model onevalue.json --batch-size 1 --epochs 1
+
+# A resumed run saves to the checkpoint it resumed, and without --epochs aims at the resumed run's epochs.
+"$KILN" train "${quick[@]}" --epochs 1 --save resumed.safetensors >/dev/null 2>&1 || fail "a one-epoch run to resume" ""
+"$KILN" train --resume resumed.safetensors --epochs 2 >/dev/null 2>&1 || fail "resuming to epoch 2 without --save" ""
+expect_error "--resume of a finished run without --epochs" "already trained 2 epochs" "$KILN" train --resume resumed.safetensors
+
+# kiln sweep makes a run's file name from its spec's name: never outside --out, never one over another.
+mkdir -p sweep-specs
+printf '%s' '{"name": "../../escaped", "input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 10, "kernel": 28}, {"type": "logsoftmax"}]}' >sweep-specs/a.json
+cp sweep-specs/a.json sweep-specs/b.json
+cases=$((cases + 1))
+output=$("$KILN" sweep --model sweep-specs/a.json,sweep-specs/b.json --lr 0.1 --epochs 1 --last 1 --train-limit 128 --device cpu --threads 1 --out sweep-out 2>&1)
+if [ $? -ne 0 ] || ls ./*escaped* ../*escaped* >/dev/null 2>&1 || [ "$(ls sweep-out/*.jsonl 2>/dev/null | wc -l)" -ne 2 ]; then
+    fail "a sweep over two specs named ../../escaped" "$output
+$(ls sweep-out)"
+fi
+
+# An output that names the command's own input (directly or through a link) is refused; the input stays.
+"$KILN" train "${quick[@]}" --epochs 1 --log ok.jsonl >/dev/null 2>&1 || fail "a short run for the report cases" ""
+ln -sf good.safetensors link.safetensors
+log_sum=$(sha256sum <ok.jsonl)
+expect_error "export --onnx onto its --checkpoint" "the same file as --checkpoint" "$KILN" export --checkpoint good.safetensors --onnx good.safetensors
+expect_error "eval --outputs onto its --checkpoint, through a link" "the same file as --checkpoint" "$KILN" eval --checkpoint good.safetensors --outputs link.safetensors --device cpu
+expect_error "report --out onto its --checkpoint" "the same file as --checkpoint" "$KILN" report ok.jsonl --checkpoint good.safetensors --out good.safetensors
+expect_error "report --out onto its run report" "the same file as the run report" "$KILN" report ok.jsonl --out ok.jsonl
+expect_same good.safetensors "$good" "an output naming its input"
+expect_same ok.jsonl "$log_sum" "report --out naming its run"
 
 # Ctrl-C mid-run: exit 130, the last checkpoint whole, and how to resume.
 cases=$((cases + 1))

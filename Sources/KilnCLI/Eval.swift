@@ -24,7 +24,10 @@ struct Eval: ParsableCommand {
     }
 
     func run() throws {
-        if let outputs { try checkWritable(outputs, flag: "--outputs") }
+        if let outputs {
+            try checkWritable(outputs, flag: "--outputs")
+            try checkNotAnInput(outputs, flag: "--outputs", inputs: [(checkpoint, "--checkpoint")])
+        }
         let device = try deviceOptions.makeDevice()
         let saved = try Checkpoint(path: checkpoint)
         let model = try Model(spec: saved.spec, device: device, seed: 0)

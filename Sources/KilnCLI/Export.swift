@@ -18,6 +18,7 @@ struct Export: ParsableCommand {
 
     func run() throws {
         try checkWritable(onnx, flag: "--onnx")
+        try checkNotAnInput(onnx, flag: "--onnx", inputs: [(checkpoint, "--checkpoint")])
         let saved = try Checkpoint(path: checkpoint)
         let model = try Model(spec: saved.spec, device: CPUDevice(threads: 1), seed: 0)
         try saved.load(into: model)

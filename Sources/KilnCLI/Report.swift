@@ -33,6 +33,7 @@ struct Report: ParsableCommand {
 
     func run() throws {
         try checkWritable(out, flag: "--out")
+        try checkNotAnInput(out, flag: "--out", inputs: runs.map { ($0, "the run report \($0)") } + (checkpoint.map { [($0, "--checkpoint")] } ?? []))
         var page = RunReportPage(runs: try runs.flatMap(Self.reports))
         page.criterion = criterionOptions.criterion
         if let checkpoint {

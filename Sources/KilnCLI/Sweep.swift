@@ -68,18 +68,29 @@ struct Sweep: ParsableCommand {
         var problem: String?
     }
 
+    /// A run's name as a file name inside --out: only letters, digits, `-`, `_`, `+` and inner dots (a
+    /// spec's name could hold `../`), and unique in the sweep (two specs may share a name).
+    static func fileName(_ name: String, taken: inout Set<String>) -> String {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_+.")
+        var safe = String(name.map { allowed.contains($0) ? $0 : "_" }.drop { $0 == "." })
+        if safe.isEmpty { safe = "run" }
+        var unique = safe, k = 1
+        while !taken.insert(unique).inserted { k += 1; unique = "\(safe)-\(k)" }
+        return unique
+    }
+
     func run() throws {
         let specs = try models.map { try ModelSpec.named($0) }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         try checkWritable(out + "/summary.md", flag: "--out")
         let device = try deviceOptions.makeDevice()
         let data = try dataOptions.load(trainLimit: trainLimit)
-        var runs: [Run] = []
+        var runs: [Run] = [], taken: Set<String> = []
         for spec in specs {
             for batch in try batchSizes {
                 for rate in try learningRates(spec) {
                     for seed in try seedList {
-                        let name = "\(spec.name)-lr\(rate)-b\(batch)-s\(seed)"
+                        let name = Self.fileName("\(spec.name)-lr\(rate)-b\(batch)-s\(seed)", taken: &taken)
                         var run = Run(name: name, model: spec.name, parameters: try spec.parameterCount(), learningRate: rate,
                                       batchSize: batch, seed: seed)
                         var options = TrainingOptions()

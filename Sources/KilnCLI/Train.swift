@@ -11,8 +11,8 @@ struct Train: ParsableCommand {
     var model: String?
     @OptionGroup var deviceOptions: DeviceOptions
     @OptionGroup var dataOptions: DataOptions
-    @Option(help: "Passes over the training set; with --resume, the total to reach.")
-    var epochs = 15
+    @Option(help: "Passes over the training set (default 15); with --resume, the total to reach (default the resumed run's).")
+    var epochs: Int?
     @Option(help: "Images per training step (default 128).")
     var batchSize: Int?
     @Option(help: "Learning rate, the peak for onecycle (default 0.3; tiny5k's recipe 0.2).")
@@ -41,7 +41,7 @@ struct Train: ParsableCommand {
     var seed: UInt64?
     @Option(help: "Train on the first N training images only.")
     var trainLimit: Int?
-    @Option(help: "Write a safetensors checkpoint here after every epoch.")
+    @Option(help: "Write a safetensors checkpoint here after every epoch (with --resume, default the resumed checkpoint).")
     var save: String?
     @Option(help: "Write one JSON object per epoch here.")
     var log: String?
@@ -61,7 +61,7 @@ struct Train: ParsableCommand {
     }
 
     func validate() throws {
-        guard (1...1_000_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 1,000,000") }
+        if let epochs, !(1...1_000_000).contains(epochs) { throw ValidationError("--epochs must be between 1 and 1,000,000") }
         if let batchSize, !(1...1 << 20).contains(batchSize) { throw ValidationError("--batch-size must be between 1 and 1,048,576") }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be positive") }
         if let momentum, !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be in [0, 1)") }
@@ -71,9 +71,7 @@ struct Train: ParsableCommand {
         if let shift, !(shift >= 0 && shift <= 28) { throw ValidationError("--shift must be between 0 and 28 pixels") }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
         if let stepSize, stepSize < 1 { throw ValidationError("--step-size must be at least 1") }
-        if let save, let log, URL(fileURLWithPath: save).standardizedFileURL == URL(fileURLWithPath: log).standardizedFileURL {
-            throw ValidationError("--save and --log name the same file")
-        }
+        if let save, let log { try checkNotAnInput(log, flag: "--log", inputs: [(save, "--save")]) }
         if let resume, !givenRunOptions.isEmpty {
             throw ValidationError("--resume \(resume) continues with the options saved in it; drop \(givenRunOptions.joined(separator: ", ")) "
                                   + "(or start a new run)")
@@ -106,6 +104,8 @@ struct Train: ParsableCommand {
 
     func train(parallel: DataParallel?) throws {
         let isRoot = (parallel?.rank ?? 0) == 0
+        // A resumed run goes on saving to the checkpoint it resumed, unless --save names another.
+        let save = self.save ?? resume
         // A path that cannot be written fails now, not after the first epoch.
         if isRoot, let save { try checkWritable(save, flag: "--save") }
         if isRoot, let log { try checkWritable(log, flag: "--log") }
@@ -131,6 +131,7 @@ struct Train: ParsableCommand {
                 : nil
             options.seed = seed ?? defaults.seed
         }
+        let epochs = self.epochs ?? checkpoint?.state.options?.epochs ?? TrainingOptions().epochs
         options.epochs = epochs
         let data = try loadData(resuming: checkpoint)
         if checkpoint?.state.options?.dataFolder == nil { options.trainLimit = trainLimit }
@@ -204,6 +205,15 @@ extension Train {
             throw KilnError("--resume: the run trained on \(folder), not \(given)")
         }
         return try Dataset.load(folder: folder, trainLimit: saved.trainLimit, normalization: saved.normalization)
+    }
+}
+
+/// Refuses an output a command would write over one of its own inputs (`inputs`: path and what names it),
+/// comparing the files the paths resolve to, links followed: the command would destroy what it reads.
+func checkNotAnInput(_ path: String, flag: String, inputs: [(path: String, name: String)]) throws {
+    func resolved(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
+    if let input = inputs.first(where: { resolved($0.path) == resolved(path) }) {
+        throw KilnError("\(flag) \(path) is the same file as \(input.name): writing it would destroy that; name another file")
     }
 }
 

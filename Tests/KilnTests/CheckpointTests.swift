@@ -8,7 +8,9 @@ import Testing
         let spec = Presets.all["strided12k"]!
         let model = try Model(spec: spec, device: device, seed: testSeed)
         // Make every tensor distinctive: random weights and running statistics, momentum state.
-        for (_, t) in model.namedTensors { try device.write(randomFloats(t.count), to: t) }
+        for (name, t) in model.namedTensors {
+            try device.write(randomFloats(t.count).map { name.hasSuffix("running_var") ? abs($0) : $0 }, to: t)  // variances ≥ 0
+        }
         for case let bn as BatchNorm2d in model.layers { bn.batchesTracked.value = 41 }
         let optimizer = Optimizer(config: OptimizerConfig(kind: .sgd), device: device)
         try optimizer.prepare(model.parameterBuffer)
@@ -17,6 +19,7 @@ import Testing
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID().uuidString).safetensors").path
         var options = TrainingOptions()
         options.epochs = 9
+        options.normalization = MNIST.normalization
         try Checkpoint.save(model: model, optimizer: optimizer, state: TrainingState(options: options, completedEpochs: 4), to: path)
 
         let (saved, copy, copyOptimizer) = try expectCheckpointReloads(path, model: model, optimizer: optimizer, on: device)

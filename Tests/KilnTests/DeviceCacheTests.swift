@@ -52,6 +52,14 @@ struct DeviceCacheTests {
         #expect(third.programsLoaded == 0 && third.programsCompiled == 2)
         #expect(try files.allSatisfy { try Data(contentsOf: $0).count > 100 })
 
+        // Binaries cut short (what a full disk or a killed copy leaves): rebuilt, never handed to the driver,
+        // which crashes on them.
+        for file in files { try Data(contentsOf: file).prefix(1000).write(to: file) }
+        let cutShort = try OpenCLDevice(info, shape: .cpu, cache: cache, tuned: false)
+        try expectKernelsWork(cutShort)
+        #expect(cutShort.programsLoaded == 0 && cutShort.programsCompiled == 2)
+        #expect(try files.allSatisfy { try CachedBinary.unwrap(Data(contentsOf: $0)) != nil })
+
         // Another driver version is another key: compiled again, the old entries left alone.
         let updated = OpenCLDeviceInfo(
             platformIndex: info.platformIndex, deviceIndex: info.deviceIndex, platformName: info.platformName, name: info.name,

@@ -305,11 +305,15 @@ struct OpenCLParityTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         for (from, to) in [(gpu as Device, CPUDevice() as Device), (CPUDevice(), gpu)] {
             let model = try Model(spec: spec, device: from, seed: testSeed)
-            for (_, t) in model.namedTensors { try from.write(randomFloats(t.count), to: t) }
+            for (name, t) in model.namedTensors {
+                try from.write(randomFloats(t.count).map { name.hasSuffix("running_var") ? abs($0) : $0 }, to: t)  // variances ≥ 0
+            }
             let optimizer = Optimizer(config: OptimizerConfig(kind: .adam), device: from)
             try optimizer.prepare(model.parameterBuffer)
             for p in model.parameters { try from.write(randomFloats(p.value.count), to: p.optimizerState[1]) }
-            try Checkpoint.save(model: model, optimizer: optimizer, state: TrainingState(options: nil, completedEpochs: 1), to: path)
+            var options = TrainingOptions()
+            options.normalization = MNIST.normalization
+            try Checkpoint.save(model: model, optimizer: optimizer, state: TrainingState(options: options, completedEpochs: 1), to: path)
             try expectCheckpointReloads(path, model: model, optimizer: optimizer, on: to)
         }
     }

@@ -64,11 +64,23 @@ public struct Checkpoint {
         }
         state = TrainingState(options: options, completedEpochs: try Self.count(file.metadata[Self.epochKey], Self.epochKey, path))
         optimizerStep = try Self.count(file.metadata[Self.stepKey], Self.stepKey, path)
+        // What training would have refused is refused here too, so that no command computes with it.
+        guard spec.layers.last?.isLogSoftmax == true else {
+            throw KilnError("\(path): the model \(spec.name) does not end in logsoftmax, which kiln train requires; was the spec edited?")
+        }
+        guard let normalization = options?.normalization else {
+            throw KilnError("\(path): no input normalisation in \(Self.optionsKey): the inputs' scale is unknown")
+        }
+        guard normalization.mean.count == spec.input.channels, normalization.std.count == spec.input.channels,
+              normalization.mean.allSatisfy(\.isFinite), normalization.std.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            throw KilnError("\(path): the input normalisation (mean \(normalization.mean), std \(normalization.std)) needs a finite mean "
+                            + "and a positive std for each of the model's \(spec.input.channels) channels")
+        }
+        self.normalization = normalization
     }
 
-    /// How the training images were normalised, which inputs must repeat. Checkpoints from before it was
-    /// recorded trained on MNIST-format data.
-    public var normalization: Normalization { state.options?.normalization ?? MNIST.normalization }
+    /// How the training images were normalised, which inputs must repeat.
+    public let normalization: Normalization
 
     /// A non-negative count from the metadata (0 when absent).
     private static func count(_ text: String?, _ key: String, _ path: String) throws -> Int {
@@ -95,12 +107,20 @@ public struct Checkpoint {
         optimizer.step = optimizerStep
     }
 
+    /// A tensor's values, which must be finite (a running variance also not negative).
     private func floats(_ name: String, shape: [Int]) throws -> [Float] {
         guard let entry = file.tensors[name] else { throw KilnError("\(source): tensor \(name) is missing") }
         guard entry.dtype == "F32", entry.shape == shape else {
             throw KilnError("\(source): tensor \(name) is \(entry.dtype) \(entry.shape), the model needs F32 \(shape)")
         }
-        return entry.floats
+        let values = entry.floats
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            throw KilnError("\(source): tensor \(name) holds \(values[bad]) at \(bad): a diverged or damaged run")
+        }
+        if name.hasSuffix(".running_var"), let bad = values.firstIndex(where: { $0 < 0 }) {
+            throw KilnError("\(source): tensor \(name) holds a negative variance, \(values[bad]), at \(bad)")
+        }
+        return values
     }
 
     private static func parameterNames(_ model: Model) -> [(String, Parameter)] { model.namedParameters }

@@ -34,7 +34,7 @@ public final class Model {
                 // A batch norm applies the activation its stage folds into it.
                 let folded = node.op is BatchNorm2dOp ? stage.foldedActivation : .identity
                 let context = LayerContext(device: device, input: graph.inputShape(node), parameters: Array(remaining.prefix(shapes[i].count)),
-                                           random: random, seed: seed, position: i, inputActivation: folded)
+                                           random: random, seed: seed, position: i, path: node.path, inputActivation: folded)
                 remaining = remaining.dropFirst(shapes[i].count)
                 layers.append(try node.op.makeLayer(context))
                 random = context.random

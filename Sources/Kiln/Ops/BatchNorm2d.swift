@@ -60,12 +60,14 @@ public final class BatchNorm2d: Layer {
     var sync: BatchNormSync?
     let output = TensorSlot()
     private let gradInput = TensorSlot()
+    private let path: String
     private var input: Tensor?
 
     /// γ ("weight") starts at 1, β ("bias") at 0, as PyTorch's.
     init(_ context: LayerContext) throws {
         let (device, channels, parameters) = (context.device, context.input.channels, context.parameters)
         self.device = device
+        path = context.path
         inputActivation = context.inputActivation
         func vector(_ value: Float) throws -> Tensor {
             let t = try device.allocate([channels], .float32)
@@ -92,10 +94,12 @@ public final class BatchNorm2d: Layer {
             if let sync {
                 var moments = try device.batchNormMoments(input: input, activation: inputActivation)
                 try sync.reduceMoments(&moments)
+                try checkValues(Int(moments.first ?? 0))
                 try device.batchNormNormalize(input: input, moments: moments, gamma: gamma, beta: beta, runningMean: runningMean,
                                               runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd, output: y,
                                               momentum: Self.momentum, epsilon: Self.epsilon, activation: inputActivation)
             } else {
+                try checkValues(input.rowLength)
                 try device.batchNormTrainingForward(input: input, gamma: gamma, beta: beta, runningMean: runningMean,
                                                     runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd,
                                                     output: y, momentum: Self.momentum, epsilon: Self.epsilon,
@@ -110,8 +114,18 @@ public final class BatchNorm2d: Layer {
         return y
     }
 
+    /// Batch statistics of one value per channel are that value: the layer would output β and learn
+    /// nothing, and its running variance would decay to 0. Refused, as PyTorch does.
+    func checkValues(_ count: Int) throws {
+        guard count > 1 else {
+            throw KilnError("layer \(path) (batchnorm2d): expected more than 1 value per channel when training, got \(count) "
+                            + "(a batch of 1 image at 1x1, or a rank's share of it): use a larger --batch-size")
+        }
+    }
+
     /// The training forward's tensors, for a convolution that runs it (`ConvBatchNorm`); counts the batch.
-    func trainingForward(output y: Tensor) -> BatchNormForward {
+    func trainingForward(output y: Tensor) throws -> BatchNormForward {
+        try checkValues(y.rowLength)
         batchesTracked.value += 1
         return BatchNormForward(gamma: parameters[0].value, beta: parameters[1].value, runningMean: runningMean,
                                 runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd, output: y,

@@ -19,7 +19,7 @@ final class ConvBatchNorm: StageRunner {
         guard fused(context.mode) else { return try norm.forward(conv.forward(input, context: context), context: context) }
         let shape = windowOutputShape(input, channels: conv.outChannels, conv.geometry)
         let y = try norm.output.tensor(shape, on: conv.device)
-        convOutput = try conv.forward(input, normalization: norm.trainingForward(output: y))
+        convOutput = try conv.forward(input, normalization: try norm.trainingForward(output: y))
         return y
     }
 

@@ -72,13 +72,15 @@ public final class LayerContext {
     public var random: HostRandom
     /// The run's seed and the layer's position in the model, for layers with random streams of their own.
     public let seed: UInt64, position: Int
+    /// The layer's module path ("3.body.0"), for its errors.
+    public let path: String
     /// An activation folded into this layer's input by the plan (a batch norm after a ReLU, see `Stage`).
     public let inputActivation: Activation
 
     init(device: Device, input: ImageShape, parameters: [Parameter], random: HostRandom, seed: UInt64, position: Int,
-         inputActivation: Activation) {
+         path: String, inputActivation: Activation) {
         (self.device, self.input, self.parameters, self.random) = (device, input, parameters, random)
-        (self.seed, self.position, self.inputActivation) = (seed, position, inputActivation)
+        (self.seed, self.position, self.path, self.inputActivation) = (seed, position, path, inputActivation)
     }
 }
 

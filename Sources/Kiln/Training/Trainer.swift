@@ -46,6 +46,9 @@ public final class Trainer {
                 parallel: DataParallel? = nil) throws {
         try Self.check(model.spec, against: data, splits: [("training", data.train), ("test", data.test)])
         guard options.batchSize >= 1, options.epochs >= 1 else { throw KilnError("batch size and epochs must be at least 1") }
+        // Checkpoints record how the inputs were scaled: a loader refuses one that does not say.
+        var options = options
+        if options.normalization == nil { options.normalization = data.normalization }
         self.options = options
         device = model.device
         step = try TrainingStep(model: model, optimizer: Optimizer(config: options.optimizer, device: device))

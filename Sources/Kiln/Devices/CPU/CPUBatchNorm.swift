@@ -7,7 +7,7 @@ extension CPUDevice {
                            vectors: [("gamma", gamma), ("beta", beta), ("runningMean", runningMean), ("runningVar", runningVar),
                                      ("savedMean", savedMean), ("savedInvStd", savedInvStd)])
         let row = input.rowLength, x = floats(input)
-        let norm = Normalization(self, input, gamma, beta, runningMean, runningVar, savedMean, savedInvStd, output, momentum,
+        let norm = NormalizeStage(self, input, gamma, beta, runningMean, runningVar, savedMean, savedInvStd, output, momentum,
                                  epsilon, activation)
         // Both stages per channel while its row is in cache. Mean and m2 (squared deviations) in two
         // passes: stable where E[x²]−E[x]² is not.
@@ -44,7 +44,7 @@ extension CPUDevice {
         try checkBatchNorm("batchNormNormalize", input: input, same: [("output", output)],
                            vectors: [("gamma", gamma), ("beta", beta), ("runningMean", runningMean), ("runningVar", runningVar),
                                      ("savedMean", savedMean), ("savedInvStd", savedInvStd)], moments: (moments.count, 3))
-        let norm = Normalization(self, input, gamma, beta, runningMean, runningVar, savedMean, savedInvStd, output, momentum,
+        let norm = NormalizeStage(self, input, gamma, beta, runningMean, runningVar, savedMean, savedInvStd, output, momentum,
                                  epsilon, activation)
         parallel.chunks(input.channels) {
             for c in $0 {
@@ -55,7 +55,7 @@ extension CPUDevice {
     }
 
     /// The second stage of a training forward, per channel, from the channel's count, mean and m2.
-    private struct Normalization {
+    private struct NormalizeStage {
         let x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, g: UnsafeMutablePointer<Float>
         let b: UnsafeMutablePointer<Float>, rm: UnsafeMutablePointer<Float>, rv: UnsafeMutablePointer<Float>
         let sm: UnsafeMutablePointer<Float>, si: UnsafeMutablePointer<Float>

@@ -65,7 +65,8 @@ final class ProgramBuilder: @unchecked Sendable {
         let key = Self.key([source, options, info.platformName, info.name, info.driverVersion])
         let file = cache?.file("programs", info.cacheName + "-" + key + ".bin")
         // A cached binary whose kernels cannot be created is treated as refused: rebuilt and replaced.
-        if let file, let binary = try? Data(contentsOf: file), let program = fromBinary(binary, options: options) {
+        if let file, let stored = try? Data(contentsOf: file), let binary = CachedBinary.unwrap(stored),
+           let program = fromBinary(binary, options: options) {
             if let kernels = try? kernels(in: program) {
                 lock.withLock { counts.loaded += 1 }
                 return OpenCLProgram(program: program, kernels: kernels)
@@ -75,7 +76,7 @@ final class ProgramBuilder: @unchecked Sendable {
         let program = try fromSource(source, options: options)
         lock.withLock { counts.compiled += 1 }
         if let cache, let file {
-            do { try cache.write(try binary(of: program), to: file) } catch {
+            do { try cache.write(CachedBinary.wrap(try binary(of: program)), to: file) } catch {
                 lock.withLock { writeProblem = "\(error)" }
             }
         }
@@ -87,11 +88,7 @@ final class ProgramBuilder: @unchecked Sendable {
 
     /// FNV-1a over the parts (each followed by a NUL), as 16 hex digits: a cache key, not a security hash.
     static func key(_ parts: [String]) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for part in parts {
-            for byte in part.utf8 + [0] { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        }
-        return String(hash, radix: 16).leftPadded(to: 16)
+        String(fnv1a(parts.flatMap { Array($0.utf8) + [0] }), radix: 16).leftPadded(to: 16)
     }
 
     private func fromSource(_ source: String, options: String) throws -> cl_program {
@@ -175,4 +172,31 @@ public struct KernelBuildError: Error, CustomStringConvertible {
 
 private extension String {
     func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+}
+
+/// 64-bit FNV-1a: the program cache's keys and checksums (they catch accidents, not attacks).
+func fnv1a(_ bytes: some Sequence<UInt8>) -> UInt64 {
+    bytes.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+}
+
+/// A program binary as the cache stores it: a magic, the binary's length and its checksum, then the
+/// binary. A file cut short or altered is then rebuilt from source, never handed to the driver, which
+/// may crash on it (PoCL does, on a truncated binary).
+enum CachedBinary {
+    static let magic = Array("KILNBIN1".utf8)
+
+    static func wrap(_ binary: Data) -> Data {
+        var length = UInt64(binary.count).littleEndian, sum = fnv1a(binary).littleEndian
+        return Data(magic) + Data(bytes: &length, count: 8) + Data(bytes: &sum, count: 8) + binary
+    }
+
+    /// The binary, or nil when the file is not one whole, unaltered entry.
+    static func unwrap(_ file: Data) -> Data? {
+        let header = magic.count + 16
+        guard file.count >= header, Array(file.prefix(magic.count)) == magic else { return nil }
+        func word(_ at: Int) -> UInt64 { file.dropFirst(at).prefix(8).reversed().reduce(0) { $0 << 8 | UInt64($1) } }
+        let binary = file.dropFirst(header)
+        guard word(magic.count) == UInt64(binary.count), word(magic.count + 8) == fnv1a(binary) else { return nil }
+        return Data(binary)
+    }
 }
