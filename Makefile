@@ -68,7 +68,8 @@ export POCL_CACHE_DIR := $(CURDIR)/.pocl-cache
 # on PoCL with tiny limits, about a minute; see gpu-bundle).
 test: deps kernel-check onnx-deps report-deps mpi-deps sanitize-deps
 	swift build -c release
-	swift test -c release
+	@seed=$${KILN_TEST_SEED:-$$(date +%s%3N)}; echo "swift test -c release with KILN_TEST_SEED=$$seed"; \
+		KILN_TEST_SEED=$$seed swift test -c release || { echo "swift test failed with KILN_TEST_SEED=$$seed; repeat a failing test with KILN_TEST_SEED=$$seed swift test -c release --filter NAME"; exit 1; }
 	$(SANITIZE)
 	bash Tests/rusticl-parity.sh .build/release/kiln
 	bash Tests/cli-cases.sh .build/release/kiln

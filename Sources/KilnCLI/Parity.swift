@@ -61,6 +61,9 @@ struct Parity: ParsableCommand {
             print(String(format: "%4d %@ %-14@ %-24@ %11.3e  %11.3e  %9.2e%@", e.step, padded(e.layer), e.layerType, e.quantity,
                          e.maxAbsError, e.maxRelError, e.tolerance, e.passed ? "" : "  FAIL"))
         }
+        if report.activationTies > 0 {
+            print("\(report.activationTies) activation input\(report.activationTies == 1 ? "" : "s") inside fused stages fell a rounding either side of zero; the device's backward took the CPU's side")
+        }
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

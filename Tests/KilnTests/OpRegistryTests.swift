@@ -34,11 +34,9 @@ import Testing
         let output = graph.shapes.last!
         let x = randomFloats(input.channels * n * input.size * input.size, stream: 31)
         let dy = randomFloats(output.channels * n * output.size * output.size, stream: 32)
-        // Read once: other tests running beside this one move testSeed on, and both devices need the same weights.
-        let seed = testSeed
         var results: [[(String, [Float])]] = []
         for device in [CPUDevice(), try OpenCLDevice.open(OpenCLSupport.device!.info, shape: shape)] as [Device] {
-            let model = try Model(spec: spec, device: device, seed: seed)
+            let model = try Model(spec: spec, device: device, seed: testSeed)
             let context = StepContext(mode: .training, step: 2)
             let y = try model.forward(tensor(device, [input.channels, n, input.size, input.size], x), context: context)
             let dx = try model.backward(tensor(device, y.shape, dy), needInputGradient: true)
@@ -51,7 +49,7 @@ import Testing
             let scale = max(1, cpu.map { abs(Double($0)) }.max() ?? 0)
             let error = zip(cpu, gpu).map { abs(Double($0) - Double($1)) }.max() ?? 0
             #expect(cpu.count == gpu.count && error / scale <= tolerance,
-                    "\(layer) (\(shape)) \(what): error \(error / scale) > \(tolerance) (seed \(seed))")
+                    "\(layer) (\(shape)) \(what): error \(error / scale) > \(tolerance) (seed \(testSeed))")
         }
     }
 }

@@ -1,14 +1,25 @@
 import CZlib
 import Foundation
+import Synchronization
 import Testing
 @testable import Kiln
 
-/// Fresh random numbers per test run (the seed is printed on failure through the values' context).
-nonisolated(unsafe) var testSeed = UInt64(Date().timeIntervalSince1970 * 1000)
+/// Fresh random numbers per test run: the seed is `KILN_TEST_SEED`, else the wall clock, and is printed
+/// on first use (`make test` prints it again when a test fails). Models take it as their seed directly, so
+/// `KILN_TEST_SEED=S swift test -c release --filter NAME` repeats their weights and batches exactly.
+let testSeed: UInt64 = {
+    let seed = ProcessInfo.processInfo.environment["KILN_TEST_SEED"].flatMap { UInt64($0) } ?? UInt64(Date().timeIntervalSince1970 * 1000)
+    print("Kiln tests: seed \(seed) (KILN_TEST_SEED=\(seed) repeats it)")
+    return seed
+}()
+
+/// How many arrays `randomFloats` has drawn: each draw is fresh. Tests running side by side share it, so a
+/// test's inputs repeat exactly when it runs alone (`--filter`) with the same seed.
+private let draws = Mutex<UInt64>(0)
 
 func randomFloats(_ count: Int, bound: Float = 1, stream: UInt32 = 77) -> [Float] {
-    testSeed &+= 1
-    var random = HostRandom(seed: testSeed, stream: stream)
+    let draw = draws.withLock { n in n += 1; return n }
+    var random = HostRandom(seed: testSeed &+ draw, stream: stream)
     return random.uniform(count, bound: bound)
 }
 

@@ -71,6 +71,8 @@ public final class Model {
     /// The values stage `s` reads (one, or a residual sum's two) and the value it writes.
     public func inputs(ofStage s: Int) -> [Int] { graph.nodes[stages[s].nodes.lowerBound].inputs }
     public func output(ofStage s: Int) -> Int { graph.nodes[stages[s].nodes.upperBound - 1].output }
+    /// What runs stage `s`.
+    func runner(ofStage s: Int) -> StageRunner { runners[s] }
 
     /// Runs `stages` (every stage by default) on `input` ([C, N, H, W]); returns the last one's output.
     /// `each` sees every stage's inputs and output as it ends.

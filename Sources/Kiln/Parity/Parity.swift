@@ -44,13 +44,16 @@ public struct ParityReport: Codable, Sendable {
     public let steps: Int
     public let seed: UInt64
     public let entries: [ParityEntry]
+    /// Activation inputs inside a fused stage that fell on different sides of zero on the two devices,
+    /// a rounding apart (see `Parity`); the device's backward took the reference's side.
+    public let activationTies: Int
     public var passed: Bool { entries.allSatisfy(\.passed) }
     /// The first entry over its tolerance, in execution order.
     public var firstFailure: ParityEntry? { entries.first { !$0.passed } }
 
     enum CodingKeys: String, CodingKey {
         case model, reference, device, steps, seed, entries
-        case batchSize = "batch_size"
+        case batchSize = "batch_size", activationTies = "activation_ties"
     }
 }
 
@@ -64,6 +67,9 @@ public struct ParityReport: Codable, Sendable {
 /// reference's weights and optimizer state. Without this, rounding-level differences flip a ReLU near
 /// zero or a max-pool winner upstream and move a whole gradient to another pixel: a real divergence of
 /// the trajectories, but not a disagreement of the two devices' primitives, which is what is checked.
+/// The same holds inside a stage that fuses a convolution, an activation and a batch norm: the
+/// convolution's output it keeps for backward is compared, then replaced by the reference's, so that an
+/// activation input a rounding from zero takes the same side on both devices (`activationTies` counts them).
 ///
 /// Tolerance: a float32 result that sums K terms is off by about √K·ε relative to its scale. Each layer
 /// (a stage: the longest of its layers') has a reduction length K (`Op.reductionLength`: a convolution's longest
@@ -118,7 +124,7 @@ public enum Parity {
                          try reference.readFloats(totals[0]), try device.readFloats(totals[1]), n * options.steps, 0, options),
         ]
         return ParityReport(model: spec.name, reference: reference.summary, device: device.summary, batchSize: n,
-                            steps: options.steps, seed: options.seed, entries: entries)
+                            steps: options.steps, seed: options.seed, entries: entries, activationTies: comparison.activationTies)
     }
 
     /// Runs the device's step phase by phase as the reference's step ends each phase, on copies of the
@@ -128,6 +134,7 @@ public enum Parity {
         let totals: Tensor, lengths: [Int], options: ParityOptions
         var step = 0
         var entries: [ParityEntry] = []
+        var activationTies = 0
         /// The device stages' inputs, alive until their backward.
         private var kept: [[Tensor]] = []
         private var terms = TermScales()
@@ -157,6 +164,23 @@ public enum Parity {
             try terms.forwardEnded(reference.model, stage: s, input: inputs[0], output: output)
             try compare(reference.model.stages[s].nodes.upperBound - 1, "output", output,
                         device.forward(copies, stage: s, context: context), stage: s)
+            try shareConvolutionOutput(stage: s)
+        }
+
+        /// In a fused convolution–batch-norm stage, compares the convolution output each device keeps for
+        /// backward, then gives the device the reference's: backward applies the folded activation's
+        /// derivative to it, and an input a rounding from zero would otherwise send that element's whole
+        /// gradient down the other side on one device.
+        private func shareConvolutionOutput(stage s: Int) throws {
+            guard let r = reference.model.runner(ofStage: s) as? ConvBatchNorm, let rz = r.convOutput,
+                  let dz = (device.model.runner(ofStage: s) as? ConvBatchNorm)?.convOutput else { return }
+            let first = reference.model.stages[s].nodes.lowerBound
+            try compare(first, "convolution output", rz, dz)
+            let (a, b) = try (reference.model.device.readFloats(rz), device.model.device.readFloats(dz))
+            if reference.model.stages[s].foldedActivation != .identity {
+                activationTies += zip(a, b).count(where: { ($0 > 0) != ($1 > 0) })
+            }
+            try device.model.device.write(a, to: dz)
         }
 
         func lossEnded(scores: Tensor, labels: Tensor, logProbs: Tensor, gradient: Tensor) throws {
