@@ -208,6 +208,28 @@ if [ "$status" -ne 130 ] || [[ "$output" != *"kiln train --resume stopped.safete
 fi
 "$KILN" eval --checkpoint stopped.safetensors --device cpu >/dev/null 2>&1 || fail "the checkpoint left by Ctrl-C does not load" ""
 
+# Two runs writing the same checkpoint or log: the second is refused while the first holds them, and
+# the first's lock goes with it.
+"$KILN" train "${quick[@]}" --epochs 100000 --save busy.safetensors --log busy.jsonl >/dev/null 2>&1 &
+first=$!
+for _ in $(seq 100); do [ -e .busy.jsonl.lock ] && break; sleep 0.2; done
+expect_error "a second run onto a checkpoint being written" "--save busy.safetensors is being written by another kiln run (process $first)" \
+    "$KILN" train "${quick[@]}" --epochs 1 --save busy.safetensors
+expect_error "a second run onto a log being written" "--log busy.jsonl is being written by another kiln run" \
+    "$KILN" train "${quick[@]}" --epochs 1 --log busy.jsonl
+kill -INT "$first"; wait "$first"
+cases=$((cases + 1))
+ls -a | grep -q '^\.busy' && fail "a stopped run's locks are left behind" "$(ls -a)"
+
+# A OneCycle run too short to reach its peak says so; a range test on less than a batch is refused.
+cases=$((cases + 1))
+output=$("$KILN" train --device cpu --threads 1 --train-limit 64 --batch-size 64 --epochs 1 2>&1)
+[[ "$output" == *"warning: OneCycle over 1 step never comes near its peak lr 0.3"* ]] || fail "a one-step OneCycle run" "$output"
+expect_error "lr-find on fewer images than a batch" "needs a whole batch of 128 training images; the data has 100" \
+    "$KILN" lr-find --device cpu --threads 1 --train-limit 100 --out lr.html
+expect_error "a divergence from weight decay" "weight decay 50.0 times the peak learning rate 0.3 is 15.0, over 1" \
+    "$KILN" train "${quick[@]}" --epochs 1 --weight-decay 50
+
 # An installed kiln (the layout of `make install`) finds the bundled data from any folder; a copy with no
 # data near it says what is missing.
 mkdir -p prefix/bin prefix/share/kiln elsewhere lone

@@ -38,6 +38,7 @@ struct Report: ParsableCommand {
         page.criterion = criterionOptions.criterion
         if let checkpoint {
             let saved = try Checkpoint(path: checkpoint)
+            try Self.check(saved, named: checkpoint, against: page.runs)
             let model = try Model(spec: saved.spec, device: CPUDevice(), seed: 0)
             try saved.load(into: model)
             let data = try dataOptions.load(normalization: saved.state.options?.normalization)
@@ -49,6 +50,19 @@ struct Report: ParsableCommand {
         try writeAtomically(Data(page.html(title: title).utf8), to: out, what: "the report")
         print("Wrote \(out): \(page.runs.count) run\(page.runs.count == 1 ? "" : "s")"
               + (page.analysis.map { ", \($0.mistakes.count) mistakes pictured" } ?? ""))
+    }
+
+    /// Refuses a checkpoint of none of the runs: its model and mistakes would sit under their table as if
+    /// theirs. A run is the checkpoint's when its model, parameter count and seed are the checkpoint's.
+    static func check(_ saved: Checkpoint, named path: String, against runs: [RunReportPage.Run]) throws {
+        let parameters = try saved.spec.parameterCount(), seed = saved.state.options?.seed
+        let matches = runs.contains { run in
+            run.epochs.contains { $0.model == saved.spec.name && $0.parameters == parameters && (seed == nil || $0.seed == seed) }
+        }
+        guard !matches else { return }
+        let theirs = Set(runs.flatMap { $0.epochs.map { "\($0.model) (\($0.parameters) parameters, seed \($0.seed))" } }).sorted()
+        throw KilnError("--checkpoint \(path) holds \(saved.spec.name) (\(parameters) parameters\(seed.map { ", seed \($0)" } ?? "")), "
+                        + "which none of the runs trained: they trained \(theirs.joined(separator: ", ")); pass the checkpoint one of them saved")
     }
 
     /// A report file, or every .jsonl in a folder (sorted by name), each a run named after its file.

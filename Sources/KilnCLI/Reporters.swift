@@ -3,7 +3,9 @@ import Kiln
 
 /// Prints each epoch; on a terminal also a progress bar that refreshes during the epoch.
 final class ConsoleReporter: TrainingCallback {
-    private let interactive = isatty(STDOUT_FILENO) != 0
+    /// Not under mpirun: it gives its ranks a terminal even when its own output goes to a file, which
+    /// would then fill with progress lines.
+    private let interactive = isatty(STDOUT_FILENO) != 0 && ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] == nil
     private var lastDraw = Date.distantPast
 
     func batchEnded(epoch: Int, batch: Int, of batches: Int, trainer: Trainer) throws {

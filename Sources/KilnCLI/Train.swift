@@ -109,6 +109,9 @@ struct Train: ParsableCommand {
         // A path that cannot be written fails now, not after the first epoch.
         if isRoot, let save { try checkWritable(save, flag: "--save") }
         if isRoot, let log { try checkWritable(log, flag: "--log") }
+        // Held until this function returns: no other run writes these files meanwhile.
+        let locks = isRoot ? try [(save, "--save"), (log, "--log")].compactMap { path, flag in try path.map { try OutputLock($0, flag: flag) } } : []
+        defer { withExtendedLifetime(locks) {} }
         let setupStart = Date()
         let device = try deviceOptions.makeDevice(parallel: parallel)
         let checkpoint = try resume.map(Checkpoint.init(path:))
@@ -158,6 +161,7 @@ struct Train: ParsableCommand {
         }
         print("Optimizer \(options.optimizer.kind.rawValue), \(options.schedule.rawValue) schedule, lr \(options.learningRate), "
               + "batch \(options.batchSize), augmentation \(options.augmentation.map { "±\($0.maxDegrees)° ±\($0.maxShift)px" } ?? "off"), seed \(options.seed)")
+        if let warning = trainer.schedule.shortRunWarning { print("warning: \(warning)") }
         try trainer.warmUp()
         var programs = ""
         if let opencl = device as? OpenCLDevice {

@@ -94,12 +94,7 @@ public final class DataParallel {
 
     /// Throws unless every rank holds the same weights and buffers (bit for bit), after `epoch`.
     func checkReplicas(of model: Model, after epoch: Int) throws {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a over the bits of every tensor
-        for (_, tensor) in model.namedTensors {
-            for value in try model.device.readFloats(tensor) {
-                hash = (hash ^ UInt64(value.bitPattern)) &* 0x100_0000_01b3
-            }
-        }
+        let hash = try Self.checksum(of: model).value
         // Both halves exactly, as doubles: the largest and the negated smallest over the ranks agree
         // only when every rank's are equal.
         var halves = [Double(hash >> 32), Double(hash & 0xffff_ffff)]

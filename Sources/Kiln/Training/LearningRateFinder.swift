@@ -35,12 +35,17 @@ public struct LearningRateFinder {
             throw KilnError("the learning-rate range needs 0 < start < end, at least 10 steps, a batch of 1 or more and smoothing in [0, 1)")
         }
         try Trainer.check(spec, against: data, splits: [("training", data.train)])
+        // A smaller batch is not the batch the rate is for: its gradient noise, and so its best rate, differ.
+        guard data.train.count >= batchSize else {
+            throw KilnError("the range test needs a whole batch of \(batchSize) training images; the data has \(data.train.count): "
+                            + "lower the batch size or raise the image limit")
+        }
         let step = try TrainingStep(model: Model(spec: spec, device: device, seed: seed),
                                     optimizer: Optimizer(config: OptimizerConfig(kind: .sgd), device: device))
         let split = try DeviceSplit(data.train, on: device)
         let images = TensorSlot(), labels = TensorSlot()
         let totals = try device.allocate([2], .float32)
-        let batch = min(batchSize, split.count), perEpoch = split.count / batch
+        let batch = batchSize, perEpoch = split.count / batch
         let growth = pow(Double(end / start), 1 / Double(steps - 1))
         var points: [Point] = [], average = 0.0, lowest = Double.infinity
         for index in 0..<steps {

@@ -22,6 +22,16 @@ public struct Schedule: Equatable, Sendable {
         self.stepsPerEpoch = stepsPerEpoch
     }
 
+    /// For a one-cycle run too short to come near its peak (as PyTorch's OneCycleLR, one step trains at
+    /// the schedule's end, lr/25/10⁴): a line saying so, since the rate given is not the rate used.
+    public var shortRunWarning: String? {
+        guard kind == .onecycle, totalSteps < 100 else { return nil }
+        let highest = (0..<totalSteps).map { at($0).learningRate }.max() ?? 0
+        guard highest < learningRate / 2 else { return nil }
+        return "OneCycle over \(totalSteps) step\(totalSteps == 1 ? "" : "s") never comes near its peak lr \(learningRate): "
+            + "the highest rate it trains at is \(highest); train more steps or pass --schedule none"
+    }
+
     /// The learning rate for update number `step` (0-based), and the momentum one-cycle prescribes.
     public func at(_ step: Int) -> (learningRate: Float, momentum: Float?) {
         switch kind {

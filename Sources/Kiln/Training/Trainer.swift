@@ -39,6 +39,8 @@ public final class Trainer {
     /// The other ranks of a data-parallel run (nil: this process alone).
     public let parallel: DataParallel?
     private let gradientAverage: DataParallel.GradientAverage?
+    /// Data-parallel: what every rank must share, checked once before the first step (`run`).
+    private var runFacts: RunFacts?
 
     /// `setupStart` is when device and model set-up began, for the warm-up figure. With `parallel`, this
     /// process is one rank of a data-parallel run: `options.batchSize` is the global batch.
@@ -65,6 +67,32 @@ public final class Trainer {
         self.parallel = parallel
         gradientAverage = parallel.map { DataParallel.GradientAverage($0, model: model) }
         parallel?.synchronise(model)
+        if parallel != nil { runFacts = try Self.facts(model.spec, options, data) }
+    }
+
+    /// The model, the options that shape the run (not where the data lives: another host may keep it
+    /// elsewhere) and the data itself, for ranks to compare.
+    private static func facts(_ spec: ModelSpec, _ options: TrainingOptions, _ data: Dataset) throws -> RunFacts {
+        var facts = RunFacts()
+        facts.add("the model", "\(spec.name) (spec checksum \(FNV1a.of(Array(spec.jsonString().utf8)).hex))")
+        var shaping = options
+        shaping.dataFolder = nil
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let fields = try JSONSerialization.jsonObject(with: encoder.encode(shaping), options: [.fragmentsAllowed]) as? [String: Any] ?? [:]
+        for key in fields.keys.sorted() {
+            let value = try JSONSerialization.data(withJSONObject: fields[key]!, options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes])
+            facts.add("the option \(key)", String(decoding: value, as: UTF8.self))
+        }
+        facts.add("the classes", "\(data.classes)")
+        for (name, split) in [("training", data.train), ("test", data.test)] {
+            var pixels = FNV1a(), labels = FNV1a()
+            pixels.add(split.images)
+            for label in split.labels { labels.add(UInt64(UInt32(bitPattern: label))) }
+            facts.add("the \(name) images", "\(split.count) of \(split.shape), checksum \(pixels.hex)")
+            facts.add("the \(name) labels' checksum", labels.hex)
+        }
+        return facts
     }
 
     /// Compiles every kernel before the first epoch's clock starts (see below); `run` calls it first.
@@ -96,6 +124,13 @@ public final class Trainer {
     /// Trains the remaining epochs, evaluating after each, and reports them to the callbacks.
     @discardableResult
     public func run(callbacks: [TrainingCallback] = []) throws -> [EpochReport] {
+        if let parallel, var facts = runFacts {
+            // After a resume has loaded its checkpoint: the weights and the place in the run it starts from.
+            facts.add("the starting weights' checksum", try DataParallel.checksum(of: model).hex)
+            facts.add("the epochs done", "\(completedEpochs) (\(optimizer.step) steps)")
+            try parallel.checkAgreement(facts)
+            runFacts = nil
+        }
         try warmUp()
         var reports: [EpochReport] = []
         while completedEpochs < options.epochs {
@@ -114,7 +149,7 @@ public final class Trainer {
             guard loss.isFinite, result.loss.isFinite else {
                 let bad = loss.isFinite ? result.loss : loss
                 throw KilnError("epoch \(epoch): the \(loss.isFinite ? "test" : "training") loss is \(bad.isNaN ? "NaN" : "infinite"): "
-                                + "the run diverged (learning rate \(learningRate)); try a lower learning rate")
+                                + "the run diverged (\(Self.divergenceHint(learningRate: learningRate, peak: options.learningRate, options.optimizer)))")
             }
             completedEpochs = epoch
             let seconds = trained.timeIntervalSince(started)
@@ -130,6 +165,16 @@ public final class Trainer {
             reports.append(report)
         }
         return reports
+    }
+
+    /// What to lower after a divergence. SGD's weight decay shrinks each weight by lr·wd per step, so once
+    /// that passes 1 the decay itself overshoots zero, whatever the gradients do.
+    static func divergenceHint(learningRate: Float, peak: Float, _ optimizer: OptimizerConfig) -> String {
+        let decay = optimizer.weightDecay, shrink = peak * decay
+        if optimizer.kind == .sgd, shrink >= 1 {
+            return "weight decay \(decay) times the peak learning rate \(peak) is \(shrink), over 1: each step overshoots zero; lower the weight decay"
+        }
+        return "learning rate \(learningRate)" + (decay > 0 ? ", weight decay \(decay)); try a lower learning rate or weight decay" : "); try a lower learning rate")
     }
 
     /// One pass over the shuffled training set. Returns mean loss and accuracy (%).

@@ -88,7 +88,9 @@ final class ProgramBuilder: @unchecked Sendable {
 
     /// FNV-1a over the parts (each followed by a NUL), as 16 hex digits: a cache key, not a security hash.
     static func key(_ parts: [String]) -> String {
-        String(fnv1a(parts.flatMap { Array($0.utf8) + [0] }), radix: 16).leftPadded(to: 16)
+        var hash = FNV1a()
+        hash.add(parts.flatMap { Array($0.utf8) + [0] })
+        return hash.hex
     }
 
     private func fromSource(_ source: String, options: String) throws -> cl_program {
@@ -170,15 +172,6 @@ public struct KernelBuildError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
-private extension String {
-    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
-}
-
-/// 64-bit FNV-1a: the program cache's keys and checksums (they catch accidents, not attacks).
-func fnv1a(_ bytes: some Sequence<UInt8>) -> UInt64 {
-    bytes.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
-}
-
 /// A program binary as the cache stores it: a magic, the binary's length and its checksum, then the
 /// binary. A file cut short or altered is then rebuilt from source, never handed to the driver, which
 /// may crash on it (PoCL does, on a truncated binary).
@@ -186,7 +179,7 @@ enum CachedBinary {
     static let magic = Array("KILNBIN1".utf8)
 
     static func wrap(_ binary: Data) -> Data {
-        var length = UInt64(binary.count).littleEndian, sum = fnv1a(binary).littleEndian
+        var length = UInt64(binary.count).littleEndian, sum = FNV1a.of(binary).littleEndian
         return Data(magic) + Data(bytes: &length, count: 8) + Data(bytes: &sum, count: 8) + binary
     }
 
@@ -196,7 +189,7 @@ enum CachedBinary {
         guard file.count >= header, Array(file.prefix(magic.count)) == magic else { return nil }
         func word(_ at: Int) -> UInt64 { file.dropFirst(at).prefix(8).reversed().reduce(0) { $0 << 8 | UInt64($1) } }
         let binary = file.dropFirst(header)
-        guard word(magic.count) == UInt64(binary.count), word(magic.count + 8) == fnv1a(binary) else { return nil }
+        guard word(magic.count) == UInt64(binary.count), word(magic.count + 8) == FNV1a.of(binary) else { return nil }
         return Data(binary)
     }
 }
