@@ -74,7 +74,9 @@ public final class Trainer {
     /// elsewhere) and the data itself, for ranks to compare.
     private static func facts(_ spec: ModelSpec, _ options: TrainingOptions, _ data: Dataset) throws -> RunFacts {
         var facts = RunFacts()
-        facts.add("the model", "\(spec.name) (spec checksum \(FNV1a.of(Array(spec.jsonString().utf8)).hex))")
+        var layers = FNV1a()
+        layers.add(Array(spec.jsonString().utf8))
+        facts.add("the model", "\(spec.name) (spec checksum \(layers.hex))")
         var shaping = options
         shaping.dataFolder = nil
         let encoder = JSONEncoder()
