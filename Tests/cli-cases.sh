@@ -199,6 +199,11 @@ expect_error "report --out onto its run report" "the same file as the run report
 expect_same good.safetensors "$good" "an output naming its input"
 expect_same ok.jsonl "$log_sum" "report --out naming its run"
 
+# A report's --checkpoint must be one of its runs': another model's would be drawn under their table.
+"$KILN" train "${quick[@]}" --epochs 1 --model tiny5k --save other.safetensors >/dev/null 2>&1 || fail "a tiny5k checkpoint" ""
+expect_error "report --checkpoint from another model" "--checkpoint other.safetensors holds tiny5k (4,720 parameters" \
+    "$KILN" report ok.jsonl --checkpoint other.safetensors --out other.html
+
 # Ctrl-C mid-run: exit 130, the last checkpoint whole, and how to resume.
 cases=$((cases + 1))
 output=$(timeout --preserve-status -s INT 8 "$KILN" train "${quick[@]}" --epochs 100000 --save stopped.safetensors 2>&1)

@@ -60,8 +60,8 @@ struct Report: ParsableCommand {
             run.epochs.contains { $0.model == saved.spec.name && $0.parameters == parameters && (seed == nil || $0.seed == seed) }
         }
         guard !matches else { return }
-        let theirs = Set(runs.flatMap { $0.epochs.map { "\($0.model) (\($0.parameters) parameters, seed \($0.seed))" } }).sorted()
-        throw KilnError("--checkpoint \(path) holds \(saved.spec.name) (\(parameters) parameters\(seed.map { ", seed \($0)" } ?? "")), "
+        let theirs = Set(runs.flatMap { $0.epochs.map { "\($0.model) (\(grouped($0.parameters)) parameters, seed \($0.seed))" } }).sorted()
+        throw KilnError("--checkpoint \(path) holds \(saved.spec.name) (\(grouped(parameters)) parameters\(seed.map { ", seed \($0)" } ?? "")), "
                         + "which none of the runs trained: they trained \(theirs.joined(separator: ", ")); pass the checkpoint one of them saved")
     }
 
