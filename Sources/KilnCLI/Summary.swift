@@ -12,6 +12,6 @@ struct Summary: ParsableCommand {
 
     func run() throws {
         let modelSpec = try ModelSpec.named(model)
-        print(spec ? modelSpec.jsonString() : try ModelSummary(modelSpec).render(), terminator: spec ? "" : "\n")
+        print(spec ? try modelSpec.jsonString() : try ModelSummary(modelSpec).render(), terminator: spec ? "" : "\n")
     }
 }

@@ -35,11 +35,32 @@ import Testing
         #expect(abs(Double(dropped) / Double(x.count) - Double(p)) < 0.1, "drop rate \(dropped) of \(x.count)")
     }
 
-    @Test func philoxMatchesPublishedVector() {
-        // Random123's known-answer test for philox4x32_10 with zero counter and key.
-        var zero = Philox(seed: 0, stream: 0)
-        zero.key = (0, 0)
-        #expect(zero.block(0, step: 0) == SIMD4(0x6627_E8D5, 0xE169_C58D, 0xBC57_AC4C, 0x9B00_DBD8))
+    /// Random123's known-answer vectors for philox4x32_10 (its `kat_vectors`): zeros, all ones, and π's
+    /// digits as counter and key. Seed 0 on stream 0 is key 0, so `block(0, step: 0)` is the first.
+    @Test func philoxMatchesPublishedVectors() {
+        let zero = SIMD4<UInt32>(0x6627_E8D5, 0xE169_C58D, 0xBC57_AC4C, 0x9B00_DBD8)
+        #expect(Philox.rounds(SIMD4(0, 0, 0, 0), key: (0, 0)) == zero)
+        #expect(Philox(seed: 0, stream: 0).block(0, step: 0) == zero)
+        #expect(Philox.rounds(SIMD4(repeating: 0xFFFF_FFFF), key: (0xFFFF_FFFF, 0xFFFF_FFFF))
+                == SIMD4(0x408F_276D, 0x41C8_3B0E, 0xA20B_C7C6, 0x6D54_51FD))
+        #expect(Philox.rounds(SIMD4(0x243F_6A88, 0x85A3_08D3, 0x1319_8A2E, 0x0370_7344), key: (0xA409_3822, 0x299F_31D0))
+                == SIMD4(0xD16C_FE09, 0x94FD_CCEB, 0x5001_E420, 0x2412_6EA1))
+    }
+
+    /// Masks worked out by hand from the first published block (seed 0, stream 0, step 0): its words'
+    /// top 24 bits over 2²⁴ (`Philox.unit`) are 0.399, 0.881, 0.736 and 0.605, so p = 0.5 drops the
+    /// first of four decisions (elements, or Dropout2d's (c, n) planes) and scales the rest by 2.
+    @Test(arguments: [false, true])
+    func dropoutMaskKnownAnswer(channelwise: Bool) throws {
+        let device = CPUDevice()
+        let (shape, spread) = channelwise ? ([2, 2, 2, 2], 4) : ([4, 1, 1, 1], 1)
+        let x = try tensor(device, shape, [Float](repeating: 1, count: 4 * spread))
+        let y = try device.allocate(shape, .float32), mask = try device.allocate(shape, .float32)
+        try device.dropoutForward(input: x, output: y, mask: mask, probability: 0.5, channelwise: channelwise,
+                                  generator: Philox(seed: 0, stream: 0), step: 0)
+        let expected: [Float] = [0, 2, 2, 2].flatMap { [Float](repeating: $0, count: spread) }
+        #expect(try device.readFloats(mask) == expected)
+        #expect(try device.readFloats(y) == expected)
     }
 
     @Test func flattenMatchesPyTorchOrder() throws {

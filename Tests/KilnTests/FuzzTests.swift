@@ -123,7 +123,7 @@ import Testing
     }
 
     @Test func modelSpecParser() throws {
-        let seed = Array(Presets.all["lean8k"]!.jsonString().utf8)
+        let seed = Array(try Presets.all["lean8k"]!.jsonString().utf8)
         let accepted = try fuzz(seed, stream: 5) { bytes in
             let spec = try ModelSpec(json: Data(bytes), source: "fuzz.json")
             _ = try spec.parameterCount()

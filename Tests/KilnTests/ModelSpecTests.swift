@@ -29,6 +29,12 @@ import Testing
         #expect(try ModelSpec(json: Data(spec.jsonString().utf8), source: "test") == spec)
     }
 
+    /// A spec built in code can hold a number JSON cannot: writing it is an error, not a trap.
+    @Test func unwritableSpecIsAnError() {
+        let spec = ModelSpec(name: "odd", input: ImageShape(channels: 1, size: 4), layers: [.dropout(.nan)])
+        #expect { try spec.jsonString() } throws: { String(describing: $0).contains("odd: nan cannot be written in a JSON spec") }
+    }
+
     static let badSpecs: [(String, String)] = [
         (#"{"input": [1, 28, 28], "layers": [{"type": "conv3d", "out": 4, "kernel": 3}]}"#, "layer 0: unknown layer type \"conv3d\""),
         (#"{"input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 4, "kernel": 3, "colour": 1}]}"#, "layer 0 (conv2d): unknown field \"colour\""),

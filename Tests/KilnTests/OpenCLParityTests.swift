@@ -115,6 +115,10 @@ struct OpenCLParityTests {
                                          ([c.co, c.ci, k, k], .float32), ([c.co], .float32), ([c.co], .float32),
                                          ([c.ci, c.n, c.h, c.h], .float32), ([c.co, c.ci, k, k], .float32)]
         for shaped in [gpu, try OpenCLDevice.open(gpu.info, shape: .gpu)] {
+            // A batch norm takes out the bias's effect: its gradient sums the batch norm's input gradient, which
+            // cancels to rounding noise in each channel. So it is compared on the scale of what it sums (that
+            // gradient on the CPU), not on its own, which `parity` would use.
+            var biasGradients: [[Float]] = [], summands = 0.0
             try parity("conv + batch norm (\(shaped.shape))", inputs: inputs, outputs: outputs, terms: max(c.n * oh * oh, c.ci * k * k),
                        on: shaped) { d, i, o in
                 let runningMean = try d.allocate([c.co], .float32), runningVar = try d.allocate([c.co], .float32)
@@ -128,15 +132,26 @@ struct OpenCLParityTests {
                                                                     epsilon: 1e-5, activation: rectify ? .relu : .identity))
                 try d.copy(runningMean, to: o[2])
                 try d.copy(runningVar, to: o[3])
-                // A batch norm takes out the bias's effect: its gradient is rounding noise, computed but not compared.
                 let normalization = BatchNormBackward(input: o[0], gamma: i[3], savedMean: savedMean, savedInvStd: savedInvStd,
                                                       gradGamma: o[5], gradBeta: o[6], activation: rectify ? .relu : .identity)
-                try d.conv2dBackward(input: i[0], gradOutput: i[5], weight: i[1], gradWeight: o[4], gradBias: d.allocate([c.co], .float32),
+                let gradBias = try d.allocate([c.co], .float32)
+                try d.fill(gradBias, with: .nan)
+                try d.conv2dBackward(input: i[0], gradOutput: i[5], weight: i[1], gradWeight: o[4], gradBias: gradBias,
                                      gradInput: o[7], accumulate: false, geometry: c.g, normalization: normalization)
                 // The first layer's case: no input gradient.
                 try d.conv2dBackward(input: i[0], gradOutput: i[5], weight: i[1], gradWeight: o[8], gradBias: nil, gradInput: nil, accumulate: false,
                                      geometry: c.g, normalization: normalization)
+                biasGradients.append(try d.readFloats(gradBias))
+                if d is CPUDevice {
+                    let gradNormInput = try d.allocate(y, .float32)
+                    try d.batchNormBackward(input: o[0], gradOutput: i[5], gamma: i[3], savedMean: savedMean, savedInvStd: savedInvStd,
+                                            gradInput: gradNormInput, gradGamma: d.allocate([c.co], .float32),
+                                            gradBeta: d.allocate([c.co], .float32), activation: rectify ? .relu : .identity)
+                    summands = try d.readFloats(gradNormInput).map { abs(Double($0)) }.max() ?? 0
+                }
             }
+            expectClose(biasGradients[1], biasGradients[0].map(Double.init), terms: c.n * oh * oh, magnitude: summands,
+                        "conv + batch norm (\(shaped.shape)) bias gradient")
         }
     }
 

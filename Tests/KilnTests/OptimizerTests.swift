@@ -4,20 +4,25 @@ import Testing
 
 /// Three steps of each update rule against PyTorch's formulas written out in float64.
 @Suite struct OptimizerTests {
-    @Test(arguments: [(false, Float(0)), (true, Float(0.01))])
-    func sgd(nesterov: Bool, weightDecay: Float) throws {
+    /// Without momentum there is no velocity buffer, and `Optimizer` passes the gradient in its place:
+    /// the step must then leave it alone (with weight decay, storing d = g + λp there would show).
+    @Test(arguments: [(Float(0.9), false, Float(0)), (0.9, true, 0.01), (0, false, 0.01)])
+    func sgd(momentum: Float, nesterov: Bool, weightDecay: Float) throws {
         let device = CPUDevice()
         let count = 33
         var p = randomFloats(count).map(Double.init), v = [Double](repeating: 0, count: count)
         let param = try tensor(device, [count], p.map(Float.init)), velocity = try tensor(device, [count], [Float](repeating: 0, count: count))
         for _ in 0..<3 {
-            let g = randomFloats(count)
-            try device.sgdStep(parameter: param, gradient: tensor(device, [count], g), velocity: velocity, learningRate: 0.1,
-                               momentum: 0.9, nesterov: nesterov, weightDecay: weightDecay)
+            let g = randomFloats(count), gradient = try tensor(device, [count], g)
+            try device.sgdStep(parameter: param, gradient: gradient, velocity: momentum == 0 ? gradient : velocity, learningRate: 0.1,
+                               momentum: momentum, nesterov: nesterov, weightDecay: weightDecay)
+            #expect(try device.readFloats(gradient) == g, "the gradient is left as it was")
             for i in 0..<count {
                 var d = Double(g[i]) + Double(weightDecay) * p[i]
-                v[i] = 0.9 * v[i] + d
-                d = nesterov ? d + 0.9 * v[i] : v[i]
+                if momentum != 0 {
+                    v[i] = Double(momentum) * v[i] + d
+                    d = nesterov ? d + Double(momentum) * v[i] : v[i]
+                }
                 p[i] -= 0.1 * d
             }
         }

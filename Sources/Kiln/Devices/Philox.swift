@@ -13,7 +13,13 @@ public struct Philox: Sendable {
     /// Four random words for counter (block, step), where `step` is usually the global training step.
     @inline(__always)
     public func block(_ index: UInt32, step: UInt64) -> SIMD4<UInt32> {
-        var c = SIMD4<UInt32>(index, UInt32(truncatingIfNeeded: step), UInt32(truncatingIfNeeded: step >> 32), 0)
+        Self.rounds(SIMD4(index, UInt32(truncatingIfNeeded: step), UInt32(truncatingIfNeeded: step >> 32), 0), key: key)
+    }
+
+    /// The ten rounds on a whole 128-bit counter: the function Random123's known-answer vectors give.
+    @inline(__always)
+    static func rounds(_ counter: SIMD4<UInt32>, key: (UInt32, UInt32)) -> SIMD4<UInt32> {
+        var c = counter
         var k0 = key.0, k1 = key.1
         for _ in 0..<10 {
             let p0 = UInt64(0xD251_1F53) &* UInt64(c[0])

@@ -81,7 +81,7 @@ public enum ONNXExport {
         operatorSet.version = opset
         proto.opsetImport = [operatorSet]
         var metadata = Onnx_StringStringEntryProto()
-        (metadata.key, metadata.value) = ("kiln.spec", spec.jsonString())
+        (metadata.key, metadata.value) = ("kiln.spec", try spec.jsonString())
         proto.metadataProps = [metadata]
         graph.proto.input = [valueInfo("image", [nil] + [spec.input.channels, spec.input.size, spec.input.size])]
         graph.proto.output = [valueInfo(outputName, last.size == 1 ? [nil, last.channels] : [nil, last.channels, last.size, last.size])]

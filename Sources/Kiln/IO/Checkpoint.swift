@@ -37,7 +37,7 @@ public struct Checkpoint {
             file.metadata[stepKey] = String(optimizer.step)
         }
         file.metadata["format"] = "pt"
-        file.metadata[specKey] = model.spec.jsonString()
+        file.metadata[specKey] = try model.spec.jsonString()
         file.metadata[epochKey] = String(state.completedEpochs)
         if let options = state.options {
             // Sorted keys: the same run writes the same bytes.

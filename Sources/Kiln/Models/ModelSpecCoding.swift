@@ -28,13 +28,20 @@ extension ModelSpec: Codable {
         }
     }
 
-    /// The spec as JSON, one layer a line, in the format `init(json:source:)` reads.
-    public func jsonString() -> String {
+    /// The spec as JSON, one layer a line, in the format `init(json:source:)` reads. Throws for a field
+    /// JSON cannot hold (a NaN or infinite number, which only a spec built in code can have).
+    public func jsonString() throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]  // the same spec, the same bytes
-        func text(_ value: some Encodable) -> String { String(decoding: try! encoder.encode(value), as: UTF8.self) }
-        return "{\"name\": \(text(name)), \"input\": \(text([input.channels, input.size, input.size])), \"layers\": [\n"
-            + layers.map { "  " + text($0) }.joined(separator: ",\n") + "\n]}\n"
+        func text(_ value: some Encodable) throws -> String {
+            do {
+                return String(decoding: try encoder.encode(value), as: UTF8.self)
+            } catch EncodingError.invalidValue(let field, _) {
+                throw KilnError("\(name): \(field) cannot be written in a JSON spec")
+            }
+        }
+        return "{\"name\": \(try text(name)), \"input\": \(try text([input.channels, input.size, input.size])), \"layers\": [\n"
+            + (try layers.map { "  " + (try text($0)) }).joined(separator: ",\n") + "\n]}\n"
     }
 
     static let sourceKey = CodingUserInfoKey(rawValue: "kiln.source")!

@@ -13,6 +13,8 @@ public enum Presets {
 
     public static let all: [String: ModelSpec] = {
         let texts = ["lean8k": lean8k, "tiny5k": tiny5k, "ref18k": ref18k, "strided12k": strided12k, "res8k": res8k]
+        // Cannot fail at run time: the texts are constants in this file, and ModelSpecTests parses and
+        // round-trips every one, so a typo fails the tests rather than reaching a user.
         return texts.mapValues { try! ModelSpec(json: Data($0.utf8), source: "preset") }
     }()
 

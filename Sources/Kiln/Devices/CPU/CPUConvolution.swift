@@ -79,29 +79,30 @@ extension CPUDevice {
         // dWᵀ = col · dYᵀ [depth, m] sums over every output pixel: each thread sums its chunks into
         // its own partial, and the partials are added in a fixed order. OpenBLAS runs this long-K
         // product about twice as fast with the wide `depth` side as M than with the narrow `m`.
-        let partial = scratch(Self.partialScratch, size * parallel.threads)
-        let dy = floats(gradOutput)
-        let parts: Int
-        if geometry.isPointwise {
-            parts = parallel.parts(columns) { part, r in
-                Self.gemm(false, true, depth, m, r.count, floats(input) + r.lowerBound, columns, dy + r.lowerBound, columns, 0,
-                     partial + part * size, m)
+        withScratch(Self.partialScratch, size * parallel.threads) { partial in
+            let dy = floats(gradOutput)
+            let parts: Int
+            if geometry.isPointwise {
+                parts = parallel.parts(columns) { part, r in
+                    Self.gemm(false, true, depth, m, r.count, floats(input) + r.lowerBound, columns, dy + r.lowerBound, columns, 0,
+                         partial + part * size, m)
+                }
+            } else {
+                parts = forEachChunk(input, depth: depth, plane: plane) { chunk in
+                    let (images, col) = (chunk.images, chunk.columns)
+                    im2col(input, images: images, outputHeight: gradOutput.height, outputWidth: gradOutput.width,
+                           geometry: geometry, into: col)
+                    Self.gemm(false, true, depth, m, images.count * plane, col, images.count * plane,
+                         dy + images.lowerBound * plane, columns, chunk.isFirst ? 0 : 1, partial + chunk.part * size, m)
+                }
             }
-        } else {
-            parts = forEachChunk(input, depth: depth, plane: plane) { chunk in
-                let (images, col) = (chunk.images, chunk.columns)
-                im2col(input, images: images, outputHeight: gradOutput.height, outputWidth: gradOutput.width,
-                       geometry: geometry, into: col)
-                Self.gemm(false, true, depth, m, images.count * plane, col, images.count * plane,
-                     dy + images.lowerBound * plane, columns, chunk.isFirst ? 0 : 1, partial + chunk.part * size, m)
-            }
-        }
-        let dW = floats(gradWeight)
-        for o in 0..<m {
-            for d in 0..<depth {
-                var sum = partial[d * m + o]
-                for part in 1..<max(parts, 1) { sum += partial[part * size + d * m + o] }
-                dW[o * depth + d] = sum
+            let dW = floats(gradWeight)
+            for o in 0..<m {
+                for d in 0..<depth {
+                    var sum = partial[d * m + o]
+                    for part in 1..<max(parts, 1) { sum += partial[part * size + d * m + o] }
+                    dW[o * depth + d] = sum
+                }
             }
         }
     }
@@ -142,12 +143,13 @@ extension CPUDevice {
         let perChunk = max(1, min(n, Self.chunkFloats / max(depth * plane, 1)))
         let chunkCount = (n + perChunk - 1) / perChunk
         let stride = perChunk * depth * plane
-        let scratchBase = scratch(Self.columnScratch, stride * min(parallel.threads, chunkCount))
-        return parallel.parts(chunkCount) { part, chunks in
-            for chunk in chunks {
-                body(ColumnChunk(part: part, isFirst: chunk == chunks.lowerBound,
-                                 images: chunk * perChunk ..< min(n, (chunk + 1) * perChunk),
-                                 columns: scratchBase + part * stride, capacity: stride))
+        return withScratch(Self.columnScratch, stride * min(parallel.threads, chunkCount)) { scratchBase in
+            parallel.parts(chunkCount) { part, chunks in
+                for chunk in chunks {
+                    body(ColumnChunk(part: part, isFirst: chunk == chunks.lowerBound,
+                                     images: chunk * perChunk ..< min(n, (chunk + 1) * perChunk),
+                                     columns: scratchBase + part * stride, capacity: stride))
+                }
             }
         }
     }

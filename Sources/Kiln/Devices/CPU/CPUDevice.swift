@@ -50,18 +50,22 @@ public final class CPUDevice: Device {
 
     public var summary: String { "cpu (OpenBLAS sgemm, \(parallel.threads) thread\(parallel.threads == 1 ? "" : "s"))" }
 
+    // The storage is raw memory, never bound to a type: typed access is defined only once it is bound
+    // (`bindMemory`, free at run time), so each accessor binds it to the element type it hands out.
     func floats(_ t: Tensor) -> UnsafeMutablePointer<Float> {
-        (t.storage as! CPUStorage).raw.assumingMemoryBound(to: Float.self)
+        (t.storage as! CPUStorage).raw.bindMemory(to: Float.self, capacity: t.count)
     }
 
     func ints(_ t: Tensor) -> UnsafeMutablePointer<Int32> {
-        (t.storage as! CPUStorage).raw.assumingMemoryBound(to: Int32.self)
+        (t.storage as! CPUStorage).raw.bindMemory(to: Int32.self, capacity: t.count)
     }
 
-    /// Scratch area `index` with at least `count` floats (contents undefined).
-    func scratch(_ index: Int, _ count: Int) -> UnsafeMutablePointer<Float> {
+    /// `body` with scratch area `index` of at least `count` floats (contents undefined). The area lives
+    /// until `body` returns, even if a call inside it grows the area (which replaces its storage).
+    func withScratch<Result>(_ index: Int, _ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Result) -> Result {
         if workspaces[index].byteCapacity < count * 4 { workspaces[index] = CPUStorage(bytes: count * 4) }
-        return workspaces[index].raw.assumingMemoryBound(to: Float.self)
+        let storage = workspaces[index]
+        return withExtendedLifetime(storage) { body(storage.raw.bindMemory(to: Float.self, capacity: count)) }
     }
 
     public func allocate(_ shape: [Int], _ dtype: DType) throws -> Tensor {
@@ -75,12 +79,13 @@ public final class CPUDevice: Device {
 
     public func write(_ values: [Float], to tensor: Tensor) throws {
         try checkTransfer(values.count, tensor, .float32)
-        values.withUnsafeBufferPointer { floats(tensor).update(from: $0.baseAddress!, count: values.count) }
+        // Not through `baseAddress!`: an empty array may have none, and then nothing is copied.
+        _ = UnsafeMutableBufferPointer(start: floats(tensor), count: values.count).update(fromContentsOf: values)
     }
 
     public func write(_ values: [Int32], to tensor: Tensor) throws {
         try checkTransfer(values.count, tensor, .int32)
-        values.withUnsafeBufferPointer { ints(tensor).update(from: $0.baseAddress!, count: values.count) }
+        _ = UnsafeMutableBufferPointer(start: ints(tensor), count: values.count).update(fromContentsOf: values)
     }
 
     public func readFloats(_ tensor: Tensor) throws -> [Float] {

@@ -2,6 +2,7 @@ import CCLBlast
 import COpenCL
 import Foundation
 import KilnKernels
+import Synchronization
 
 /// An OpenCL device: one context, one in-order queue, one program built from `Kernels/*.cl` (embedded
 /// at build time) and one per convolution shape from `Kernels/convolution.cl`, CLBlast for the GEMMs
@@ -41,8 +42,8 @@ public final class OpenCLDevice: Device {
     /// The GEMMs enqueued while `recordingGEMMs` is set (`kiln tune` learns a model's shapes so).
     var recordedGEMMs: [GEMMShape]?
 
-    nonisolated(unsafe) private static var opened: [String: OpenCLDevice] = [:]
-    private static let openLock = NSLock()
+    /// The process-wide instances, by what `open` was asked for; only reachable under the mutex.
+    private static let opened = Mutex<[String: OpenCLDevice]>([:])
 
     /// The process-wide instance for `info`, created (and its program built) on first use. `shape`
     /// defaults to the device's kind: `cpu` for a CPU device, `gpu` for anything else. With a `cache`,
@@ -50,8 +51,8 @@ public final class OpenCLDevice: Device {
     public static func open(_ info: OpenCLDeviceInfo, shape: LaunchShape? = nil, cache: CacheFolder? = nil,
                             tuned: Bool = true) throws -> OpenCLDevice {
         let shape = shape ?? LaunchShape.automatic(for: info)
-        return try openLock.withLock {
-            let key = "\(info.address) \(shape) \(cache?.url.path ?? "-") \(tuned)"
+        let key = "\(info.address) \(shape) \(cache?.url.path ?? "-") \(tuned)"
+        return try opened.withLock { opened in
             if let device = opened[key] { return device }
             let device = try OpenCLDevice(info, shape: shape, cache: cache, tuned: tuned)
             opened[key] = device

@@ -46,14 +46,16 @@ final class OpenCLStorage: DeviceStorage {
 final class BufferPool: @unchecked Sendable {
     private var free: [Int: [cl_mem]] = [:]
     private let lock = NSLock()
-    /// Bytes held in buffers, in use or pooled: what the device has allocated.
-    private(set) var allocatedBytes = 0
+    private var bytesCreated = 0
+    /// Bytes held in buffers, in use or pooled: what the device has allocated. Read under the lock that
+    /// guards its changes, like the rest of the pool (a tensor's last release may come from any thread).
+    var allocatedBytes: Int { lock.withLock { bytesCreated } }
 
     func take(bytes: Int) -> cl_mem? {
         lock.withLock { free[bytes]?.popLast() }
     }
 
-    func created(bytes: Int) { lock.withLock { allocatedBytes += bytes } }
+    func created(bytes: Int) { lock.withLock { bytesCreated += bytes } }
 
     func give(_ buffer: cl_mem, bytes: Int) {
         lock.withLock { free[bytes, default: []].append(buffer) }
