@@ -84,6 +84,12 @@ expect_error "--threads near Int.max" "--threads must be" "$KILN" train --thread
 expect_error "--lr nan" "--lr" "$KILN" train --lr nan
 expect_error "an unknown device" "--device gpu7" "$KILN" train --device gpu7
 expect_error "an unknown model" "unknown model" "$KILN" train --model lean9k
+expect_error "an empty item in --lr" "--lr 0.1,,0.2: expected a comma-separated list of valid values (item 2 is empty)" \
+    "$KILN" sweep "${quick[@]}" --epochs 1 --last 1 --out sweep-lr --lr 0.1,,0.2
+expect_error "a trailing comma in --seeds" "(item 2 is empty)" "$KILN" sweep "${quick[@]}" --epochs 1 --last 1 --out sweep-seeds --seeds 1,
+expect_error "--last above --epochs" "--last 3 must be between 1 and --epochs (1)" "$KILN" sweep --epochs 1 --last 3
+touch a-file
+expect_error "--cache-dir naming a file" "--cache-dir a-file: it is a file, not a folder" "$KILN" train "${quick[@]}" --epochs 1 --cache-dir a-file
 
 # --- Models that cannot be built ---
 printf '%s' '{"input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 1000000, "kernel": 3}, {"type": "globalavgpool"},
@@ -187,6 +193,19 @@ if [ $? -ne 0 ] || ls ./*escaped* ../*escaped* >/dev/null 2>&1 || [ "$(ls sweep-
     fail "a sweep over two specs named ../../escaped" "$output
 $(ls sweep-out)"
 fi
+
+# A sweep of one epoch takes --last 1 when --last is not given; a second sweep into the same --out is
+# refused, the first one's files unchanged; a sweep whose every run failed exits non-zero.
+cases=$((cases + 1))
+output=$("$KILN" sweep --epochs 1 --train-limit 128 --device cpu --threads 1 --out sweep-one 2>&1)
+[ $? -eq 0 ] && [[ "$output" == *"last 1 test acc."* ]] || fail "a one-epoch sweep without --last" "$output"
+summary=$(sha256sum <sweep-one/summary.md)
+expect_error "a second sweep into the same --out" "--out sweep-one already holds results" \
+    "$KILN" sweep --epochs 1 --last 1 --train-limit 128 --device cpu --threads 1 --out sweep-one
+expect_same sweep-one/summary.md "$summary" "a refused second sweep"
+expect_error "a sweep whose every run diverged" "1 of 1 runs failed or diverged" \
+    "$KILN" sweep "${quick[@]}" --epochs 2 --last 1 --lr 1e9 --out sweep-diverged
+expect_error "sweep --out naming a file" "a-file: cannot create the --out folder (it is a file, not a folder)" "$KILN" sweep --epochs 1 --last 1 --out a-file
 
 # An output that names the command's own input (directly or through a link) is refused; the input stays.
 "$KILN" train "${quick[@]}" --epochs 1 --log ok.jsonl >/dev/null 2>&1 || fail "a short run for the report cases" ""
