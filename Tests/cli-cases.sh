@@ -103,6 +103,10 @@ printf '%s' '{"input": [3, 28, 28], "layers": [{"type": "conv2d", "out": 10, "ke
 expect_error "parity of a 3-channel model on MNIST" "takes [3, 28, 28] images" "$KILN" parity --model rgb.json
 printf 'not json' >garbage.json
 expect_error "a spec that is not JSON" "garbage.json: not JSON" "$KILN" summary --model garbage.json
+printf '%s' '{"name": "a\"b", "input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 10, "\u006fut": 20, "kernel": 28}, {"type": "logsoftmax"}]}' >twice.json
+expect_error "a key given twice (once escaped)" 'twice.json: the key "out" appears twice in layers[0]' "$KILN" summary --model twice.json
+printf '%s' '{"input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 4, "kernel": 3}, {"type": "linear", "out": 10}, {"type": "logsoftmax"}]}' >noflatten.json
+expect_error "linear after a conv, the file named once" "Error: noflatten.json: layer 1 (linear)" "$KILN" summary --model noflatten.json
 
 # --- Checkpoints: broken, foreign, or of another model ---
 "$KILN" train "${quick[@]}" --epochs 1 --save good.safetensors >/dev/null 2>&1 || fail "training a checkpoint" ""
