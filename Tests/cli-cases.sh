@@ -56,6 +56,27 @@ mnist() {
 }
 # safetensors FILE HEADER [BODY]: a file with that JSON header.
 safetensors() { { le64 ${#2}; printf '%s' "$2"; printf '%s' "${3:-}"; } >"$1"; }
+# npy FILE DESCR SHAPE [VALUE…]: a version-1 .npy file of SHAPE ("4, 28, 28"; "4," for one dimension),
+# random bytes for DESCR '|u1', else '<i8' holding the VALUEs.
+npy() {
+    local file=$1 descr=$2 shape=$3 header count=1 d
+    shift 3
+    header="{'descr': '$descr', 'fortran_order': False, 'shape': ($shape), }"
+    header+=$(printf '%*s' $((63 - (10 + ${#header}) % 64)) '')
+    {
+        printf '\x93NUMPY\x01\x00'; printf "\\x$(printf %02x $(((${#header} + 1) & 255)))\\x$(printf %02x $(((${#header} + 1) >> 8)))"
+        printf '%s\n' "$header"
+        if [ "$descr" = "|u1" ]; then for d in ${shape//,/ }; do count=$((count * d)); done; head -c "$count" /dev/urandom
+        else for d in "$@"; do le64 "$d"; done; fi
+    } >"$file"
+}
+# numpy DIR SIZE "TRAIN LABELS" "TEST LABELS": a NumPy data folder of random grey SIZExSIZE images.
+numpy() {
+    local train=($3) test=($4)
+    mkdir -p "$1"
+    npy "$1/x_train.npy" '|u1' "${#train[@]}, $2, $2"; npy "$1/y_train.npy" '<i8' "${#train[@]}," "${train[@]}"
+    npy "$1/x_test.npy" '|u1' "${#test[@]}, $2, $2"; npy "$1/y_test.npy" '<i8' "${#test[@]}," "${test[@]}"
+}
 
 quick=(--device cpu --threads 1 --train-limit 128 --batch-size 64)
 
@@ -73,6 +94,11 @@ mkdir -p bomb && cp sizes/train-labels-idx1-ubyte sizes/t10k-* bomb/
 { printf '\x00\x00\x08\x03'; be32 4; be32 28; be32 28; head -c 300000000 /dev/zero; } | gzip -1 >bomb/train-images-idx3-ubyte.gz
 expect_error "a gzip bomb (300 MB of zeros)" "more data than the header" "$KILN" train "${quick[@]}" --data bomb --epochs 1
 expect_error "a missing data folder" "no such data folder" "$KILN" train "${quick[@]}" --data nowhere --epochs 1
+numpy stray 28 "0 1 200 3" "0 1"
+expect_error "a NumPy label 200 for a 10-class model" "y_train.npy: label 200 at index 2 is out of range for model lean8k's 10 classes" \
+    "$KILN" train "${quick[@]}" --data stray --epochs 1
+numpy channels-first 28 "0 1 0 1" "1 0" && npy channels-first/x_train.npy '|u1' "4, 1, 28, 28"
+expect_error "NumPy images [N, C, H, W]" "look like [N, C, H, W]" "$KILN" train "${quick[@]}" --data channels-first --epochs 1
 
 # --- Flags out of range ---
 expect_error "--rotate inf" "--rotate must be" "$KILN" train --rotate inf
@@ -84,6 +110,12 @@ expect_error "--threads near Int.max" "--threads must be" "$KILN" train --thread
 expect_error "--lr nan" "--lr" "$KILN" train --lr nan
 expect_error "an unknown device" "--device gpu7" "$KILN" train --device gpu7
 expect_error "an unknown model" "unknown model" "$KILN" train --model lean9k
+expect_error "an empty item in --lr" "--lr 0.1,,0.2: expected a comma-separated list of valid values (item 2 is empty)" \
+    "$KILN" sweep "${quick[@]}" --epochs 1 --last 1 --out sweep-lr --lr 0.1,,0.2
+expect_error "a trailing comma in --seeds" "(item 2 is empty)" "$KILN" sweep "${quick[@]}" --epochs 1 --last 1 --out sweep-seeds --seeds 1,
+expect_error "--last above --epochs" "--last 3 must be between 1 and --epochs (1)" "$KILN" sweep --epochs 1 --last 3
+touch a-file
+expect_error "--cache-dir naming a file" "--cache-dir a-file: it is a file, not a folder" "$KILN" train "${quick[@]}" --epochs 1 --cache-dir a-file
 
 # --- Models that cannot be built ---
 printf '%s' '{"input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 1000000, "kernel": 3}, {"type": "globalavgpool"},
@@ -97,6 +129,10 @@ printf '%s' '{"input": [3, 28, 28], "layers": [{"type": "conv2d", "out": 10, "ke
 expect_error "parity of a 3-channel model on MNIST" "takes [3, 28, 28] images" "$KILN" parity --model rgb.json
 printf 'not json' >garbage.json
 expect_error "a spec that is not JSON" "garbage.json: not JSON" "$KILN" summary --model garbage.json
+printf '%s' '{"name": "a\"b", "input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 10, "\u006fut": 20, "kernel": 28}, {"type": "logsoftmax"}]}' >twice.json
+expect_error "a key given twice (once escaped)" 'twice.json: the key "out" appears twice in layers[0]' "$KILN" summary --model twice.json
+printf '%s' '{"input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 4, "kernel": 3}, {"type": "linear", "out": 10}, {"type": "logsoftmax"}]}' >noflatten.json
+expect_error "linear after a conv, the file named once" "Error: noflatten.json: layer 1 (linear)" "$KILN" summary --model noflatten.json
 
 # --- Checkpoints: broken, foreign, or of another model ---
 "$KILN" train "${quick[@]}" --epochs 1 --save good.safetensors >/dev/null 2>&1 || fail "training a checkpoint" ""
@@ -112,6 +148,11 @@ head -c 100 good.safetensors >cut.safetensors
 expect_error "a truncated checkpoint" "cut.safetensors" "$KILN" eval --checkpoint cut.safetensors --device cpu
 expect_error "a checkpoint on data of another size" "takes [1, 28, 28] images" "$KILN" eval --checkpoint good.safetensors --device cpu --data sizes
 expect_error "a missing checkpoint" "missing.safetensors" "$KILN" eval --checkpoint missing.safetensors --device cpu
+# Labels need only be classes of the model: a 10-class model on data labelled 0 and 1 trains and evaluates.
+numpy binary 28 "0 1 1 0" "1 0 1"
+cases=$((cases + 1))
+output=$("$KILN" eval --checkpoint good.safetensors --device cpu --data binary --confusion 2>&1 && "$KILN" train "${quick[@]}" --data binary --epochs 1 2>&1) \
+    || fail "a 10-class model on labels 0 and 1" "$output"
 
 # Checkpoints whose contents training would have refused: loading refuses them too, and writes nothing.
 tamper() {  # tamper FROM TO WHAT: a copy of a checkpoint with one thing made wrong
@@ -187,6 +228,19 @@ if [ $? -ne 0 ] || ls ./*escaped* ../*escaped* >/dev/null 2>&1 || [ "$(ls sweep-
     fail "a sweep over two specs named ../../escaped" "$output
 $(ls sweep-out)"
 fi
+
+# A sweep of one epoch takes --last 1 when --last is not given; a second sweep into the same --out is
+# refused, the first one's files unchanged; a sweep whose every run failed exits non-zero.
+cases=$((cases + 1))
+output=$("$KILN" sweep --epochs 1 --train-limit 128 --device cpu --threads 1 --out sweep-one 2>&1)
+[ $? -eq 0 ] && [[ "$output" == *"last 1 test acc."* ]] || fail "a one-epoch sweep without --last" "$output"
+summary=$(sha256sum <sweep-one/summary.md)
+expect_error "a second sweep into the same --out" "--out sweep-one already holds results" \
+    "$KILN" sweep --epochs 1 --last 1 --train-limit 128 --device cpu --threads 1 --out sweep-one
+expect_same sweep-one/summary.md "$summary" "a refused second sweep"
+expect_error "a sweep whose every run diverged" "1 of 1 runs failed or diverged" \
+    "$KILN" sweep "${quick[@]}" --epochs 2 --last 1 --lr 1e9 --out sweep-diverged
+expect_error "sweep --out naming a file" "a-file: cannot create the --out folder (it is a file, not a folder)" "$KILN" sweep --epochs 1 --last 1 --out a-file
 
 # An output that names the command's own input (directly or through a link) is refused; the input stays.
 "$KILN" train "${quick[@]}" --epochs 1 --log ok.jsonl >/dev/null 2>&1 || fail "a short run for the report cases" ""

@@ -9,8 +9,8 @@ struct Devices: ParsableCommand {
     var cacheDir: String?
 
     func run() throws {
+        let cache = try cacheFolder(cacheDir)
         print("cpu          \(CPUDevice().summary)")
-        let cache = CacheFolder.resolve(cacheDir)
         do {
             for d in try OpenCLPlatforms.devices() {
                 let memory = String(format: "%.1f GiB", Double(d.globalMemoryBytes) / 1_073_741_824)

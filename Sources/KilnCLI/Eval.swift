@@ -42,7 +42,7 @@ struct Eval: ParsableCommand {
         }
         guard confusion || misclassified != nil else { return }
         let all = try predictions(model, on: data, batchSize: batchSize)
-        if confusion { print(ConfusionMatrix(all, classes: data.classes).table) }
+        if confusion { print(ConfusionMatrix(all, classes: try saved.spec.classCount()).table) }
         if let misclassified {
             let wrong = all.filter { $0.predicted != $0.label }.sorted { $0.confidence > $1.confidence }
             print("\(wrong.count) misclassified; the \(min(misclassified, wrong.count)) most confident:")

@@ -29,7 +29,6 @@ struct DeviceOptions: ParsableArguments {
     @Option(help: cacheDirHelp)
     var cacheDir: String?
 
-    var cache: CacheFolder? { CacheFolder.resolve(cacheDir) }
 
     /// Opens the requested device and prints the lines saying which one and why, and what its opening noted.
     /// A data-parallel rank opens the device of its local rank, and by default shares the cores with the
@@ -39,7 +38,7 @@ struct DeviceOptions: ParsableArguments {
             guard (1...1024).contains(threads) else { throw KilnError("--threads must be between 1 and 1024, got \(threads)") }
         }
         let localSize = parallel?.communicator.localSize ?? 1
-        let selection = try select(DeviceRequest(flag: device), cache: cache, verbose: verbose, tuned: tuned,
+        let selection = try select(DeviceRequest(flag: device), cache: cacheFolder(cacheDir), verbose: verbose, tuned: tuned,
                                    threads: threads ?? max(1, System.coreCount / localSize), index: parallel?.communicator.localRank ?? 0,
                                    shape: LaunchShape(flag: launchShape))
         print(selection.reason)
@@ -85,6 +84,13 @@ extension LaunchShape {
 let launchShapeHelp = ArgumentHelp("How OpenCL launches are cut: auto (by the device's kind), gpu or cpu.",
                                    discussion: "gpu gives a CPU device such as PoCL the launches a GPU gets (hundreds of work-groups, the fused kernels), so the GPU path runs and is checked without a GPU.")
 
+/// `--cache-dir PATH`, else the default, as the cache folder. A file where the folder must be is refused
+/// now, naming the flag: the device would otherwise only warn after compiling, or not at all on the CPU.
+func cacheFolder(_ cacheDir: String?) throws -> CacheFolder? {
+    if let cacheDir, let problem = fileInTheWay(of: cacheDir) { throw KilnError("--cache-dir \(cacheDir): \(problem)") }
+    return CacheFolder.resolve(cacheDir)
+}
+
 /// `--cache-dir`'s help, for every command that opens a device.
 let cacheDirHelp = ArgumentHelp("Folder for compiled OpenCL programs and `kiln tune` results.",
                                 discussion: "Default: $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln.")
@@ -113,13 +119,14 @@ struct DataOptions: ParsableArguments {
 struct CriterionOptions: ParsableArguments {
     @Option(help: "The accuracy (%) the test set must reach in each of the last --last epochs.")
     var target = 99.4
-    @Option(help: "Epochs the criterion looks at.")
-    var last = 3
+    @Option(help: "Epochs the criterion looks at (default 3; in a sweep of fewer epochs, all of them).")
+    var last: Int?
 
     func validate() throws {
         guard target > 0, target <= 100 else { throw ValidationError("--target must be a percentage in (0, 100]") }
-        guard last >= 1 else { throw ValidationError("--last must be at least 1") }
+        if let last, last < 1 { throw ValidationError("--last must be at least 1") }
     }
 
-    var criterion: AccuracyCriterion { AccuracyCriterion(target: target, last: last) }
+    /// The criterion; a --last not given is 3, or `epochs` (a sweep's) when fewer.
+    func criterion(epochs: Int = .max) -> AccuracyCriterion { AccuracyCriterion(target: target, last: last ?? min(3, epochs)) }
 }

@@ -42,7 +42,7 @@ struct Parity: ParsableCommand {
         if let json { try checkWritable(json, flag: "--json") }
         let request = try DeviceRequest(flag: device)
         guard request != .cpu, request != .auto else { throw KilnError("--device \(device): parity compares the CPU with an OpenCL device; pass opencl or opencl:P.D") }
-        let selection = try select(request, cache: CacheFolder.resolve(cacheDir), verbose: verbose, shape: LaunchShape(flag: launchShape))
+        let selection = try select(request, cache: cacheFolder(cacheDir), verbose: verbose, shape: LaunchShape(flag: launchShape))
         selection.notes.forEach { print($0) }
         let other = selection.device
         let spec = try ModelSpec.named(model)

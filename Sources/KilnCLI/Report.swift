@@ -35,7 +35,7 @@ struct Report: ParsableCommand {
         try checkWritable(out, flag: "--out")
         try checkNotAnInput(out, flag: "--out", inputs: runs.map { ($0, "the run report \($0)") } + (checkpoint.map { [($0, "--checkpoint")] } ?? []))
         var page = RunReportPage(runs: try runs.flatMap(Self.reports))
-        page.criterion = criterionOptions.criterion
+        page.criterion = criterionOptions.criterion()
         if let checkpoint {
             let saved = try Checkpoint(path: checkpoint)
             try Self.check(saved, named: checkpoint, against: page.runs)
@@ -69,9 +69,12 @@ struct Report: ParsableCommand {
     static func reports(_ path: String) throws -> [RunReportPage.Run] {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { throw KilnError("\(path): no such run report or folder") }
-        let files = isFolder.boolValue
-            ? try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".jsonl") }.sorted().map { "\(path)/\($0)" }
-            : [path]
+        var files = [path]
+        if isFolder.boolValue {
+            do { files = try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".jsonl") }.sorted().map { "\(path)/\($0)" } } catch {
+                throw KilnError("\(path): cannot read the folder (\(fileProblem(error)))")
+            }
+        }
         guard !files.isEmpty else { throw KilnError("\(path): no run reports (.jsonl) in the folder") }
         return try files.map { file in
             let epochs = try EpochReport.read(file)

@@ -10,7 +10,10 @@ struct Sweep: ParsableCommand {
             Writes each run's report (NAME.jsonl, as `kiln train --log`), summary.md (one row per run: the last \
             epochs' test accuracy, the best, the final loss, seconds per epoch) and curves.svg (test accuracy and \
             loss per epoch, one line per run) into --out. A run that diverges or fails is marked in the table and \
-            the sweep goes on. Other training options take `kiln train`'s defaults.
+            the sweep goes on; when every run failed, the sweep exits non-zero. --out must not hold an earlier \
+            sweep's results (run reports, summary.md, curves.svg): `kiln report DIR` would mix those runs with the \
+            new ones, so a second sweep into the same folder is refused; name a new folder, or remove the old \
+            results first. Other training options take `kiln train`'s defaults.
             """)
 
     @Option(help: "Models, comma-separated: presets or JSON spec files.")
@@ -31,13 +34,17 @@ struct Sweep: ParsableCommand {
     @OptionGroup var deviceOptions: DeviceOptions
     @OptionGroup var dataOptions: DataOptions
 
-    /// A comma-separated list of values `parse` accepts, or a one-line error naming the flag.
+    /// A comma-separated list of values `parse` accepts, or a one-line error naming the flag and the item.
+    /// An empty item (`0.1,,0.2`, a trailing comma) is refused, not skipped: it is likely a value left out.
     static func list<T>(_ text: String, _ flag: String, _ parse: (String) -> T?) throws -> [T] {
-        let values = text.split(separator: ",").map { parse($0.trimmingCharacters(in: .whitespaces)) }
-        guard !values.isEmpty, let all = values as? [T], all.count == values.compactMap({ $0 }).count else {
-            throw ValidationError("\(flag) \(text): expected a comma-separated list of valid values")
+        let items = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        return try items.enumerated().map { i, item in
+            guard let value = item.isEmpty ? nil : parse(item) else {
+                throw ValidationError("\(flag) \(text): expected a comma-separated list of valid values ("
+                                      + (item.isEmpty ? "item \(i + 1) is empty" : "\"\(item)\" is not one") + ")")
+            }
+            return value
         }
-        return all
     }
 
     /// --lr's rates, else the model's recipe's, as `kiln train` takes it.
@@ -51,13 +58,16 @@ struct Sweep: ParsableCommand {
     }
     var batchSizes: [Int] { get throws { try Self.list(batchSize, "--batch-size") { Int($0).flatMap { (1...1 << 20).contains($0) ? $0 : nil } } } }
     var seedList: [UInt64] { get throws { try Self.list(seeds, "--seeds") { UInt64($0) } } }
-    var models: [String] { get throws { try Self.list(model, "--model") { $0.isEmpty ? nil : $0 } } }
+    var models: [String] { get throws { try Self.list(model, "--model") { $0 } } }
 
     func validate() throws {
         if let lr { _ = try Self.rates(lr) }
         _ = try (batchSizes, seedList, models)
         guard (1...1_000_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 1,000,000") }
-        guard criterionOptions.last <= epochs else { throw ValidationError("--last must be between 1 and --epochs") }
+        // An unset --last is clamped to --epochs (`criterion`); one given must fit.
+        if let last = criterionOptions.last, last > epochs {
+            throw ValidationError("--last \(last) must be between 1 and --epochs (\(epochs))")
+        }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
     }
 
@@ -81,7 +91,8 @@ struct Sweep: ParsableCommand {
 
     func run() throws {
         let specs = try models.map { try ModelSpec.named($0) }
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try Self.checkNoEarlierResults(out)
+        try createFolder(out, what: "the --out folder")
         try checkWritable(out + "/summary.md", flag: "--out")
         let device = try deviceOptions.makeDevice()
         let data = try dataOptions.load(trainLimit: trainLimit)
@@ -116,11 +127,27 @@ struct Sweep: ParsableCommand {
         try writeAtomically(Data(curves(runs).utf8), to: "\(out)/curves.svg", what: "the sweep curves")
         print(table, terminator: "")
         print("Reports, summary.md and curves.svg are in \(out)")
+        fflush(nil)  // the table before any error line, in a log file too
+        let failed = runs.filter { $0.problem != nil }.count
+        let failures = "\(failed) of \(runs.count) runs failed or diverged (see \(out)/summary.md)"
+        if failed == runs.count { throw KilnError(failures) }
+        if failed > 0 { print(failures) }
+    }
+
+    /// Refuses an --out holding results of an earlier sweep (or any run reports): `kiln report DIR` reads
+    /// every .jsonl in it, so runs of the two sweeps would mix, and the summary would describe only the new.
+    static func checkNoEarlierResults(_ out: String) throws {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
+        let earlier = names.filter { $0.hasSuffix(".jsonl") || $0 == "summary.md" || $0 == "curves.svg" }.sorted()
+        guard earlier.isEmpty else {
+            throw KilnError("--out \(out) already holds results (\(earlier.prefix(3).joined(separator: ", "))\(earlier.count > 3 ? ", …" : "")): "
+                            + "kiln report would mix them with this sweep's; name a new folder, or remove them first")
+        }
     }
 
     /// The summary table, in Markdown.
     func summary(_ runs: [Run]) -> String {
-        let criterion = criterionOptions.criterion, last = criterion.last
+        let criterion = criterionOptions.criterion(epochs: epochs), last = criterion.last
         var lines = ["| run | parameters | lr | batch | seed | last \(last) test acc. (%) | ≥ \(criterion.target)% in each | best (epoch) | final test loss | s/epoch |",
                      "|---|---|---|---|---|---|---|---|---|---|"]
         for r in runs {

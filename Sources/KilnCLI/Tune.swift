@@ -39,7 +39,7 @@ struct Tune: ParsableCommand {
         guard request != .cpu, request != .auto else {
             throw KilnError("--device \(device): kiln tune tunes CLBlast on an OpenCL device; pass opencl or opencl:P.D")
         }
-        guard let cache = CacheFolder.resolve(cacheDir) else { throw KilnError("no cache folder (no HOME); pass --cache-dir") }
+        guard let cache = try cacheFolder(cacheDir) else { throw KilnError("no cache folder (no HOME); pass --cache-dir") }
         // CLBlast's own parameters as the baseline, not an earlier tuning.
         let selection = try select(request, cache: cache, verbose: verbose, tuned: false)
         guard let opencl = selection.device as? OpenCLDevice else { throw KilnError("--device \(device) is not an OpenCL device") }
@@ -130,7 +130,7 @@ struct TuneCall: ParsableCommand {
     }
 
     func run() throws {
-        let selection = try select(DeviceRequest(flag: device), cache: CacheFolder.resolve(cacheDir), verbose: false, tuned: false)
+        let selection = try select(DeviceRequest(flag: device), cache: cacheFolder(cacheDir), verbose: false, tuned: false)
         guard let opencl = selection.device as? OpenCLDevice else { throw KilnError("--device \(device) is not an OpenCL device") }
         // A configuration space that fails here (a size the tuner refuses, a driver error) gives nothing,
         // like one where no configuration ran: the other tuner calls go on.

@@ -120,7 +120,7 @@ public struct TestAnalysis {
             }
             return (p, try PNGEncoding.png(planes: pixels, channels: shape.channels, height: shape.size, width: shape.size))
         }
-        (self.name, self.classes, imageSize) = (name, data.classes, shape.size)
+        (self.name, self.classes, imageSize) = (name, try model.spec.classCount(), shape.size)
     }
 
     func section(_ page: inout HTMLPage) {

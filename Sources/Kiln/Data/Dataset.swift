@@ -47,11 +47,13 @@ public struct Split: Sendable {
     public let shape: ImageShape
     /// Augmentation's fill per channel: a black pixel, normalised.
     public let fill: [Float]
+    /// The file the labels came from (for error messages).
+    public let labelFile: String
 }
 
-/// A split as a loader reads it: 8-bit images [C][N·H·W], labels, the image shape, and the file the
-/// images came from (for error messages).
-typealias RawSplit = (bytes: [UInt8], labels: [Int32], shape: ImageShape, source: String)
+/// A split as a loader reads it: 8-bit images [C][N·H·W], labels, the image shape, and the files the
+/// images and the labels came from (for error messages).
+typealias RawSplit = (bytes: [UInt8], labels: [Int32], shape: ImageShape, source: String, labelSource: String)
 
 /// A classification data set: a training and a test split of square images, their class count and the
 /// normalisation their pixels went through. Loaders: a folder of MNIST-format IDX files (MNIST,
@@ -60,6 +62,8 @@ typealias RawSplit = (bytes: [UInt8], labels: [Int32], shape: ImageShape, source
 public struct Dataset: Sendable {
     public let train: Split
     public let test: Split
+    /// The classes the labels name (MNIST's 10; a NumPy folder's largest label + 1). A model may score
+    /// more: its labels must only be among the model's classes.
     public let classes: Int
     public let normalization: Normalization
     public let folder: String
@@ -89,7 +93,7 @@ public struct Dataset: Sendable {
         }
         func split(_ s: RawSplit) -> Split {
             Split(images: normalization.apply(s.bytes[...], channels: s.shape.channels), labels: s.labels, shape: s.shape,
-                  fill: normalization.black)
+                  fill: normalization.black, labelFile: s.labelSource)
         }
         return Dataset(train: split(train), test: split(test), classes: classes, normalization: normalization, folder: folder)
     }

@@ -32,6 +32,6 @@ enum MNIST {
         }
         let count = min(images.dimensions[0], limit ?? .max), pixels = images.dimensions[1] * images.dimensions[2]
         return (Array(images.bytes[0..<count * pixels]), labels.bytes[0..<count].map { Int32($0) },
-                ImageShape(channels: 1, size: images.dimensions[1]), imagePath)
+                ImageShape(channels: 1, size: images.dimensions[1]), imagePath, labelPath)
     }
 }

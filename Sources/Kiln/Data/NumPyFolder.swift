@@ -2,7 +2,8 @@ import Foundation
 
 /// A data set as four NumPy arrays in one folder, as any tool can export them (e.g. CIFAR-10 with
 /// `numpy.save`): `x_train.npy` and `x_test.npy` uint8 images [N, H, W] (grey) or [N, H, W, C], square;
-/// `y_train.npy` and `y_test.npy` integer labels [N]. The classes are 0 … the largest label.
+/// `y_train.npy` and `y_test.npy` integer labels [N]. The classes are 0 … the largest label, or more:
+/// a model of more classes fits too.
 enum NumPyFolder {
     static let files = ["x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy"]
 
@@ -33,6 +34,11 @@ enum NumPyFolder {
             throw KilnError("\(imagePath): images of shape \(images.shape); Kiln reads [N, H, W] or [N, H, W, C]")
         }
         let (n, h, w, c) = (images.shape[0], images.shape[1], images.shape[2], images.shape.count == 4 ? images.shape[3] : 1)
+        // PyTorch's channels-first [N, C, H, W] reads here as H = C and W = C = the image's height: say so.
+        if images.shape.count == 4, h != w, w == c {
+            throw KilnError("\(imagePath): images of shape \(images.shape) look like [N, C, H, W] (channels first); Kiln reads [N, H, W] "
+                            + "or [N, H, W, C]: save numpy.transpose(x, (0, 2, 3, 1))")
+        }
         guard h == w, h > 0, c > 0 else { throw KilnError("\(imagePath): images are \(h)x\(w)x\(c); Kiln needs square images") }
         guard labels.shape == [n] else { throw KilnError("\(labelPath): labels of shape \(labels.shape) for \(n) images in \(imagePath)") }
         guard n > 0 else { throw KilnError("\(imagePath): the split has no images") }
@@ -50,6 +56,6 @@ enum NumPyFolder {
                 }
             }
         }
-        return (bytes, values.map { Int32($0) }, ImageShape(channels: c, size: h), imagePath)
+        return (bytes, values.map { Int32($0) }, ImageShape(channels: c, size: h), imagePath, labelPath)
     }
 }

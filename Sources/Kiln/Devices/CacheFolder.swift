@@ -24,9 +24,7 @@ public struct CacheFolder: Sendable, Equatable {
 
     /// Writes `data` to `file` atomically, creating its folder.
     func write(_ data: Data, to file: URL) throws {
-        do { try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true) } catch {
-            throw KilnError("\(file.deletingLastPathComponent().path): cannot create the cache folder (\(fileProblem(error)))")
-        }
+        try createFolder(file.deletingLastPathComponent().path, what: "the cache folder")
         try writeAtomically(data, to: file.path, what: "a cache file")
     }
 }

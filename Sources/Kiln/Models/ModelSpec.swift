@@ -35,6 +35,9 @@ public struct ModelSpec: Equatable, Sendable {
         return try ModelGraph(self)
     }
 
+    /// The classes a classifier scores: the channels of its last layer's output.
+    public func classCount() throws -> Int { try validate().last!.channels }
+
     /// The most elements an activation (per image) or one parameter tensor may have.
     static let sizeLimit = 1 << 31
 

@@ -11,14 +11,20 @@ import Foundation
 /// Unknown fields are refused, so a typo never silently takes a default. Each layer's fields are its
 /// op's (`Op`, `SpecFields`); a residual block's branches are lists of layers in the same form.
 extension ModelSpec: Codable {
-    /// Reads a spec; every problem is one line starting with `source`.
+    /// Reads a spec; every problem is one line starting with `source`. A key given twice in one object is
+    /// refused: JSON would keep one of the two values unseen.
     public init(json data: Data, source: String) throws {
+        if let duplicate = JSONDuplicateKeys.first(in: data) {
+            throw KilnError("\(source): the key \"\(duplicate.key)\" appears twice in "
+                            + (duplicate.path.isEmpty ? "the top-level object" : duplicate.path) + "; keep one")
+        }
         let decoder = JSONDecoder()
         decoder.userInfo[Self.sourceKey] = source
         do {
             self = try decoder.decode(ModelSpec.self, from: data)
         } catch let error as KilnError {
-            throw KilnError("\(source): \(error.message)")
+            // A spec without a name is named after its file, which its shape errors then already begin with.
+            throw error.message.hasPrefix("\(source): ") ? error : KilnError("\(source): \(error.message)")
         } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty {
             throw KilnError("\(source): not JSON")
         } catch DecodingError.typeMismatch(_, let context) where context.codingPath.isEmpty {

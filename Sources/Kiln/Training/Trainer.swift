@@ -231,17 +231,23 @@ public final class Trainer {
     }
 
     /// Refuses a model and data that do not fit each other: the model must classify the data's images
-    /// (each split's shape is its input, it ends in log-softmax over the classes) and no split may be empty.
+    /// (each split's shape is its input, it ends in log-softmax over its classes at size 1), every label
+    /// must be one of its classes, and no split may be empty. Labels that reach fewer classes than the
+    /// model scores fit (a 10-class model on data labelled 0 and 1).
     static func check(_ spec: ModelSpec, against data: Dataset, splits: [(name: String, split: Split)]) throws {
-        let shapes = try spec.validate()
-        guard spec.layers.last?.isLogSoftmax == true, shapes.last == ImageShape(channels: data.classes, size: 1) else {
-            throw KilnError("model \(spec.name) must end in logsoftmax over the \(data.classes) classes of \(data.folder) at size 1, it gives \(shapes.last!)")
+        let output = try spec.validate().last!
+        guard spec.layers.last?.isLogSoftmax == true, output.size == 1 else {
+            throw KilnError("model \(spec.name) must end in logsoftmax over its classes at size 1, it gives \(output)")
         }
         for (name, split) in splits {
             guard split.shape == spec.input else {
                 throw KilnError("model \(spec.name) takes \(spec.input) images, the \(name) images of \(data.folder) are \(split.shape)")
             }
             guard split.count > 0 else { throw KilnError("the \(name) split of \(data.folder) has no images") }
+            if let bad = split.labels.firstIndex(where: { $0 >= output.channels }) {
+                throw KilnError("\(split.labelFile): label \(split.labels[bad]) at index \(bad) is out of range for model \(spec.name)'s "
+                                + "\(output.channels) classes (0-\(output.channels - 1))")
+            }
         }
     }
 
