@@ -116,6 +116,12 @@ expect_error "a trailing comma in --seeds" "(item 2 is empty)" "$KILN" sweep "${
 expect_error "--last above --epochs" "--last 3 must be between 1 and --epochs (1)" "$KILN" sweep --epochs 1 --last 3
 touch a-file
 expect_error "--cache-dir naming a file" "--cache-dir a-file: it is a file, not a folder" "$KILN" train "${quick[@]}" --epochs 1 --cache-dir a-file
+# kiln tune finds out that it cannot store its result before it spends its budget (PoCL, where installed).
+mkdir -p tune-cache && touch tune-cache/clblast
+if "$KILN" devices 2>/dev/null | grep -q 'opencl:'; then
+    expect_error "kiln tune into a cache it cannot write" "cannot create the cache folder (it is a file, not a folder)" \
+        timeout 60 "$KILN" tune --device opencl --cache-dir tune-cache --budget 600
+fi
 
 # --- Models that cannot be built ---
 printf '%s' '{"input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 1000000, "kernel": 3}, {"type": "globalavgpool"},

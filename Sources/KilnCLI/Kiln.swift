@@ -29,7 +29,6 @@ struct DeviceOptions: ParsableArguments {
     @Option(help: cacheDirHelp)
     var cacheDir: String?
 
-
     /// Opens the requested device and prints the lines saying which one and why, and what its opening noted.
     /// A data-parallel rank opens the device of its local rank, and by default shares the cores with the
     /// other ranks on its machine.

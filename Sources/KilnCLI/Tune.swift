@@ -40,6 +40,7 @@ struct Tune: ParsableCommand {
             throw KilnError("--device \(device): kiln tune tunes CLBlast on an OpenCL device; pass opencl or opencl:P.D")
         }
         guard let cache = try cacheFolder(cacheDir) else { throw KilnError("no cache folder (no HOME); pass --cache-dir") }
+        try cache.checkWritable(CLBlastTuning.folder)
         // CLBlast's own parameters as the baseline, not an earlier tuning.
         let selection = try select(request, cache: cache, verbose: verbose, tuned: false)
         guard let opencl = selection.device as? OpenCLDevice else { throw KilnError("--device \(device) is not an OpenCL device") }

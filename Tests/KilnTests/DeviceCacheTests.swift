@@ -117,6 +117,21 @@ struct DeviceCacheTests {
         }
     }
 
+    /// Parameters CLBlast accepts but cannot compile (a vector width its kernels have no case for): the
+    /// run warns once, naming the file, and trains with CLBlast's own. In a process of its own, since CLBlast's
+    /// parameters are shared by every test in this one.
+    @Test func aTuningThatDoesNotCompileIsIgnored() throws {
+        let cache = try temporaryCache()
+        defer { try? FileManager.default.removeItem(at: cache.url) }
+        var broken = try CLBlastParameters.current(info.id, "XgemmDirect")
+        broken["VWMD"] = 3
+        let tuning = CLBlastTuning(identity: .init(info), kernels: ["XgemmDirect": broken], measurements: [], tunedFor: "test", budgetSeconds: 10)
+        let file = try tuning.save(in: cache, for: info)
+        let run = try runKiln(["train", "--device", info.address, "--cache-dir", cache.url.path, "--epochs", "1", "--train-limit", "128",
+                               "--batch-size", "64"])
+        #expect(run.status == 0 && run.output.contains("warning: ignoring tuned CLBlast parameters in \(file.path)"), "\(run.output)")
+    }
+
     @Test func tuneStoresWhatParityAndDevicesThenUse() throws {
         let cache = try temporaryCache()
         defer { try? FileManager.default.removeItem(at: cache.url) }

@@ -22,6 +22,14 @@ public struct CacheFolder: Sendable, Equatable {
         url.appendingPathComponent(folder, isDirectory: true).appendingPathComponent(name)
     }
 
+    /// Throws unless a file can be written in subfolder `folder` (by writing and removing one): `kiln tune`
+    /// asks before it spends its budget, not after.
+    public func checkWritable(_ folder: String) throws {
+        let probe = file(folder, ".kiln-probe-\(getpid())")
+        try write(Data(), to: probe)
+        try? FileManager.default.removeItem(at: probe)
+    }
+
     /// Writes `data` to `file` atomically, creating its folder.
     func write(_ data: Data, to file: URL) throws {
         try createFolder(file.deletingLastPathComponent().path, what: "the cache folder")

@@ -75,7 +75,7 @@ public final class Trainer {
     private static func facts(_ spec: ModelSpec, _ options: TrainingOptions, _ data: Dataset) throws -> RunFacts {
         var facts = RunFacts()
         var layers = FNV1a()
-        layers.add(Array(spec.jsonString().utf8))
+        layers.add(Array(try spec.jsonString().utf8))
         facts.add("the model", "\(spec.name) (spec checksum \(layers.hex))")
         var shaping = options
         shaping.dataFolder = nil

@@ -44,8 +44,11 @@ public struct CLBlastTuning: Codable, Equatable, Sendable {
 
     /// The file for `info` in `cache`.
     public static func file(in cache: CacheFolder, for info: OpenCLDeviceInfo) -> URL {
-        cache.file("clblast", info.cacheName + ".json")
+        cache.file(folder, info.cacheName + ".json")
     }
+
+    /// The cache's subfolder for tunings.
+    public static let folder = "clblast"
 
     /// Writes the tuning for `info` into `cache` (atomically) and returns the file.
     public func save(in cache: CacheFolder, for info: OpenCLDeviceInfo) throws -> URL {
@@ -82,9 +85,11 @@ public struct CLBlastTuning: Codable, Equatable, Sendable {
     }
 
     /// Applies the cache's tuning for `info` to CLBlast and returns the lines to show (where the parameters
-    /// came from, or a warning that they were ignored) and the tuning applied. Never throws: without a
-    /// usable file CLBlast keeps its own parameters.
-    static func apply(from cache: CacheFolder, to info: OpenCLDeviceInfo) -> (lines: [String], applied: CLBlastTuning?) {
+    /// came from, or a warning that they were ignored) and the tuning applied. `probe` then runs CLBlast
+    /// with them: parameters it accepts but cannot compile would otherwise fail every GEMM of every run.
+    /// Never throws: without a usable file CLBlast keeps its own parameters.
+    static func apply(from cache: CacheFolder, to info: OpenCLDeviceInfo,
+                      probe: () throws -> Void = {}) -> (lines: [String], applied: CLBlastTuning?) {
         switch lookup(in: cache, for: info) {
         case .none: return ([], nil)
         case .unusable(let why): return (["warning: ignoring tuned CLBlast parameters: \(why)"], nil)
@@ -97,6 +102,7 @@ public struct CLBlastTuning: Codable, Equatable, Sendable {
                     try CLBlastParameters.override(info.id, kernel, values)
                     applied.append((kernel, before))
                 }
+                try probe()
             } catch {
                 // All or nothing: a half-applied tuning was never measured.
                 for (kernel, before) in applied { try? CLBlastParameters.override(info.id, kernel, before) }

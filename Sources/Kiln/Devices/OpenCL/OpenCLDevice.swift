@@ -103,7 +103,10 @@ public final class OpenCLDevice: Device {
         reduceGroup = group
         elementGroup = group
         kernels = built.kernels
-        (notes, tuning) = cache.map { tuned ? CLBlastTuning.apply(from: $0, to: info) : ([], nil) } ?? ([], nil)
+        let probeQueue = queue
+        (notes, tuning) = cache.map {
+            tuned ? CLBlastTuning.apply(from: $0, to: info) { try OpenCLDevice.probeGEMMs(context: context, queue: probeQueue) } : ([], nil)
+        } ?? ([], nil)
         buildSeconds = Date().timeIntervalSince(started)
     }
 

@@ -33,4 +33,23 @@ extension OpenCLDevice {
             memory(b), 0, ldb, strideB, 0, memory(c), offsetC, ldc, strideC, count, &queue, nil)
         try checkCLBlast(status, "CLBlastSgemmStridedBatched(\(count) × m \(m), n \(n), k \(k))")
     }
+
+    /// One small product through each CLBlast routine Kiln calls, waited for. CLBlast compiles a routine
+    /// on its first call, so parameters it cannot compile fail here rather than in a run's first step.
+    static func probeGEMMs(context: cl_context, queue: cl_command_queue?) throws {
+        var status: cl_int = 0, queue = queue
+        let n = 8, bytes = n * n * 2 * MemoryLayout<Float>.size
+        let buffers = try (0..<3).map { _ -> cl_mem in
+            let buffer = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status)
+            try checkCL(status, "clCreateBuffer(\(bytes) bytes)")
+            return buffer!
+        }
+        defer { buffers.forEach { clReleaseMemObject($0) } }
+        try checkCLBlast(CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes, n, n, n, 1, buffers[0], 0, n,
+                                      buffers[1], 0, n, 0, buffers[2], 0, n, &queue, nil), "CLBlastSgemm(m \(n), n \(n), k \(n))")
+        try checkCLBlast(CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeNo, n, n, n, 1,
+                                                    buffers[0], 0, n, n * n, buffers[1], 0, n, n * n, 0, buffers[2], 0, n, n * n, 2, &queue, nil),
+                         "CLBlastSgemmStridedBatched(2 × m \(n), n \(n), k \(n))")
+        try checkCL(clFinish(queue), "clFinish")
+    }
 }
