@@ -116,8 +116,10 @@ struct OpenCLParityTests {
                                          ([c.ci, c.n, c.h, c.h], .float32), ([c.co, c.ci, k, k], .float32)]
         for shaped in [gpu, try OpenCLDevice.open(gpu.info, shape: .gpu)] {
             // A batch norm takes out the bias's effect: its gradient sums the batch norm's input gradient, which
-            // cancels to rounding noise in each channel. So it is compared on the scale of what it sums (that
-            // gradient on the CPU), not on its own, which `parity` would use.
+            // cancels to rounding noise in each channel. So it is compared on the scale of what it sums (the
+            // 2-norm of that gradient on the CPU, as `TermScales` does), not on its own, which `parity` would
+            // use: each term carries the rounding of the batch mean it subtracts, the same in every term, so
+            // the noise grows with the count of terms, not its square root.
             var biasGradients: [[Float]] = [], summands = 0.0
             try parity("conv + batch norm (\(shaped.shape))", inputs: inputs, outputs: outputs, terms: max(c.n * oh * oh, c.ci * k * k),
                        on: shaped) { d, i, o in
@@ -147,7 +149,7 @@ struct OpenCLParityTests {
                     try d.batchNormBackward(input: o[0], gradOutput: i[5], gamma: i[3], savedMean: savedMean, savedInvStd: savedInvStd,
                                             gradInput: gradNormInput, gradGamma: d.allocate([c.co], .float32),
                                             gradBeta: d.allocate([c.co], .float32), activation: rectify ? .relu : .identity)
-                    summands = try d.readFloats(gradNormInput).map { abs(Double($0)) }.max() ?? 0
+                    summands = try d.readFloats(gradNormInput).reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
                 }
             }
             expectClose(biasGradients[1], biasGradients[0].map(Double.init), terms: c.n * oh * oh, magnitude: summands,

@@ -16,9 +16,19 @@ public final class OutputLock {
         path = file.deletingLastPathComponent().appendingPathComponent(".\(file.lastPathComponent).lock").path
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw KilnError("\(flag) \(target): cannot create its lock file \(path) (\(String(cString: strerror(errno))))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        // A run that is ending (a rank that mpirun is still taking down after its job failed) lets go
+        // within moments: try for five seconds before refusing.
+        var locked = flock(fd, LOCK_EX | LOCK_NB) == 0, tries = 0
+        while !locked, errno == EWOULDBLOCK || errno == EINTR, tries < 50 {
+            usleep(100_000)
+            tries += 1
+            locked = flock(fd, LOCK_EX | LOCK_NB) == 0
+        }
+        guard locked else {
+            let reason = errno == EWOULDBLOCK ? nil : String(cString: strerror(errno))
             let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             close(fd)
+            if let reason { throw KilnError("\(flag) \(target): cannot lock \(path) (\(reason))") }
             throw KilnError("\(flag) \(target) is being written by another kiln run\(holder.isEmpty ? "" : " (process \(holder))"): "
                             + "wait for it to end or name another file")
         }
