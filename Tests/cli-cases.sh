@@ -160,6 +160,38 @@ cases=$((cases + 1))
 output=$("$KILN" eval --checkpoint good.safetensors --device cpu --data binary --confusion 2>&1 && "$KILN" train "${quick[@]}" --data binary --epochs 1 2>&1) \
     || fail "a 10-class model on labels 0 and 1" "$output"
 
+# CIFAR-10's binary batches: a record is a label byte, then 3,072 bytes of red, green and blue planes.
+# cifar DIR RECORDS: the six files of RECORDS random records each, labels 0-9 in turn.
+cifar() {
+    local file r
+    mkdir -p "$1"
+    for file in data_batch_1 data_batch_2 data_batch_3 data_batch_4 data_batch_5 test_batch; do
+        for ((r = 0; r < $2; r++)); do printf "\\x0$((r % 10))"; head -c 3072 /dev/urandom; done >"$1/$file.bin"
+    done
+}
+cifar cifar-cut 4 && truncate -s 5000 cifar-cut/data_batch_2.bin
+expect_error "a CIFAR-10 file cut short" "cifar-cut/data_batch_2.bin is 5000 bytes, not a whole number of 3,073-byte records" \
+    "$KILN" train "${quick[@]}" --data cifar-cut --epochs 1
+cifar cifar-label 4 && printf '\x0a' | dd of=cifar-label/data_batch_4.bin bs=1 seek=$((2 * 3073)) conv=notrunc status=none
+expect_error "a CIFAR-10 label 10" "cifar-label/data_batch_4.bin: record 2 has label 10, not a class 0-9" \
+    "$KILN" train "${quick[@]}" --data cifar-label --epochs 1
+cifar cifar-gap 4 && rm cifar-gap/data_batch_3.bin
+expect_error "a CIFAR-10 folder without data_batch_3.bin" "cifar-gap/data_batch_3.bin: file not found" \
+    "$KILN" train "${quick[@]}" --data cifar-gap --epochs 1
+cifar cifar-untested 4 && rm cifar-untested/test_batch.bin
+expect_error "a CIFAR-10 folder without test_batch.bin" "cifar-untested/test_batch.bin: file not found" \
+    "$KILN" train "${quick[@]}" --data cifar-untested --epochs 1
+# The folder the tarball unpacks into trains (the first 12 of 20 images) and its checkpoint evaluates.
+cifar cifar-tarball/cifar-10-batches-bin 4
+printf '%s' '{"name": "cifar-small", "input": [3, 32, 32], "layers": [{"type": "conv2d", "out": 8, "kernel": 3, "bias": false},
+  {"type": "relu"}, {"type": "batchnorm2d"}, {"type": "globalavgpool"}, {"type": "conv2d", "out": 10, "kernel": 1},
+  {"type": "logsoftmax"}]}' >cifar-small.json
+cases=$((cases + 1))
+output=$("$KILN" train --data cifar-tarball --model cifar-small.json --epochs 1 --device cpu --threads 1 --batch-size 4 \
+             --train-limit 12 --save cifar.safetensors 2>&1 \
+         && "$KILN" eval --checkpoint cifar.safetensors --data cifar-tarball --device cpu --threads 1 2>&1)
+[ $? -eq 0 ] && [[ "$output" == *"12 training images"* ]] || fail "training and evaluating on a CIFAR-10 folder" "$output"
+
 # Checkpoints whose contents training would have refused: loading refuses them too, and writes nothing.
 tamper() {  # tamper FROM TO WHAT: a copy of a checkpoint with one thing made wrong
     python3 - "$@" <<'PY'

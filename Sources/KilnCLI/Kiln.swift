@@ -95,8 +95,8 @@ let cacheDirHelp = ArgumentHelp("Folder for compiled OpenCL programs and `kiln t
                                 discussion: "Default: $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln.")
 
 struct DataOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Data folder: the four MNIST-format IDX files (.gz or plain), or NumPy arrays x_train.npy, y_train.npy, x_test.npy, y_test.npy. Default: the bundled Data/mnist.",
-                               discussion: "NumPy images are uint8 [N, H, W] or [N, H, W, C] (square), labels integers; each channel is normalised with the training split's mean and standard deviation, which checkpoints keep."))
+    @Option(help: ArgumentHelp("Data folder: the four MNIST-format IDX files (.gz or plain), NumPy arrays x_train.npy, y_train.npy, x_test.npy, y_test.npy, or CIFAR-10's binary data_batch_1.bin … data_batch_5.bin and test_batch.bin (in DIR, or in DIR/cifar-10-batches-bin where the official tarball unpacks). Default: the bundled Data/mnist.",
+                               discussion: "NumPy images are uint8 [N, H, W] or [N, H, W, C] (square), labels integers; NumPy and CIFAR-10 images have each channel normalised with the training split's mean and standard deviation, which checkpoints keep."))
     var data: String?
 
     @Option(help: "mnist or fashion-mnist (Debian's dataset-fashion-mnist package).")

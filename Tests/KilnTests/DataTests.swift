@@ -97,6 +97,55 @@ import Testing
         #expect(grey.train.shape == ImageShape(channels: 1, size: 3) && grey.train.count == 1)
     }
 
+    /// CIFAR-10 binary records (a label byte, then the red, green and blue planes of a 32×32 image) land
+    /// channel-major: plane c of a record in channel c, pixel for pixel, across the five training files in
+    /// order; a `cifar-10-batches-bin` inside the folder is read; `trainLimit` keeps the first records.
+    @Test func readsCIFARBinary() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-cifar-\(UUID().uuidString)").path
+        let batches = "\(dir)/cifar-10-batches-bin"
+        try FileManager.default.createDirectory(atPath: batches, withIntermediateDirectories: true)
+        // Image i's byte at plane c, pixel p; labels (3i + 1) mod 10.
+        func byte(_ i: Int, _ c: Int, _ p: Int) -> UInt8 { UInt8((i * 37 + c * 101 + p * 7) % 256) }
+        let files: [(String, Int)] = (1...5).map { ("data_batch_\($0).bin", 4) } + [("test_batch.bin", 3)]
+        var image = 0
+        for (name, records) in files {
+            var bytes: [UInt8] = []
+            for _ in 0..<records {
+                bytes.append(UInt8((3 * image + 1) % 10))
+                for c in 0..<3 { for p in 0..<1024 { bytes.append(byte(image, c, p)) } }
+                image += 1
+            }
+            try Data(bytes).write(to: URL(fileURLWithPath: "\(batches)/\(name)"))
+        }
+        let given = Normalization(mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.5])
+        let data = try Dataset.load(folder: dir, normalization: given)
+        #expect(data.folder == dir && data.classes == 10 && data.train.shape == ImageShape(channels: 3, size: 32))
+        let labels: [Int32] = (0..<20).map { Int32((3 * $0 + 1) % 10) }
+        #expect(data.train.labels == labels && data.test.labels == [1, 4, 7])
+        // Image 5 (data_batch_2.bin's second record), row 2, column 3 (pixel 67): bytes 142, 243 and 88 of
+        // the red, green and blue planes, so (142/255 − 0.5)/0.2, (243/255 − 0.4)/0.25, (88/255 − 0.3)/0.5.
+        let rgb: [UInt8] = [byte(5, 0, 67), byte(5, 1, 67), byte(5, 2, 67)]
+        #expect(rgb == [142, 243, 88])
+        let expected: [Float] = [0.28431373, 2.2117647, 0.09019608]
+        for c in 0..<3 {
+            let x: Float = data.train.images[(c * 20 + 5) * 1024 + 67]
+            #expect(abs(x - expected[c]) < 1e-5)
+        }
+        // Test image 1 (record 21 overall), channel 2, pixel 1023.
+        let blue: Float = data.test.images[(2 * 3 + 1) * 1024 + 1023], byte21: Float = Float(byte(21, 2, 1023)) / 255
+        #expect(abs(blue - (byte21 - 0.3) / 0.5) < 1e-5)
+        // Without given statistics, each channel's are the training split's.
+        let measured = try Dataset.load(folder: batches, trainLimit: 6)
+        #expect(measured.train.count == 6 && measured.test.count == 3)
+        #expect(measured.train.labels == [1, 4, 7, 0, 3, 6])
+        for c in 0..<3 {
+            var sum = 0.0
+            for i in 0..<6 { for p in 0..<1024 { sum += Double(byte(i, c, p)) } }
+            let mean: Double = sum / (6 * 1024 * 255), got = Double(measured.normalization.mean[c])
+            #expect(abs(got - mean) < 1e-5)
+        }
+    }
+
     static let brokenNumPy: [(String, String, [UInt8], String)] = [
         ("no magic", "x_train.npy", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], "not a NumPy .npy file"),
         ("float images", "x_train.npy", npy("<f4", [1, 2, 2], [UInt8](repeating: 0, count: 16)), "Kiln reads 8-bit images"),

@@ -57,8 +57,8 @@ typealias RawSplit = (bytes: [UInt8], labels: [Int32], shape: ImageShape, source
 
 /// A classification data set: a training and a test split of square images, their class count and the
 /// normalisation their pixels went through. Loaders: a folder of MNIST-format IDX files (MNIST,
-/// Fashion-MNIST; `MNIST.swift`) or of NumPy arrays (`NumPyFolder.swift`, e.g. CIFAR-10 exported from
-/// any tool); `load` tells them apart.
+/// Fashion-MNIST; `MNIST.swift`), of NumPy arrays (`NumPyFolder.swift`, any data exported from any
+/// tool) or of CIFAR-10's binary batches (`CIFARFolder.swift`); `load` tells them apart.
 public struct Dataset: Sendable {
     public let train: Split
     public let test: Split
@@ -69,16 +69,20 @@ public struct Dataset: Sendable {
     public let folder: String
 
     /// `trainLimit` / `testLimit` keep only the first images of a split (quick runs, benchmarks). A
-    /// NumPy folder is normalised with `normalization` when given (a checkpoint's), else with its
-    /// training split's statistics; MNIST-format data always with MNIST's.
+    /// NumPy or CIFAR-10 folder is normalised with `normalization` when given (a checkpoint's), else with
+    /// its training split's statistics; MNIST-format data always with MNIST's.
     public static func load(folder: String, trainLimit: Int? = nil, testLimit: Int? = nil,
                             normalization: Normalization? = nil) throws -> Dataset {
         guard FileManager.default.fileExists(atPath: folder) else {
-            throw KilnError("\(folder): no such data folder (a data folder holds the four MNIST-format files or "
-                            + "x_train.npy, y_train.npy, x_test.npy, y_test.npy)")
+            throw KilnError("\(folder): no such data folder (a data folder holds the four MNIST-format files, "
+                            + "x_train.npy, y_train.npy, x_test.npy, y_test.npy, or CIFAR-10's data_batch_1.bin … test_batch.bin)")
         }
         if NumPyFolder.holds(folder) {
             return try NumPyFolder.load(folder, trainLimit: trainLimit, testLimit: testLimit, normalization: normalization)
+        }
+        if let location = CIFARFolder.location(folder) {
+            return try CIFARFolder.load(folder, location: location, trainLimit: trainLimit, testLimit: testLimit,
+                                        normalization: normalization)
         }
         return try MNIST.load(folder, trainLimit: trainLimit, testLimit: testLimit)
     }
