@@ -21,7 +21,7 @@ extension DataParallel {
         var bytes = rank == 0 ? Array(try JSONEncoder().encode(mine.facts.map { [$0.name, $0.value] })) : []
         var length = withUnsafeBytes(of: UInt64(bytes.count).littleEndian, Array.init)
         try communicator.broadcast(&length)
-        bytes = bytes.isEmpty ? [UInt8](repeating: 0, count: Int(length.reversed().reduce(0) { $0 << 8 | UInt64($1) })) : bytes
+        if rank != 0 { bytes = [UInt8](repeating: 0, count: Int(length.reversed().reduce(0) { $0 << 8 | UInt64($1) })) }
         try communicator.broadcast(&bytes)
         guard rank != 0 else { return }
         let theirs = try JSONDecoder().decode([[String]].self, from: Data(bytes))

@@ -10,10 +10,10 @@ struct FNV1a {
     /// The bits of every value.
     mutating func add(_ values: [Float]) { for v in values { add(UInt64(v.bitPattern)) } }
 
-    static func of(_ bytes: some Sequence<UInt8>) -> UInt64 {
+    static func of(_ bytes: some Sequence<UInt8>) -> FNV1a {
         var hash = FNV1a()
         hash.add(bytes)
-        return hash.value
+        return hash
     }
 
     /// The value as 16 hex digits.

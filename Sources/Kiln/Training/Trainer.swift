@@ -74,9 +74,7 @@ public final class Trainer {
     /// elsewhere) and the data itself, for ranks to compare.
     private static func facts(_ spec: ModelSpec, _ options: TrainingOptions, _ data: Dataset) throws -> RunFacts {
         var facts = RunFacts()
-        var layers = FNV1a()
-        layers.add(Array(try spec.jsonString().utf8))
-        facts.add("the model", "\(spec.name) (spec checksum \(layers.hex))")
+        facts.add("the model", "\(spec.name) (spec checksum \(FNV1a.of(Array(try spec.jsonString().utf8)).hex))")
         var shaping = options
         shaping.dataFolder = nil
         let encoder = JSONEncoder()

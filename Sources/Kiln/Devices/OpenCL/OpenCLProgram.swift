@@ -88,9 +88,7 @@ final class ProgramBuilder: @unchecked Sendable {
 
     /// FNV-1a over the parts (each followed by a NUL), as 16 hex digits: a cache key, not a security hash.
     static func key(_ parts: [String]) -> String {
-        var hash = FNV1a()
-        hash.add(parts.flatMap { Array($0.utf8) + [0] })
-        return hash.hex
+        FNV1a.of(parts.flatMap { Array($0.utf8) + [0] }).hex
     }
 
     private func fromSource(_ source: String, options: String) throws -> cl_program {
@@ -179,7 +177,7 @@ enum CachedBinary {
     static let magic = Array("KILNBIN1".utf8)
 
     static func wrap(_ binary: Data) -> Data {
-        var length = UInt64(binary.count).littleEndian, sum = FNV1a.of(binary).littleEndian
+        var length = UInt64(binary.count).littleEndian, sum = FNV1a.of(binary).value.littleEndian
         return Data(magic) + Data(bytes: &length, count: 8) + Data(bytes: &sum, count: 8) + binary
     }
 
@@ -189,7 +187,7 @@ enum CachedBinary {
         guard file.count >= header, Array(file.prefix(magic.count)) == magic else { return nil }
         func word(_ at: Int) -> UInt64 { file.dropFirst(at).prefix(8).reversed().reduce(0) { $0 << 8 | UInt64($1) } }
         let binary = file.dropFirst(header)
-        guard word(magic.count) == UInt64(binary.count), word(magic.count + 8) == FNV1a.of(binary) else { return nil }
+        guard word(magic.count) == UInt64(binary.count), word(magic.count + 8) == FNV1a.of(binary).value else { return nil }
         return Data(binary)
     }
 }
