@@ -328,6 +328,15 @@ expect_error "lr-find on fewer images than a batch" "needs a whole batch of 128 
 expect_error "a divergence from weight decay" "weight decay 1000.0 times the peak learning rate 0.3 is 300.0, over 1" \
     "$KILN" train --device cpu --threads 1 --train-limit 512 --batch-size 64 --epochs 1 --weight-decay 1000
 
+# kiln-bench's time to accuracy (built beside kiln) needs real data and whole-number seeds.
+bench=$(dirname "$KILN")/kiln-bench
+expect_error "time to accuracy on synthetic data" "--to-accuracy needs real data of resnet20's shape [3, 32, 32]" \
+    "$bench" --to-accuracy 99.4 --models resnet20 --devices cpu
+expect_error "time to accuracy with a seed that is no number" "--seeds must be comma-separated whole numbers" \
+    "$bench" --to-accuracy 99.4 --seeds 1,x
+expect_error "a CIFAR preset on MNIST" "model resnet20 takes [3, 32, 32] images, the training images of" \
+    "$KILN" train "${quick[@]}" --model resnet20 --epochs 1
+
 # An installed kiln (the layout of `make install`) finds the bundled data from any folder; a copy with no
 # data near it says what is missing.
 mkdir -p prefix/bin prefix/share/kiln elsewhere lone

@@ -4,7 +4,7 @@
 # predictions, outputs within 1e-4. The models cover every layer type: the three presets (padding,
 # stride, dropout, average and global pooling) and a spec with biases, strided and padded pooling,
 # residual blocks (identity and projection shortcuts: ONNX Add), flatten, linear layers, batch norm
-# and a convolution after a linear, on 3-channel NumPy data.
+# and a convolution after a linear, on 3-channel NumPy data; and resnet8 on CIFAR-10's binary format.
 # usage: onnx-roundtrip.sh KILN PYTHON (a Python with onnx, onnxruntime and numpy; `make onnx-deps`)
 set -euo pipefail
 KILN=$(realpath "$1")
@@ -55,5 +55,19 @@ cat >"$work/mixed.json" <<'JSON'
 JSON
 roundtrip mixed "$work/mixed.json" "$work/rgb"
 
+# resnet8 on a synthetic CIFAR-10 folder (random records in its binary format).
+"$PYTHON" - "$work/cifar" <<'PY'
+import os, sys
+import numpy as np
+folder = sys.argv[1]
+os.makedirs(folder)
+rng = np.random.default_rng(8)
+for name, count in [(f"data_batch_{i}.bin", 20) for i in range(1, 6)] + [("test_batch.bin", 37)]:
+    records = rng.integers(0, 256, (count, 3073), dtype=np.uint8)
+    records[:, 0] %= 10
+    records.tofile(f"{folder}/{name}")
+PY
+roundtrip resnet8 resnet8 "$work/cifar"
+
 if [ "$failures" -ne 0 ]; then echo "onnx-roundtrip: $failures model(s) failed"; exit 1; fi
-echo "onnx-roundtrip: 4 models exported and checked in onnxruntime"
+echo "onnx-roundtrip: 5 models exported and checked in onnxruntime"

@@ -3,7 +3,7 @@
 usage: onnx_check.py MODEL.onnx OUTPUTS.npy DATA_DIR
 
 Runs the ONNX model in onnxruntime on the test split of DATA_DIR (MNIST-format files, gzipped or
-plain, or x_test.npy), as pixel values in [0, 1], and compares it with Kiln's outputs: the same
+plain, x_test.npy, or CIFAR-10's test_batch.bin), as pixel values in [0, 1], and compares it with Kiln's outputs: the same
 prediction for every image and every output within 1e-4. Prints one line; exits 1 on a mismatch.
 """
 import gzip
@@ -17,8 +17,10 @@ import onnxruntime
 
 def test_images(folder):
     """The test images as float32 [N, C, H, W] in [0, 1]."""
-    npy = os.path.join(folder, "x_test.npy")
-    if os.path.exists(npy):
+    npy, cifar = os.path.join(folder, "x_test.npy"), os.path.join(folder, "test_batch.bin")
+    if os.path.exists(cifar):
+        x = np.fromfile(cifar, np.uint8).reshape(-1, 3073)[:, 1:].reshape(-1, 3, 32, 32)
+    elif os.path.exists(npy):
         x = np.load(npy)
         x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
     else:

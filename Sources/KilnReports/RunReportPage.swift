@@ -42,10 +42,11 @@ public struct RunReportPage {
                     number(run.epochs.suffix(criterion.last).map { String(format: "%.2f", $0.testAccuracy) }.joined(separator: " / ")),
                     HTMLPage.Cell(isMet ? "yes" : "no", classes: isMet ? "yes" : "no"),
                     number(best.map { String(format: "%.2f (%d)", $0.testAccuracy, $0.epoch) }),
+                    number(criterion.timeToTarget(run.epochs).map { String(format: "%.1f s (%d)", $0.seconds, $0.epoch) } ?? "not reached"),
                     number(run.epochs.last.map { String(format: "%.4f", $0.testLoss) })]
         }
         page.table(["run", "model", "parameters", "device", "batch", "seed", "epochs", "last \(criterion.last) test acc. (%)",
-                    "\(criterion)", "best (epoch)", "final test loss"], rows)
+                    "\(criterion)", "best (epoch)", "time to \(LineChart.label(criterion.target))% (epoch)", "final test loss"], rows)
     }
 
     private func modelSection(_ spec: ModelSpec, _ page: inout HTMLPage) {

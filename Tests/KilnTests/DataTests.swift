@@ -100,6 +100,22 @@ import Testing
     /// CIFAR-10 binary records (a label byte, then the red, green and blue planes of a 32×32 image) land
     /// channel-major: plane c of a record in channel c, pixel for pixel, across the five training files in
     /// order; a `cifar-10-batches-bin` inside the folder is read; `trainLimit` keeps the first records.
+    /// kiln-bench's stand-in for data of a shape not at hand: the shape and counts asked for, labels among
+    /// the classes (all of them used), normalised by its own statistics, and the same data for the same seed only.
+    @Test func syntheticDataHasTheShapeAndIsASeedsOwn() throws {
+        let shape = ImageShape(channels: 3, size: 5)
+        let data = try Dataset.synthetic(shape: shape, trainCount: 31, testCount: 33, classes: 3, seed: 7)
+        #expect(data.train.shape == shape && data.test.shape == shape && data.classes == 3)
+        #expect(data.train.count == 31 && data.test.count == 33 && data.train.images.count == 3 * 31 * 25)
+        #expect(Set(data.train.labels) == [0, 1, 2] && data.test.labels.allSatisfy { (0..<3).contains($0) })
+        let mean = data.train.images.reduce(0.0) { $0 + Double($1) } / Double(data.train.images.count)
+        #expect(abs(mean) < 1e-4 && data.normalization.std.allSatisfy { $0 > 0.2 && $0 < 0.4 })
+        let again = try Dataset.synthetic(shape: shape, trainCount: 31, testCount: 33, classes: 3, seed: 7)
+        let other = try Dataset.synthetic(shape: shape, trainCount: 31, testCount: 33, classes: 3, seed: 8)
+        #expect(again.train.images == data.train.images && again.test.labels == data.test.labels)
+        #expect(other.train.images != data.train.images)
+    }
+
     @Test func readsCIFARBinary() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-cifar-\(UUID().uuidString)").path
         let batches = "\(dir)/cifar-10-batches-bin"

@@ -10,6 +10,16 @@ import Testing
         #expect(lean < 8_000)
         #expect(try Presets.all["tiny5k"]!.parameterCount() == 4_720)
         #expect(try Presets.all["res8k"]!.parameterCount() == lean)
+        // He et al.'s ResNet-20 and -8 with projection shortcuts (see Presets.resNet), and 20 and 8 weighted layers.
+        #expect(try Presets.all["resnet20"]!.parameterCount() == 272_474)
+        #expect(try Presets.all["resnet8"]!.parameterCount() == 78_042)
+        for (name, depth) in [("resnet20", 20), ("resnet8", 8)] {
+            let summary = try ModelSummary(Presets.all[name]!)
+            let weighted = summary.rows.filter { $0.name.hasPrefix("Conv2d") || $0.name.hasPrefix("Linear") }
+            let shortcuts = weighted.filter { $0.name.contains("shortcut") }
+            #expect(weighted.count - shortcuts.count == depth && shortcuts.count == 2, "\(name): \(weighted.map(\.name))")
+            #expect(summary.rows.last?.outputShape == ImageShape(channels: 10, size: 1))
+        }
         for name in ["lean8k", "tiny5k"] {
             #expect(!Presets.all[name]!.layers.contains { $0.op is LinearOp })
         }
@@ -23,7 +33,7 @@ import Testing
         #expect(sizes == [28, 30, 30, 15, 15, 15, 7, 9, 9, 9, 11, 1])
     }
 
-    @Test(arguments: ["lean8k", "tiny5k", "ref18k", "strided12k", "res8k"])
+    @Test(arguments: Presets.all.keys.sorted())
     func jsonRoundTrip(name: String) throws {
         let spec = Presets.all[name]!
         #expect(try ModelSpec(json: Data(spec.jsonString().utf8), source: "test") == spec)

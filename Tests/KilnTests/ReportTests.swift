@@ -22,6 +22,19 @@ import Testing
         #expect(criterion.description == "≥ 99.40% in each of the last 3 epochs")
     }
 
+    /// MLPerf's time to accuracy: training and evaluation seconds up to the first epoch at the target.
+    @Test func timeToTargetSumsTheEpochsUpToTheFirstThatReachesIt() {
+        let criterion = AccuracyCriterion(target: 99.4, last: 3)
+        let run = epochs([98, 99.41, 99.3, 99.5])
+        #expect(criterion.timeToTarget(run)?.epoch == 2 && criterion.timeToTarget(run)?.seconds == (10 + 1) + (11 + 1))
+        #expect(criterion.timeToTarget(epochs([99.4]))?.seconds == 11)
+        #expect(criterion.timeToTarget(epochs([98, 99.39])) == nil)
+        var page = RunReportPage(runs: [.init(name: "a", epochs: run), .init(name: "b", epochs: epochs([98]))])
+        page.criterion = criterion
+        let html = page.html(title: "t")
+        #expect(html.contains("time to 99.40% (epoch)") && html.contains(">23.0 s (2)<") && html.contains(">not reached<"))
+    }
+
     @Test func markdownBecomesHeadingsTablesAndParagraphs() {
         var page = HTMLPage(title: "t")
         page.markdown("# skipped\n\nA \"quoted\" <line>.\n\n| model | s |\n|---|---|\n| lean8k | 1.5 |\n\n## Part")

@@ -23,6 +23,13 @@ import Testing
         #expect(reports.last!.testAccuracy > 97.5, "test accuracy \(reports.last!.testAccuracy)%")
     }
 
+    /// Time to accuracy's stop: the run ends after the first epoch at the target, its later epochs untrained.
+    @Test func runStopsAfterTheFirstEpochAtTheTarget() throws {
+        let trainer = try trainer(epochs: 3)
+        let reports = try trainer.run(until: 90)
+        #expect(reports.count == 1 && trainer.completedEpochs == 1 && reports[0].testAccuracy >= 90, "\(reports.map(\.testAccuracy))")
+    }
+
     @Test func sameSeedSameRunAndResumeMatches() throws {
         let straight = try trainer(epochs: 2)
         try straight.run()

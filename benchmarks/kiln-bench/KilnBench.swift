@@ -18,7 +18,7 @@ struct KilnBench: ParsableCommand {
             """)
 
     @Option(help: "Comma-separated presets or JSON spec files.")
-    var models = "lean8k,strided12k,ref18k"
+    var models = "lean8k,strided12k,ref18k,resnet20"
     @Option(help: "Comma-separated devices (cpu, opencl:P.D); default: the CPU and every OpenCL device.")
     var devices: String?
     @Option(help: "Training steps per timed run (default: a full epoch).")
@@ -45,6 +45,14 @@ struct KilnBench: ParsableCommand {
     var cacheDir: String?
     @Flag(help: "A smoke run: 2 steps of 16 images, 1 repeat, 500 test images, 256³ peak GEMM; all models and devices.")
     var quick = false
+    @Option(help: "Data for the models of its image shape (MNIST-format, NumPy or CIFAR-10 folder); models of another shape train on the bundled MNIST when theirs, else on synthetic images of their shape.")
+    var data: String?
+    @Option(help: ArgumentHelp("Instead: time to accuracy. Each of --seeds trains each model with its recipe until its test accuracy (%) first reaches this, or its epochs run out; reports the median seconds of training and evaluation, warm-up apart.", valueName: "PERCENT"))
+    var toAccuracy: Double?
+    @Option(help: "With --to-accuracy: the seeds, comma-separated.")
+    var seeds = "1,2,3"
+    @Option(help: "With --to-accuracy: the most epochs a run trains (default: the recipe's).")
+    var epochs: Int?
     @Option(help: "Instead: train --repeats epochs of each model as 1 process with --threads and as N data-parallel ranks under mpirun sharing them (--devices: one device, default cpu), and compare step time, all-reduce time and images/s.")
     var ranks: Int?
 
@@ -56,7 +64,17 @@ struct KilnBench: ParsableCommand {
         if let ranks { guard ranks >= 2 else { throw ValidationError("--ranks must be at least 2") } }
         do { _ = try LaunchShape.request(launchShape) } catch { throw ValidationError("--launch-shape must be auto, gpu or cpu") }
         if ranks != nil, devices?.contains(",") == true { throw ValidationError("--ranks takes one device in --devices") }
+        if let toAccuracy {
+            guard toAccuracy > 0, toAccuracy <= 100 else { throw ValidationError("--to-accuracy must be a percentage in (0, 100]") }
+            guard !seedList.isEmpty, seedList.count == seeds.split(separator: ",", omittingEmptySubsequences: false).count else {
+                throw ValidationError("--seeds must be comma-separated whole numbers, e.g. 1,2,3")
+            }
+            guard ranks == nil, !quick, !profile else { throw ValidationError("--to-accuracy cannot be combined with --ranks, --quick or --profile") }
+        }
+        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1") }
     }
+
+    var seedList: [UInt64] { seeds.split(separator: ",").compactMap { UInt64($0) } }
 
     /// The CPU device's threads.
     var cpuThreads: Int { threads ?? System.coreCount }
@@ -78,7 +96,8 @@ struct KilnBench: ParsableCommand {
         let testLimit = quick ? 500 : self.testLimit
         let specs = try models.split(separator: ",").map { try ModelSpec.named(String($0)) }
         let requests = try deviceRequests()
-        let data = try Dataset.load(folder: Dataset.bundledFolder(), trainLimit: steps.map { $0 * batchSize }, testLimit: testLimit)
+        if let toAccuracy { return try timeToAccuracy(specs, on: requests, target: toAccuracy) }
+        let bench = BenchData(folder: self.data, trainLimit: steps.map { $0 * batchSize }, testLimit: testLimit)
         let comparison = try compare.map(EpochReport.read)
         var results: [BenchResult] = [], profiles: [LaunchProfile] = []
         for request in requests {
@@ -90,6 +109,7 @@ struct KilnBench: ParsableCommand {
             let openSeconds = Date().timeIntervalSince(opened)
             let peak = try sgemmGFLOPs(device, m: peakSize, n: peakSize, k: peakSize, repeats: quick ? 1 : 3)
             for spec in specs {
+                let data = try bench.dataset(for: spec)
                 FileHandle.standardError.write("\(spec.name) on \(device.summary)…\n".data(using: .utf8)!)
                 results.append(try measure(spec, on: device, openSeconds: openSeconds, data: data, batchSize: batchSize,
                                            repeats: repeats, peak: peak))
@@ -105,6 +125,41 @@ struct KilnBench: ParsableCommand {
     }
 
     private var peakSize: Int { quick ? 256 : 1024 }
+
+    /// `--to-accuracy`: each model's time to the target on each device, on real data only.
+    private func timeToAccuracy(_ specs: [ModelSpec], on requests: [DeviceRequest], target: Double) throws {
+        let bench = BenchData(folder: data, trainLimit: nil, testLimit: nil)
+        var results: [TimeToAccuracy] = []
+        for request in requests {
+            let device = try DeviceSelection.select(request, cache: CacheFolder.resolve(cacheDir), threads: cpuThreads,
+                                                    shape: LaunchShape.request(launchShape)).device
+            for spec in specs {
+                guard let data = try bench.real(for: spec) else {
+                    throw KilnError("--to-accuracy needs real data of \(spec.name)'s shape \(spec.input) (synthetic images have no accuracy to reach): pass it with --data")
+                }
+                results.append(try TimeToAccuracy.measure(spec, on: device, data: data, target: target, seeds: seedList,
+                                                          epochs: epochs, batchSize: batchSize))
+            }
+        }
+        let markdown = TimeToAccuracy.markdown(results, machine: Machine.describe(cpuThreads: cpuThreads))
+        print(markdown, terminator: "")
+        guard let out else { return }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try writeAtomically(Data(markdown.utf8), to: "\(out)/to-accuracy.md", what: "to-accuracy.md")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let summary = try results.map { String(decoding: try encoder.encode($0), as: UTF8.self) }.joined(separator: "\n") + "\n"
+        try writeAtomically(Data(summary.utf8), to: "\(out)/to-accuracy.jsonl", what: "to-accuracy.jsonl")
+        // One run report per run, for `kiln report OUT/runs`.
+        try FileManager.default.createDirectory(atPath: "\(out)/runs", withIntermediateDirectories: true)
+        for r in results {
+            for (seed, run) in zip(r.seeds, r.runs) {
+                let name = "\(r.model)-\(r.device.prefix { $0 != " " })-seed\(seed).jsonl"
+                let lines = try run.map { try $0.jsonLine() }.joined(separator: "\n") + "\n"
+                try writeAtomically(Data(lines.utf8), to: "\(out)/runs/\(name)", what: name)
+            }
+        }
+    }
 
     private func deviceRequests() throws -> [DeviceRequest] {
         if let devices { return try devices.split(separator: ",").map { try DeviceRequest(parsing: String($0)) } }

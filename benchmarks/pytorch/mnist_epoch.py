@@ -5,7 +5,7 @@ The model is built from Kiln's own JSON spec (`kiln summary --model NAME --spec`
 train the identical network. `build` covers residual blocks too (`{"type": "residual", "body":
 [...], "shortcut": [...]}`, nested or not, an absent shortcut the identity) and leaky ReLU; its
 state_dict names are Kiln's checkpoint names (`3.body.0.weight`), see spec_names.py. Data comes
-from the same MNIST .gz files, already in memory as normalised tensors (no DataLoader workers, no
+from the same MNIST .gz files (or CIFAR-10 binary batches, `--data`), already in memory as normalised tensors (no DataLoader workers, no
 augmentation), SGD with momentum 0.9 and batch size as given: the work Kiln does with
 `--no-augment`. Writes Kiln's run-report schema as JSON lines.
 
@@ -32,6 +32,28 @@ def load(folder, prefix):
     x = torch.from_numpy(idx(f"{folder}/{prefix}-images-idx3-ubyte.gz").astype(np.float32) / 255)
     y = torch.from_numpy(idx(f"{folder}/{prefix}-labels-idx1-ubyte.gz").astype(np.int64))
     return ((x - 0.1307) / 0.3081).unsqueeze(1), y
+
+
+def cifar(folder, files):
+    """CIFAR-10 binary records (a label byte, then 3x32x32 bytes) as uint8 images [N, 3, 32, 32] and labels."""
+    raw = np.concatenate([np.fromfile(f"{folder}/{f}", dtype=np.uint8).reshape(-1, 3073) for f in files])
+    return raw[:, 1:].reshape(-1, 3, 32, 32), torch.from_numpy(raw[:, 0].astype(np.int64))
+
+
+def load_data(folder):
+    """(x_train, y_train, x_test, y_test) normalised as Kiln does: MNIST's IDX files with MNIST's
+    statistics; CIFAR-10's binary batches with the training split's per-channel mean and population
+    standard deviation (Kiln's `Normalization.measured`)."""
+    if not os.path.exists(f"{folder}/data_batch_1.bin"):
+        return load(folder, "train") + load(folder, "t10k")
+    xtr, ytr = cifar(folder, [f"data_batch_{i}.bin" for i in range(1, 6)])
+    xte, yte = cifar(folder, ["test_batch.bin"])
+    planes = xtr.transpose(1, 0, 2, 3).reshape(3, -1).astype(np.float64)
+    mean = planes.mean(1) / 255
+    std = np.maximum(np.sqrt(np.maximum((planes ** 2).mean(1) - (planes.mean(1)) ** 2, 0)), 1e-3) / 255
+    mean, std = mean.astype(np.float32).reshape(1, 3, 1, 1), std.astype(np.float32).reshape(1, 3, 1, 1)
+    norm = lambda x: torch.from_numpy((x.astype(np.float32) / 255 - mean) / std)
+    return norm(xtr), ytr, norm(xte), yte
 
 
 class Residual(nn.Module):
@@ -149,7 +171,8 @@ def train(spec, path, a, xtr, ytr, xte, yte):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--spec", required=True, nargs="+", help="Kiln JSON model specs (kiln summary --model NAME --spec)")
-    p.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "../../Data/mnist"))
+    p.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "../../Data/mnist"),
+                   help="MNIST's four .gz files or CIFAR-10's binary batches (default: the bundled MNIST)")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
@@ -158,8 +181,7 @@ def main():
     a = p.parse_args()
 
     torch.set_num_threads(a.threads)
-    xtr, ytr = load(a.data, "train")
-    xte, yte = load(a.data, "t10k")
+    xtr, ytr, xte, yte = load_data(a.data)
     reports = []
     for path in a.spec:
         reports += train(json.load(open(path)), path, a, xtr, ytr, xte, yte)

@@ -3,6 +3,9 @@
 # in one sitting: the same architecture (from Kiln's JSON spec), batch 128, THREADS threads, no
 # augmentation. Writes both run-report files into OUT and prints medians and their ratio.
 #   ROUNDS=2 THREADS=2 bash benchmarks/pytorch/side_by_side.sh     (needs `make build` and pip torch)
+# MODELS of another input shape than MNIST's (resnet20: 3x32x32) train on DATA, a CIFAR-10 folder; without
+# one, on a synthetic folder of CIFAR-10's format and numbers (random images and labels, seed 1):
+#   MODELS=resnet20 bash benchmarks/pytorch/side_by_side.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${ROUNDS:-2} threads=${THREADS:-2} out=${OUT:-benchmarks/results}
@@ -10,14 +13,31 @@ models=${MODELS:-lean8k strided12k ref18k}
 mkdir -p "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for m in $models; do .build/release/kiln summary --model "$m" --spec > "$tmp/$m.json"; done
+mnist_shaped() { python3 -c "import json,sys; sys.exit(json.load(open('$tmp/$1.json'))['input'] != [1, 28, 28])"; }
+for m in $models; do
+  .build/release/kiln summary --model "$m" --spec > "$tmp/$m.json"
+  if ! mnist_shaped "$m" && [ -z "${DATA:-}" ]; then
+    DATA="$tmp/cifar"
+    python3 - "$DATA" <<'PY'
+import numpy as np, os, sys
+r, folder = np.random.default_rng(1), sys.argv[1]
+os.makedirs(folder)
+for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+    records = r.integers(0, 256, (10000, 3073), dtype=np.uint8)
+    records[:, 0] %= 10
+    records.tofile(f"{folder}/{name}")
+PY
+  fi
+done
+data_for() { if mnist_shaped "$1"; then echo Data/mnist; else echo "$DATA"; fi; }
 : > "$out/side_by_side_kiln.jsonl"
 : > "$out/side_by_side_pytorch.jsonl"
 for round in $(seq "$rounds"); do
   for m in $models; do
-    .build/release/kiln train --device cpu --model "$m" --epochs 1 --no-augment --threads "$threads" --log "$tmp/k.jsonl" >/dev/null
+    data=$(data_for "$m")
+    .build/release/kiln train --device cpu --model "$m" --data "$data" --epochs 1 --no-augment --threads "$threads" --log "$tmp/k.jsonl" >/dev/null
     cat "$tmp/k.jsonl" >> "$out/side_by_side_kiln.jsonl"
-    python3 benchmarks/pytorch/mnist_epoch.py --spec "$tmp/$m.json" --epochs 1 --threads "$threads" --log "$tmp/t.jsonl" >/dev/null
+    python3 benchmarks/pytorch/mnist_epoch.py --spec "$tmp/$m.json" --data "$data" --epochs 1 --threads "$threads" --log "$tmp/t.jsonl" >/dev/null
     cat "$tmp/t.jsonl" >> "$out/side_by_side_pytorch.jsonl"
     echo "round $round $m: kiln $(python3 -c "import json;print(round(json.load(open('$tmp/k.jsonl'))['epoch_seconds'],2))") s," \
          "pytorch $(python3 -c "import json;print(round(json.load(open('$tmp/t.jsonl'))['epoch_seconds'],2))") s"

@@ -39,6 +39,8 @@ enum RandomStream {
     static let initialisation: UInt32 = 1
     static let shuffle: UInt32 = 2
     static let augmentation: UInt32 = 3
+    /// `Dataset.synthetic`'s images and labels.
+    static let syntheticData: UInt32 = 4
     /// Dropout layer i uses `dropout + i`.
     static let dropout: UInt32 = 1000
 }

@@ -121,9 +121,10 @@ public final class Trainer {
         _ = try device.readFloats(totals)  // waits for the queue
     }
 
-    /// Trains the remaining epochs, evaluating after each, and reports them to the callbacks.
+    /// Trains the remaining epochs, evaluating after each, and reports them to the callbacks; with
+    /// `targetAccuracy` (%), stops after the first epoch whose test accuracy reaches it (time to accuracy).
     @discardableResult
-    public func run(callbacks: [TrainingCallback] = []) throws -> [EpochReport] {
+    public func run(callbacks: [TrainingCallback] = [], until targetAccuracy: Double? = nil) throws -> [EpochReport] {
         if let parallel, var facts = runFacts {
             // After a resume has loaded its checkpoint: the weights and the place in the run it starts from.
             facts.add("the starting weights' checksum", try DataParallel.checksum(of: model).hex)
@@ -163,6 +164,7 @@ public final class Trainer {
             if let parallel { (report.ranks, report.allReduceSeconds) = (parallel.size, reduceSeconds) }
             for callback in callbacks { try callback.epochEnded(report, trainer: self) }
             reports.append(report)
+            if let targetAccuracy, report.testAccuracy >= targetAccuracy { break }
         }
         return reports
     }
