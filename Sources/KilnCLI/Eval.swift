@@ -17,6 +17,8 @@ struct Eval: ParsableCommand {
     var misclassified: Int?
     @Option(help: ArgumentHelp("Also write the model's outputs for every test image (log-probabilities for a LogSoftmax model) to FILE.npy: float32 [images, classes].", valueName: "FILE.npy"))
     var outputs: String?
+    @Option(help: "Test-time augmentation: none, or flip (each test image's probabilities averaged with its mirror image's, for classes a mirror keeps, such as CIFAR-10's; not digits). Applies to the test line, --outputs, --confusion and --misclassified.")
+    var tta: TestTimeAugmentation = .none
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
@@ -34,14 +36,15 @@ struct Eval: ParsableCommand {
         try saved.load(into: model)
         // The test images are normalised as the training images were.
         let data = try dataOptions.load(normalization: saved.state.options?.normalization)
-        let result = try evaluate(model, on: data, batchSize: batchSize)
+        let result = try tta == .none ? evaluate(model, on: data, batchSize: batchSize)
+            : testOutputs(model, on: data, batchSize: batchSize, tta: tta).scores
         print(EpochReport.testLine(loss: result.loss, correct: result.correct, count: result.count))
         if let outputs {
-            let all = try testOutputs(model, on: data, batchSize: batchSize).outputs
+            let all = try testOutputs(model, on: data, batchSize: batchSize, tta: tta).outputs
             try writeAtomically(npyFloat32(all.flatMap { $0 }, shape: [all.count, all.first?.count ?? 0]), to: outputs, what: "the outputs")
         }
         guard confusion || misclassified != nil else { return }
-        let all = try predictions(model, on: data, batchSize: batchSize)
+        let all = try predictions(model, on: data, batchSize: batchSize, tta: tta)
         if confusion { print(ConfusionMatrix(all, classes: try saved.spec.classCount()).table) }
         if let misclassified {
             let wrong = all.filter { $0.predicted != $0.label }.sorted { $0.confidence > $1.confidence }
@@ -52,3 +55,5 @@ struct Eval: ParsableCommand {
         }
     }
 }
+
+extension TestTimeAugmentation: ExpressibleByArgument {}

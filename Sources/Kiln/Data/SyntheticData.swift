@@ -7,7 +7,7 @@ extension Dataset {
         var random = HostRandom(seed: seed, stream: RandomStream.syntheticData)
         func split(_ count: Int, _ name: String) -> RawSplit {
             let bytes = (0..<shape.channels * count * shape.size * shape.size).map { _ in UInt8(truncatingIfNeeded: random.next()) }
-            let labels = (0..<count).map { _ in Int32(UInt64(random.next()) * UInt64(classes) >> 32) }
+            let labels = (0..<count).map { _ in Int32((UInt64(random.next()) * UInt64(classes)) >> 32) }
             return (bytes, labels, shape, "synthetic \(name) images", "synthetic \(name) labels")
         }
         let train = split(trainCount, "training"), test = split(testCount, "test")

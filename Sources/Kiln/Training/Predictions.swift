@@ -37,10 +37,11 @@ public func testOutputs(_ model: Model, on data: Dataset, batchSize: Int = 1000)
     return (outputs, truth)
 }
 
-/// Every test image's prediction, in test-set order.
-public func predictions(_ model: Model, on data: Dataset, batchSize: Int = 1000) throws -> [Prediction] {
-    let (outputs, labels) = try testOutputs(model, on: data, batchSize: batchSize)
-    return zip(outputs, labels).enumerated().map { index, pair in
+/// Every test image's prediction, in test-set order (with `tta`, from the augmented outputs).
+public func predictions(_ model: Model, on data: Dataset, batchSize: Int = 1000,
+                        tta: TestTimeAugmentation = .none) throws -> [Prediction] {
+    let result = try testOutputs(model, on: data, batchSize: batchSize, tta: tta)
+    return zip(result.outputs, result.labels).enumerated().map { index, pair in
         let p = pair.0.map { exp(Double($0)) }, best = p.indices.max { p[$0] < p[$1] }!
         return Prediction(index: index, label: pair.1, predicted: best, confidence: p[best])
     }
