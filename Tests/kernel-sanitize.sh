@@ -54,8 +54,21 @@ cat > "$work/linear.json" <<'EOF'
   {"type": "logsoftmax"}]}
 EOF
 
+# Grouped, depthwise, dilated (GROUPS, DIL): a depthwise dilated conv fused with batch norm, a strided one
+# (the gather input gradient), a grouped 1x1 (direct kernels, not CLBlast), the input gradient accumulated.
+cat > "$work/grouped.json" <<'EOF'
+{"name": "grouped", "input": [1, 13, 13], "layers": [
+  {"type": "conv2d", "out": 6, "kernel": 3, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"},
+  {"type": "residual", "body": [{"type": "conv2d", "out": 6, "kernel": 3, "padding": 2, "dilation": 2, "groups": 6, "bias": false},
+                                {"type": "batchnorm2d"}, {"type": "relu"}],
+   "shortcut": [{"type": "conv2d", "out": 6, "kernel": 1, "groups": 3}]},
+  {"type": "conv2d", "out": 9, "kernel": 3, "stride": 2, "padding": 2, "dilation": 2, "groups": 3}, {"type": "relu"},
+  {"type": "conv2d", "out": 10, "kernel": 1}, {"type": "globalavgpool"}, {"type": "logsoftmax"}]}
+EOF
+
 # model batch shapes: batches of 1 and of sizes that are not a multiple of 4.
-CASES=("lean8k 1 gpu cpu" "tiny5k 3 gpu" "$work/mix.json 3 gpu cpu" "$work/pools.json 5 gpu cpu" "$work/linear.json 3 gpu cpu")
+CASES=("lean8k 1 gpu cpu" "tiny5k 3 gpu" "$work/mix.json 3 gpu cpu" "$work/pools.json 5 gpu cpu" "$work/linear.json 3 gpu cpu"
+       "$work/grouped.json 3 gpu cpu")
 [ "$all" = 0 ] || CASES=("lean8k 1 gpu cpu" "tiny5k 3 gpu cpu" "strided12k 2 gpu cpu" "ref18k 1 gpu cpu" "${CASES[@]:2}")
 failed=0
 started=$SECONDS
