@@ -10,6 +10,7 @@ import Testing
         #expect(lean < 8_000)
         #expect(try Presets.all["tiny5k"]!.parameterCount() == 4_720)
         #expect(try Presets.all["res8k"]!.parameterCount() == lean)
+        #expect(try Presets.all["dwnet"]!.parameterCount() == 169_610)
         for name in ["lean8k", "tiny5k"] {
             #expect(!Presets.all[name]!.layers.contains { $0.op is LinearOp })
         }
@@ -23,7 +24,7 @@ import Testing
         #expect(sizes == [28, 30, 30, 15, 15, 15, 7, 9, 9, 9, 11, 1])
     }
 
-    @Test(arguments: ["lean8k", "tiny5k", "ref18k", "strided12k", "res8k"])
+    @Test(arguments: ["lean8k", "tiny5k", "ref18k", "strided12k", "res8k", "dwnet"])
     func jsonRoundTrip(name: String) throws {
         let spec = Presets.all[name]!
         #expect(try ModelSpec(json: Data(spec.jsonString().utf8), source: "test") == spec)
