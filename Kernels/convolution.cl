@@ -1,7 +1,11 @@
 // Direct convolution (see OpenCLConvolution.swift): every work-item computes its outputs from the
 // activation itself, so no column matrix is written or read. Activations are [C, N, H, W], weights
-// [Co, Ci, k, k]. This file is built apart from the others, once per layer shape, specialised with:
+// [Co, Ci/GROUPS, k, k]. This file is built apart from the others, once per layer shape, specialised with:
 //   KS, ST     the window's size and stride;
+//   DIL        the spacing of its taps (dilation; 1 when not given);
+//   GROUPS     channel groups (1 when not given): an output channel sums only its group's input channels, and
+//              every CT or WCT tile of channels lies in one group (OpenCLConvolution.swift picks tiles that
+//              divide a group's channels);
 //   OXT, CT    a forward or input-gradient work-item's outputs: OXT neighbours along a row times CT channels;
 //   WCT, WKY   a weight-gradient work-item's sums: WCT output channels times WKY window rows (all KS, or 1);
 //   BNC        when > 0, the output gradient is that of a batch norm over this convolution's BNC output
@@ -18,6 +22,12 @@
 #endif
 #ifndef ST
 #define ST 1
+#endif
+#ifndef DIL
+#define DIL 1
+#endif
+#ifndef GROUPS
+#define GROUPS 1
 #endif
 #ifndef OXT
 #define OXT 4
@@ -42,7 +52,7 @@
 #define STATS 0
 #endif
 // Input columns under OXT neighbouring windows of a row.
-#define SPAN ((OXT - 1) * ST + KS)
+#define SPAN ((OXT - 1) * ST + (KS - 1) * DIL + 1)
 
 // Sums over the work-group of `count` values per item (count <= CT + 1) in a fixed tree order: every
 // item gets the totals in `v`. `scratch` holds count * REDUCE_GROUP floats.
@@ -90,23 +100,31 @@ __attribute__((always_inline)) float gradient_at(__global const float* dy, __glo
     return ACTIVATION_GRADIENT(v, d);
 }
 
-// acc[t][o] = sum over c, a, b of W(t, c, a, b) * in[c][n][oy*ST - pad + a][ox0 + o)*ST - pad + b], zero
-// outside the image, for an item's OXT outputs of one row and CT output channels from t0. W(t, c, a, b) is
-// w[t*t_stride + c*c_stride + a*KS + b], or with `flip` the window turned by 180°: the transposed
-// convolution is then the same loop. With `normalized`, `in` is read through gradient_at.
+// acc[t][o] = sum over c, a, b of W(t, c, a, b) * in[c][n][oy*ST - pad + a*DIL][(ox0 + o)*ST - pad + b*DIL],
+// zero outside the image, for an item's OXT outputs of one row and CT output channels from t0. W(t, c, a, b)
+// is w[t*t_stride + c*c_stride + a*KS + b], or with `flip` the window turned by 180°: the transposed
+// convolution is then the same loop. With `normalized`, `in` is read through gradient_at. With GROUPS, c
+// runs over the tile's group only, and the weights' per-group channel index (c, or t with `flip`) counts
+// from the group's first channel.
 __attribute__((always_inline)) void conv_sums(
         __global const float* in, __global const float* z, __local const float* bn, const bool normalized, float slope,
         __global const float* w, int channels, int batch, int height, int width, int out_channels, int pad,
         int t0, int n, int oy, int ox0, int t_stride, int c_stride, const bool flip, float acc[CT][OXT]) {
     for (int t = 0; t < CT; ++t)
         for (int o = 0; o < OXT; ++o) acc[t][o] = 0.0f;
-    for (int c = 0; c < channels; ++c) {
+#if GROUPS > 1
+    const int group = t0 / (out_channels / GROUPS), c_begin = group * (channels / GROUPS), c_end = c_begin + channels / GROUPS;
+    w -= (long)group * ((flip ? out_channels : channels) / GROUPS) * KS * KS;
+#else
+    const int c_begin = 0, c_end = channels;
+#endif
+    for (int c = c_begin; c < c_end; ++c) {
         const long plane = (long)(c * batch + n) * height * width;
         // One window row at a time: unrolled, the compiler would load every row's inputs and weights
         // up front and run out of registers on a GPU.
 #pragma unroll 1
         for (int a = 0; a < KS; ++a) {
-            const int iy = oy * ST - pad + a;
+            const int iy = oy * ST - pad + a * DIL;
             const bool row_inside = iy >= 0 && iy < height;
             float row[SPAN];
             for (int j = 0; j < SPAN; ++j) {
@@ -119,7 +137,7 @@ __attribute__((always_inline)) void conv_sums(
                 __global const float* wt = w + (long)min(t0 + t, out_channels - 1) * t_stride + (long)c * c_stride;
                 for (int b = 0; b < KS; ++b) {
                     const float wv = flip ? wt[(KS - 1 - a) * KS + KS - 1 - b] : wt[a * KS + b];
-                    for (int o = 0; o < OXT; ++o) acc[t][o] += wv * row[o * ST + b];
+                    for (int o = 0; o < OXT; ++o) acc[t][o] += wv * row[o * ST + b * DIL];
                 }
             }
         }
@@ -172,7 +190,7 @@ __kernel void conv_forward(__global const float* x, __global const float* w, __g
     const RowItem r = row_item(get_global_id(0), padded, batch, out_height, out_width);
     float acc[CT][OXT];
     conv_sums(x, 0, 0, false, 0, w, in_channels, batch, height, width, out_channels, pad, r.t0, r.n, r.oy, r.ox0,
-              in_channels * KS * KS, KS * KS, false, acc);
+              in_channels / GROUPS * KS * KS, KS * KS, false, acc);
     if (bias)
         for (int t = 0; t < CT; ++t)
             for (int o = 0; o < OXT; ++o) acc[t][o] += bias[min(r.t0 + t, out_channels - 1)];
@@ -213,7 +231,8 @@ __kernel void conv_forward(__global const float* x, __global const float* w, __g
 
 // Stage 1 of the weight gradient dw[co, ci, ky, kx] = sum over the batch's output pixels p of
 // dy[co][p] * x[ci][window of p]: a sum of N·OH·OW terms into few outputs, so it is split. Item (j, u)
-// sums pixels u, u + parts, u + 2·parts, … for one j = (tile of WCT output channels, ci, WKY window rows):
+// sums pixels u, u + parts, u + 2·parts, … for one j = (tile of WCT output channels, ci, WKY window rows)
+// (ci counts within the tile's group: the input channel read is the group's first plus ci):
 // WCT·WKY·KS sums, written to partials[u][co, ci, ky, kx]. With `bias_sums`, the items of ci = 0 and the
 // first window rows also sum dy itself, the bias gradient, into partials[u][weights + co]. `parts` is
 // a multiple of the work-group size, so a group shares j and its items read neighbouring pixels
@@ -222,8 +241,14 @@ __attribute__((always_inline)) void weight_sums(
         int gid, __global const float* x, __global const float* dy, __global const float* z, __local const float* bn,
         const bool normalized, float slope, __global float* partials, int in_channels, int batch, int height, int width,
         int out_channels, int out_height, int out_width, int pad, int bias_sums, int parts) {
+    const int group_in = in_channels / GROUPS;
     const int u = gid % parts, j = gid / parts;
-    const int ky0 = j % (KS / WKY) * WKY, ci = j / (KS / WKY) % in_channels, co0 = j / (KS / WKY * in_channels) * WCT;
+    const int ky0 = j % (KS / WKY) * WKY, ci = j / (KS / WKY) % group_in, co0 = j / (KS / WKY * group_in) * WCT;
+#if GROUPS > 1
+    const int ci_read = co0 / (out_channels / GROUPS) * group_in + ci;
+#else
+    const int ci_read = ci;
+#endif
     const int pixels = batch * out_height * out_width;
     // The pixel (n, oy, ox) advances by `parts` each round: by (dn, dy, dx) with carries, no division.
     const int step_x = parts % out_width, step_y = parts / out_width % out_height, step_n = parts / (out_width * out_height);
@@ -247,11 +272,11 @@ __attribute__((always_inline)) void weight_sums(
         }
         if (sums_bias)
             for (int t = 0; t < WCT; ++t) bias_acc[t] += g[t];
-        __global const float* plane = x + (long)(ci * batch + n_read) * height * width;
+        __global const float* plane = x + (long)(ci_read * batch + n_read) * height * width;
         for (int a = 0; a < WKY; ++a) {
-            const int iy = oy * ST - pad + ky0 + a;
+            const int iy = oy * ST - pad + (ky0 + a) * DIL;
             for (int b = 0; b < KS; ++b) {
-                const int ix = ox * ST - pad + b;
+                const int ix = ox * ST - pad + b * DIL;
                 const float v = live && iy >= 0 && iy < height && ix >= 0 && ix < width ? plane[iy * width + ix] : 0.0f;
                 for (int t = 0; t < WCT; ++t) acc[t][a * KS + b] += g[t] * v;
             }
@@ -262,17 +287,18 @@ __attribute__((always_inline)) void weight_sums(
         if (oy >= out_height) { oy -= out_height; ++n; }
         n += step_n;
     }
-    const long weights = (long)out_channels * in_channels * KS * KS, row = weights + (bias_sums ? out_channels : 0);
+    const long weights = (long)out_channels * group_in * KS * KS, row = weights + (bias_sums ? out_channels : 0);
     for (int t = 0; t < WCT && co0 + t < out_channels; ++t) {
         for (int a = 0; a < WKY; ++a)
             for (int b = 0; b < KS; ++b)
-                partials[u * row + (((long)(co0 + t) * in_channels + ci) * KS + ky0 + a) * KS + b] = acc[t][a * KS + b];
+                partials[u * row + (((long)(co0 + t) * group_in + ci) * KS + ky0 + a) * KS + b] = acc[t][a * KS + b];
         if (sums_bias) partials[u * row + weights + co0 + t] = bias_acc[t];
     }
 }
 
 // dx for ST > 1, as a gather: each input pixel sums w * dy over the windows that cover it (most taps
-// miss the stride's grid). One item per input pixel and CT input channels.
+// miss the stride's grid). One item per input pixel and CT input channels (of one group: its output
+// channels are the ones summed).
 __attribute__((always_inline)) void strided_input_gradient(
         int gid, __global const float* dy, __global const float* z, __local const float* bn, const bool normalized,
         float slope, __global const float* w, __global float* dx, int in_channels, int batch, int height, int width,
@@ -282,19 +308,26 @@ __attribute__((always_inline)) void strided_input_gradient(
     const int ix = q % width, iy = q / width % height, n = q / (width * height);
     float acc[CT];
     for (int t = 0; t < CT; ++t) acc[t] = 0.0f;
+    const int group_in = in_channels / GROUPS;
+#if GROUPS > 1
+    const int ci_base = ci0 / group_in * group_in, co_begin = ci0 / group_in * (out_channels / GROUPS);
+    const int co_end = co_begin + out_channels / GROUPS;
+#else
+    const int ci_base = 0, co_begin = 0, co_end = out_channels;
+#endif
 #pragma unroll 1
-    for (int co = 0; co < out_channels; ++co) {
+    for (int co = co_begin; co < co_end; ++co) {
         const long plane = (long)(co * batch + n) * out_height * out_width;
 #pragma unroll 1
         for (int ky = 0; ky < KS; ++ky) {
-            const int ty = iy + pad - ky;
+            const int ty = iy + pad - ky * DIL;
             for (int kx = 0; kx < KS; ++kx) {
-                const int tx = ix + pad - kx;
+                const int tx = ix + pad - kx * DIL;
                 const bool hit = ty >= 0 && tx >= 0 && ty % ST == 0 && tx % ST == 0 && ty / ST < out_height &&
                                  tx / ST < out_width;
                 const float g = hit ? gradient_at(dy, z, plane + ty / ST * out_width + tx / ST, co, bn, normalized, slope) : 0.0f;
                 for (int t = 0; t < CT; ++t)
-                    acc[t] += w[(((long)co * in_channels + min(ci0 + t, in_channels - 1)) * KS + ky) * KS + kx] * g;
+                    acc[t] += w[(((long)co * group_in + min(ci0 + t, in_channels - 1) - ci_base) * KS + ky) * KS + kx] * g;
             }
         }
     }
@@ -309,8 +342,8 @@ __attribute__((always_inline)) void strided_input_gradient(
 }
 
 // The input gradient, item `gid`: for ST = 1 a convolution of dy with the window turned by 180°, input
-// and output channels swapped and padding KS - 1 - pad (row tiles); a larger stride leaves holes, so it
-// gathers per pixel.
+// and output channels swapped and padding (KS - 1)·DIL - pad (row tiles); a larger stride leaves holes,
+// so it gathers per pixel.
 __attribute__((always_inline)) void input_gradient(
         int gid, __global const float* dy, __global const float* z, __local const float* bn, const bool normalized,
         float slope, __global const float* w, __global float* dx, int in_channels, int batch, int height, int width,
@@ -318,8 +351,8 @@ __attribute__((always_inline)) void input_gradient(
 #if ST == 1
     const RowItem r = row_item(gid, padded, batch, height, width);
     float acc[CT][OXT];
-    conv_sums(dy, z, bn, normalized, slope, w, out_channels, batch, out_height, out_width, in_channels, KS - 1 - pad,
-              r.t0, r.n, r.oy, r.ox0, KS * KS, in_channels * KS * KS, true, acc);
+    conv_sums(dy, z, bn, normalized, slope, w, out_channels, batch, out_height, out_width, in_channels, (KS - 1) * DIL - pad,
+              r.t0, r.n, r.oy, r.ox0, KS * KS, in_channels / GROUPS * KS * KS, true, acc);
     store_rows(dx, acc, r, batch, in_channels, height, width, ACC);
 #else
     strided_input_gradient(gid, dy, z, bn, normalized, slope, w, dx, in_channels, batch, height, width, out_channels,

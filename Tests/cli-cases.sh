@@ -131,6 +131,9 @@ printf '%s' '{"input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 10, "ke
 expect_error "padding 100000" "more than 2^31 elements" "$KILN" train "${quick[@]}" --model padded.json --epochs 1
 printf '%s' '{"input": [1, 28, 28], "layers": [{"type": "conv2d", "out": 10, "kernel": 3, "stride": 0}]}' >stride.json
 expect_error "stride 0" "stride must be at least 1" "$KILN" summary --model stride.json
+printf '%s' '{"input": [3, 28, 28], "layers": [{"type": "conv2d", "out": 8, "kernel": 3, "groups": 2}]}' >groups.json
+expect_error "groups that do not divide the input channels" 'layer 0 (conv2d): groups 2 must divide the input channels (3) and "out" (8)' \
+    "$KILN" summary --model groups.json
 printf '%s' '{"input": [3, 28, 28], "layers": [{"type": "conv2d", "out": 10, "kernel": 28}, {"type": "logsoftmax"}]}' >rgb.json
 expect_error "parity of a 3-channel model on MNIST" "takes [3, 28, 28] images" "$KILN" parity --model rgb.json
 printf 'not json' >garbage.json

@@ -3,8 +3,9 @@
 # memory access, finds data races and barrier divergence (OCLGRIND_DATA_RACES=1) and checks API use
 # (OCLGRIND_CHECK_API=1). `kiln parity` runs every preset and specs that reach every kernel and -D
 # variant (strided, 5x5, padded 1x1, dropout and dropout2d, linear, average and max pooling on odd
-# sizes, a batch of 1 and batches that are not a multiple of 4), with launches cut for a GPU and for a
-# CPU; a short training run on a small data folder adds the rest (the batch gather, Adam, evaluation).
+# sizes, a batch of 1 and batches that are not a multiple of 4, grouped and dilated convolutions), with
+# launches cut for a GPU and for a CPU; short training runs on a small data folder add the rest (the batch
+# gather, Adam, evaluation, input gradients accumulated in a convolution's pass).
 # It fails on any parity failure, on any line Oclgrind writes (a run can pass parity and still have a
 # report), and when a kernel of Kiln's programs never ran, so a new kernel cannot escape it. It prints
 # the kernels and variants that ran.
@@ -54,8 +55,21 @@ cat > "$work/linear.json" <<'EOF'
   {"type": "logsoftmax"}]}
 EOF
 
+# Grouped, depthwise, dilated (GROUPS, DIL): a depthwise dilated conv fused with batch norm, a strided one
+# (the gather input gradient), a grouped 1x1 (direct kernels, not CLBlast), the input gradient accumulated.
+cat > "$work/grouped.json" <<'EOF'
+{"name": "grouped", "input": [1, 28, 28], "layers": [
+  {"type": "conv2d", "out": 6, "kernel": 3, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"},
+  {"type": "residual", "body": [{"type": "conv2d", "out": 6, "kernel": 3, "padding": 2, "dilation": 2, "groups": 6, "bias": false},
+                                {"type": "batchnorm2d"}, {"type": "relu"}],
+   "shortcut": [{"type": "conv2d", "out": 6, "kernel": 1, "groups": 3}]},
+  {"type": "conv2d", "out": 9, "kernel": 3, "stride": 2, "padding": 2, "dilation": 2, "groups": 3}, {"type": "relu"},
+  {"type": "conv2d", "out": 10, "kernel": 1}, {"type": "globalavgpool"}, {"type": "logsoftmax"}]}
+EOF
+
 # model batch shapes: batches of 1 and of sizes that are not a multiple of 4.
-CASES=("lean8k 1 gpu cpu" "tiny5k 3 gpu" "$work/mix.json 3 gpu cpu" "$work/pools.json 5 gpu cpu" "$work/linear.json 3 gpu cpu")
+CASES=("lean8k 1 gpu cpu" "tiny5k 3 gpu" "$work/mix.json 3 gpu cpu" "$work/pools.json 5 gpu cpu" "$work/linear.json 3 gpu cpu"
+       "$work/grouped.json 3 gpu cpu")
 [ "$all" = 0 ] || CASES=("lean8k 1 gpu cpu" "tiny5k 3 gpu cpu" "strided12k 2 gpu cpu" "ref18k 1 gpu cpu" "${CASES[@]:2}")
 failed=0
 started=$SECONDS
@@ -103,6 +117,27 @@ for shape in gpu cpu; do
         --batch-size 3 --epochs 1 --no-augment --save "$work/small.safetensors" >"$work/out" 2>"$work/err" && [ ! -s "$work/err" ] \
         && "$KILN" eval --checkpoint "$work/small.safetensors" --device opencl --launch-shape "$shape" --data "$work/data" \
         --outputs "$work/outputs.npy" >>"$work/out" 2>"$work/err" && [ ! -s "$work/err" ]; then
+        echo "ok      $name ($((SECONDS - t)) s)"
+    else
+        echo "FAILED  $name ($((SECONDS - t)) s):"; sed 's/^/        /' "$work/out" "$work/err" | head -40
+        failed=1
+    fi
+done
+
+# Training accumulates a value's input gradient in the convolutions' own pass (ACC=1; parity runs apart):
+# a block whose two readers are grouped, dilated and strided convolutions.
+cat > "$work/small-grouped.json" <<'EOF'
+{"name": "small-grouped", "input": [1, 8, 8], "layers": [
+  {"type": "conv2d", "out": 4, "kernel": 3, "padding": 1, "bias": false}, {"type": "batchnorm2d"}, {"type": "relu"},
+  {"type": "residual", "body": [{"type": "conv2d", "out": 4, "kernel": 3, "stride": 2, "padding": 2, "dilation": 2, "groups": 4}],
+   "shortcut": [{"type": "conv2d", "out": 4, "kernel": 3, "stride": 2, "padding": 1, "groups": 2}]},
+  {"type": "globalavgpool"}, {"type": "linear", "out": 10}, {"type": "logsoftmax"}]}
+EOF
+for shape in gpu cpu; do
+    name="training a grouped, dilated block ($shape launches)"
+    t=$SECONDS
+    if "$KILN" train --model "$work/small-grouped.json" --device opencl --launch-shape "$shape" --data "$work/data" \
+        --batch-size 3 --epochs 1 --no-augment >"$work/out" 2>"$work/err" && [ ! -s "$work/err" ]; then
         echo "ok      $name ($((SECONDS - t)) s)"
     else
         echo "FAILED  $name ($((SECONDS - t)) s):"; sed 's/^/        /' "$work/out" "$work/err" | head -40

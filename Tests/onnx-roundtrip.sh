@@ -4,7 +4,8 @@
 # predictions, outputs within 1e-4. The models cover every layer type: the three presets (padding,
 # stride, dropout, average and global pooling) and a spec with biases, strided and padded pooling,
 # residual blocks (identity and projection shortcuts: ONNX Add), flatten, linear layers, batch norm
-# and a convolution after a linear, on 3-channel NumPy data; and resnet8 on CIFAR-10's binary format.
+# and a convolution after a linear, on 3-channel NumPy data; grouped, depthwise and dilated convolutions;
+# and resnet8 on CIFAR-10's binary format.
 # usage: onnx-roundtrip.sh KILN PYTHON (a Python with onnx, onnxruntime and numpy; `make onnx-deps`)
 set -euo pipefail
 KILN=$(realpath "$1")
@@ -13,12 +14,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export POCL_CACHE_DIR=$work/pocl-cache
-failures=0
+failures=0 models=0
 
 # roundtrip NAME MODEL DATA [TRAIN FLAGS…]
 roundtrip() {
     local name=$1 model=$2 data=$3
     shift 3
+    models=$((models + 1))
     "$KILN" train --device cpu --model "$model" --data "$data" --epochs 1 --batch-size 32 --save "$work/$name.safetensors" "$@" >/dev/null
     "$KILN" export --checkpoint "$work/$name.safetensors" --onnx "$work/$name.onnx" >/dev/null
     "$KILN" eval --device cpu --checkpoint "$work/$name.safetensors" --data "$data" --outputs "$work/$name.npy" >/dev/null
@@ -54,6 +56,15 @@ cat >"$work/mixed.json" <<'JSON'
   {"type": "linear", "out": 5, "bias": false}, {"type": "logsoftmax"}]}
 JSON
 roundtrip mixed "$work/mixed.json" "$work/rgb"
+# Grouped, depthwise and dilated convolutions (ONNX Conv's group and dilations).
+cat >"$work/grouped.json" <<'JSON'
+{"name": "grouped", "input": [3, 13, 13], "layers": [
+  {"type": "conv2d", "out": 6, "kernel": 3, "padding": 1, "groups": 3}, {"type": "relu"}, {"type": "batchnorm2d"},
+  {"type": "conv2d", "out": 6, "kernel": 3, "padding": 2, "dilation": 2, "groups": 6, "bias": false}, {"type": "batchnorm2d"},
+  {"type": "relu"}, {"type": "conv2d", "out": 8, "kernel": 3, "stride": 2, "padding": 1, "dilation": 3, "groups": 2},
+  {"type": "relu"}, {"type": "conv2d", "out": 5, "kernel": 1}, {"type": "globalavgpool"}, {"type": "logsoftmax"}]}
+JSON
+roundtrip grouped "$work/grouped.json" "$work/rgb"
 
 # resnet8 on a synthetic CIFAR-10 folder (random records in its binary format).
 "$PYTHON" - "$work/cifar" <<'PY'
@@ -70,4 +81,4 @@ PY
 roundtrip resnet8 resnet8 "$work/cifar"
 
 if [ "$failures" -ne 0 ]; then echo "onnx-roundtrip: $failures model(s) failed"; exit 1; fi
-echo "onnx-roundtrip: 5 models exported and checked in onnxruntime"
+echo "onnx-roundtrip: $models models exported and checked in onnxruntime"

@@ -15,6 +15,12 @@ import Testing
         (3, 5, 200, 13, WindowGeometry(kernel: 3, stride: 1, padding: 1)),  // several im2col chunks
         (3, 5, 3, 26, WindowGeometry(kernel: 3, stride: 1, padding: 0)),    // rows of exactly 3 SIMD8 blocks
         (3, 5, 5, 17, WindowGeometry(kernel: 5, stride: 1, padding: 2)),    // 17 = 2 blocks + an overlapping one
+        (6, 9, 3, 7, WindowGeometry(kernel: 3, stride: 1, padding: 1, groups: 3)),
+        (5, 5, 3, 9, WindowGeometry(kernel: 3, stride: 1, padding: 1, groups: 5)),               // depthwise
+        (3, 5, 3, 9, WindowGeometry(kernel: 3, stride: 1, padding: 2, dilation: 2)),
+        (5, 5, 3, 11, WindowGeometry(kernel: 3, stride: 2, padding: 1, dilation: 3, groups: 5)), // depthwise, dilated, strided
+        (6, 4, 3, 5, WindowGeometry(kernel: 1, stride: 1, padding: 0, groups: 2)),               // grouped pointwise
+        (3, 3, 200, 13, WindowGeometry(kernel: 3, stride: 1, padding: 2, dilation: 2, groups: 3)), // several im2col chunks
     ]
 
     @Test(arguments: 0..<cases.count)
@@ -23,31 +29,33 @@ import Testing
         let device = CPUDevice()
         let oh = g.outputSize(h)
         let (x, xv) = try randomTensor(device, [ci, n, h, h])
-        let (w, wv) = try randomTensor(device, [co, ci, g.kernel, g.kernel])
+        let cg = ci / g.groups
+        let (w, wv) = try randomTensor(device, [co, cg, g.kernel, g.kernel])
         let (dy, dyv) = try randomTensor(device, [co, n, oh, oh])
         let y = try device.allocate([co, n, oh, oh], .float32)
         try device.conv2dForward(input: x, weight: w, bias: nil, output: y, geometry: g, normalization: nil)
-        let terms = ci * g.kernel * g.kernel
+        let terms = cg * g.kernel * g.kernel
         expectClose(try device.readFloats(y), referenceConv(xv, wv, ci: ci, co: co, n: n, h: h, g: g), terms: terms, "forward \(index)")
 
         // dx[c, b, iy, ix] = Σ dy[o, b, oy, ox] w[o, c, ky, kx] over windows covering the pixel.
-        let dx = try device.allocate([ci, n, h, h], .float32), dw = try device.allocate([co, ci, g.kernel, g.kernel], .float32)
+        let dx = try device.allocate([ci, n, h, h], .float32), dw = try device.allocate([co, cg, g.kernel, g.kernel], .float32)
         try device.conv2dBackward(input: x, gradOutput: dy, weight: w, gradWeight: dw, gradBias: nil, gradInput: dx, accumulate: false, geometry: g,
                                   normalization: nil)
         var dxRef = [Double](repeating: 0, count: ci * n * h * h)
-        var dwRef = [Double](repeating: 0, count: co * ci * g.kernel * g.kernel)
+        var dwRef = [Double](repeating: 0, count: co * cg * g.kernel * g.kernel)
         let k = g.kernel
         for o in 0..<co { for b in 0..<n { for oy in 0..<oh { for ox in 0..<oh {
             let d = Double(dyv[((o * n + b) * oh + oy) * oh + ox])
-            for c in 0..<ci { for ky in 0..<k { for kx in 0..<k {
-                let iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx
+            for c in 0..<cg { for ky in 0..<k { for kx in 0..<k {
+                let iy = oy * g.stride - g.padding + ky * g.dilation, ix = ox * g.stride - g.padding + kx * g.dilation
                 guard iy >= 0, iy < h, ix >= 0, ix < h else { continue }
-                let xi = ((c * n + b) * h + iy) * h + ix, wi = ((o * ci + c) * k + ky) * k + kx
+                let channel = o / (co / g.groups) * cg + c
+                let xi = ((channel * n + b) * h + iy) * h + ix, wi = ((o * cg + c) * k + ky) * k + kx
                 dxRef[xi] += d * Double(wv[wi])
                 dwRef[wi] += d * Double(xv[xi])
             } } }
         } } } }
-        expectClose(try device.readFloats(dx), dxRef, terms: co * k * k, "backward data \(index)")
+        expectClose(try device.readFloats(dx), dxRef, terms: co / g.groups * k * k, "backward data \(index)")
         expectClose(try device.readFloats(dw), dwRef, terms: n * oh * oh, magnitude: Double(n * oh * oh).squareRoot(),
                     "backward weights \(index)")
 
@@ -55,7 +63,7 @@ import Testing
         let (sum, before) = try randomTensor(device, [ci, n, h, h])
         try device.conv2dBackward(input: x, gradOutput: dy, weight: w, gradWeight: dw, gradBias: nil, gradInput: sum, accumulate: true,
                                   geometry: g, normalization: nil)
-        expectClose(try device.readFloats(sum), zip(before, dxRef).map { Double($0) + $1 }, terms: co * k * k + 1,
+        expectClose(try device.readFloats(sum), zip(before, dxRef).map { Double($0) + $1 }, terms: co / g.groups * k * k + 1,
                     "backward data accumulated \(index)")
     }
 

@@ -38,6 +38,20 @@ import Testing
         #expect(throws: KilnError.self) { try ONNXExport.model(model, normalization: Normalization(mean: [0], std: [1])) }
     }
 
+    /// A grouped, dilated convolution carries ONNX Conv's `group` and `dilations`; a plain one neither.
+    @Test func groupedDilatedConvolutionAttributes() throws {
+        let device = CPUDevice(threads: 1)
+        let spec = ModelSpec(name: "dw", input: ImageShape(channels: 4, size: 9), layers: [
+            .conv2d(out: 4, kernel: 3, padding: 2, dilation: 2, groups: 4), .conv2d(out: 10, kernel: 1), .globalAvgPool, .logSoftmax])
+        let model = try Model(spec: spec, device: device, seed: testSeed)
+        let proto = try Onnx_ModelProto(serializedBytes: ONNXExport.model(model, normalization: Normalization(mean: [0, 0, 0, 0], std: [1, 1, 1, 1])))
+        let convs = proto.graph.node.filter { $0.opType == "Conv" }
+        #expect(convs.count == 2)
+        #expect(convs[0].attribute.first { $0.name == "group" }?.i == 4)
+        #expect(convs[0].attribute.first { $0.name == "dilations" }?.ints == [2, 2])
+        #expect(!convs[1].attribute.contains { $0.name == "group" || $0.name == "dilations" })
+    }
+
     /// `kiln eval --outputs` writes what NumPy reads: the header padded to 64 bytes, then the floats.
     @Test func outputsAreANumPyFloatArray() {
         let values: [Float] = [1.5, -2, 0.25, 3, 7, -0.5]

@@ -20,6 +20,7 @@ import Testing
             #expect(weighted.count - shortcuts.count == depth && shortcuts.count == 2, "\(name): \(weighted.map(\.name))")
             #expect(summary.rows.last?.outputShape == ImageShape(channels: 10, size: 1))
         }
+        #expect(try Presets.all["dwnet"]!.parameterCount() == 169_610)
         for name in ["lean8k", "tiny5k"] {
             #expect(!Presets.all[name]!.layers.contains { $0.op is LinearOp })
         }
@@ -73,6 +74,16 @@ import Testing
          "layer 1.body.0.body.0 (conv2d): kernel 9 does not fit the 8x8 input"),
         (#"{"input": [1, 8, 8], "layers": [{"type": "residual", "body": []}]}"#, "layer 0 (residual): \"body\" must be a non-empty list"),
         (#"{"input": [1, 8, 8], "layers": [{"type": "residual", "body": 3}]}"#, "\"body\": has the wrong type"),
+        (#"{"input": [4, 8, 8], "layers": [{"type": "conv2d", "out": 6, "kernel": 3, "groups": 3}]}"#,
+         "layer 0 (conv2d): groups 3 must divide the input channels (4) and \"out\" (6)"),
+        (#"{"input": [4, 8, 8], "layers": [{"type": "conv2d", "out": 6, "kernel": 3, "groups": 4}]}"#,
+         "layer 0 (conv2d): groups 4 must divide the input channels (4) and \"out\" (6)"),
+        (#"{"input": [4, 8, 8], "layers": [{"type": "conv2d", "out": 4, "kernel": 3, "groups": 0}]}"#,
+         "layer 0 (conv2d): groups must be at least 1, got 0"),
+        (#"{"input": [4, 8, 8], "layers": [{"type": "conv2d", "out": 4, "kernel": 3, "dilation": 0}]}"#,
+         "layer 0 (conv2d): dilation must be at least 1, got 0"),
+        (#"{"input": [1, 8, 8], "layers": [{"type": "conv2d", "out": 4, "kernel": 3, "dilation": 4}]}"#,
+         "layer 0 (conv2d): kernel 3 with dilation 4 (span 9) does not fit the 8x8 input with padding 0"),
     ]
 
     @Test(arguments: badSpecs)
@@ -90,5 +101,21 @@ import Testing
         #expect(summary.totalParameters == 18_738)
         #expect(summary.render().contains("Total params: 18,738"))
         #expect(summary.rows[0].macs == 128 * 9 * 28 * 28 && summary.rows[0].receptiveField == 3)
+    }
+
+    /// Groups divide the weight and the MACs; dilation widens the receptive field and shrinks the output.
+    /// Both are written to JSON only when they are not 1, so existing specs read and write as before.
+    @Test func groupedAndDilatedConvolutions() throws {
+        let spec = ModelSpec(name: "dw", input: ImageShape(channels: 4, size: 9), layers: [
+            .conv2d(out: 8, kernel: 3, padding: 1, groups: 2), .conv2d(out: 8, kernel: 3, dilation: 2, groups: 8, bias: false)])
+        let summary = try ModelSummary(spec)
+        #expect(summary.rows[0].parameters == 8 * 2 * 9 + 8 && summary.rows[1].parameters == 8 * 9)
+        #expect(summary.rows[0].macs == 8 * 2 * 9 * 9 * 9 && summary.rows[1].macs == 8 * 9 * 5 * 5)
+        #expect(summary.rows[1].receptiveField == 3 + 4)
+        #expect(try spec.validate().last == ImageShape(channels: 8, size: 5))
+        let json = try spec.jsonString()
+        #expect(json.contains("\"groups\"") && json.contains("\"dilation\""))
+        #expect(try ModelSpec(json: Data(json.utf8), source: "test") == spec)
+        #expect(try !Presets.all["ref18k"]!.jsonString().contains("groups") && !Presets.all["ref18k"]!.jsonString().contains("dilation"))
     }
 }

@@ -75,18 +75,25 @@ struct OpenCLParityTests {
         (5, 31, 3, 5, WindowGeometry(kernel: 1, stride: 1, padding: 1)), (3, 3, 33, 3, WindowGeometry(kernel: 3, stride: 1, padding: 0)),
         // N·OH·OW = 2673: the weight gradient is split over 33 chunks of K.
         (3, 5, 33, 9, WindowGeometry(kernel: 3, stride: 1, padding: 1)),
+        // Grouped (tiles within a group: 6 outputs per group), depthwise, dilated, depthwise + dilated + strided,
+        // grouped pointwise (the direct kernels, not CLBlast).
+        (4, 12, 3, 7, WindowGeometry(kernel: 3, stride: 1, padding: 1, groups: 2)),
+        (33, 33, 3, 5, WindowGeometry(kernel: 3, stride: 1, padding: 1, groups: 33)),
+        (3, 5, 3, 11, WindowGeometry(kernel: 3, stride: 1, padding: 2, dilation: 2)),
+        (5, 5, 3, 9, WindowGeometry(kernel: 3, stride: 2, padding: 2, dilation: 2, groups: 5)),
+        (6, 9, 3, 5, WindowGeometry(kernel: 1, stride: 1, padding: 0, groups: 3)),
     ]
 
     @Test(arguments: convCases)
     func convolution(_ c: (ci: Int, co: Int, n: Int, h: Int, g: WindowGeometry)) throws {
-        let oh = c.g.outputSize(c.h), k = c.g.kernel
-        let x = HostValues.random([c.ci, c.n, c.h, c.h]), w = HostValues.random([c.co, c.ci, k, k])
+        let oh = c.g.outputSize(c.h), k = c.g.kernel, cg = c.ci / c.g.groups
+        let x = HostValues.random([c.ci, c.n, c.h, c.h]), w = HostValues.random([c.co, cg, k, k])
         let dy = HostValues.random([c.co, c.n, oh, oh]), bias = HostValues.random([c.co])
-        try parity("conv forward + bias", inputs: [x, w, bias], outputs: [([c.co, c.n, oh, oh], .float32)], terms: c.ci * k * k) { d, i, o in
+        try parity("conv forward + bias", inputs: [x, w, bias], outputs: [([c.co, c.n, oh, oh], .float32)], terms: cg * k * k) { d, i, o in
             try d.conv2dForward(input: i[0], weight: i[1], bias: i[2], output: o[0], geometry: c.g, normalization: nil)
         }
         try parity("conv backward: weights, bias, input", inputs: [x, dy, w],
-                   outputs: [([c.co, c.ci, k, k], .float32), ([c.co], .float32), ([c.ci, c.n, c.h, c.h], .float32)],
+                   outputs: [([c.co, cg, k, k], .float32), ([c.co], .float32), ([c.ci, c.n, c.h, c.h], .float32)],
                    terms: max(c.n * oh * oh, c.co * k * k)) { d, i, o in
             try d.conv2dBackward(input: i[0], gradOutput: i[1], weight: i[2], gradWeight: o[0], gradBias: o[1], gradInput: o[2], accumulate: false,
                                  geometry: c.g, normalization: nil)
@@ -94,7 +101,7 @@ struct OpenCLParityTests {
         // The input gradient added to another reader's, in both launch cuts.
         for shaped in [gpu, try OpenCLDevice.open(gpu.info, shape: gpu.shape == .gpu ? .cpu : .gpu)] {
             try parity("conv backward accumulating the input gradient", inputs: [x, dy, w, HostValues.random([c.ci, c.n, c.h, c.h])],
-                       outputs: [([c.co, c.ci, k, k], .float32), ([c.ci, c.n, c.h, c.h], .float32)],
+                       outputs: [([c.co, cg, k, k], .float32), ([c.ci, c.n, c.h, c.h], .float32)],
                        terms: max(c.n * oh * oh, c.co * k * k), on: shaped) { d, i, o in
                 try d.copy(i[3], to: o[1])
                 try d.conv2dBackward(input: i[0], gradOutput: i[1], weight: i[2], gradWeight: o[0], gradBias: nil, gradInput: o[1],
@@ -108,12 +115,12 @@ struct OpenCLParityTests {
     /// OpenCL launches cut for a CPU and for a GPU, against the CPU's composition of the plain primitives.
     @Test(arguments: convCases, [false, true])
     func convolutionWithBatchNorm(_ c: (ci: Int, co: Int, n: Int, h: Int, g: WindowGeometry), rectify: Bool) throws {
-        let oh = c.g.outputSize(c.h), k = c.g.kernel, y = [c.co, c.n, oh, oh]
-        let inputs: [HostValues] = [.random([c.ci, c.n, c.h, c.h]), .random([c.co, c.ci, k, k]), .random([c.co]), .random([c.co]),
+        let oh = c.g.outputSize(c.h), k = c.g.kernel, y = [c.co, c.n, oh, oh], cg = c.ci / c.g.groups
+        let inputs: [HostValues] = [.random([c.ci, c.n, c.h, c.h]), .random([c.co, cg, k, k]), .random([c.co]), .random([c.co]),
                                     .random([c.co]), .random(y)]
         let outputs: [([Int], DType)] = [(y, .float32), (y, .float32), ([c.co], .float32), ([c.co], .float32),
-                                         ([c.co, c.ci, k, k], .float32), ([c.co], .float32), ([c.co], .float32),
-                                         ([c.ci, c.n, c.h, c.h], .float32), ([c.co, c.ci, k, k], .float32)]
+                                         ([c.co, cg, k, k], .float32), ([c.co], .float32), ([c.co], .float32),
+                                         ([c.ci, c.n, c.h, c.h], .float32), ([c.co, cg, k, k], .float32)]
         for shaped in [gpu, try OpenCLDevice.open(gpu.info, shape: .gpu)] {
             // A batch norm takes out the bias's effect: its gradient sums the batch norm's input gradient, which
             // cancels to rounding noise in each channel. So it is compared on the scale of what it sums (the

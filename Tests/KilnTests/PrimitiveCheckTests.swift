@@ -29,6 +29,19 @@ import Testing
                 try d.conv2dBackward(input: x, gradOutput: y, weight: w1, gradWeight: w1, gradBias: nil, gradInput: y, accumulate: false,
                                      geometry: g, normalization: nil)
             }
+            // Groups: the weight is [Co, Ci/groups, k, k], and groups must divide both channel counts.
+            let x6 = try d.allocate([6, 3, 5, 5], .float32), grouped = WindowGeometry(kernel: 3, stride: 1, padding: 1, groups: 3)
+            expectRefused("conv2dForward: weight is float32 [8, 1, 3, 3], expected float32 [8, 3, 3, 3]") {
+                try d.conv2dForward(input: x6, weight: w1, bias: nil, output: y, geometry: WindowGeometry(kernel: 3, stride: 1, padding: 1, groups: 2),
+                                    normalization: nil)
+            }
+            expectRefused("conv2dForward: groups 3 must divide the 6 input and 8 output channels") {
+                try d.conv2dForward(input: x6, weight: w1, bias: nil, output: y, geometry: grouped, normalization: nil)
+            }
+            expectRefused("conv2dBackward: dilation must be at least 1, got 0") {
+                try d.conv2dBackward(input: x, gradOutput: y, weight: w1, gradWeight: w1, gradBias: nil, gradInput: x, accumulate: false,
+                                     geometry: WindowGeometry(kernel: 3, stride: 1, padding: 1, dilation: 0), normalization: nil)
+            }
             expectRefused("activationForward: output is float32 [8, 3, 4, 4], expected float32 [8, 3, 5, 5]") {
                 try d.activationForward(input: y, output: small, activation: .relu)
             }

@@ -50,16 +50,17 @@ func expectClose(_ actual: [Float], _ expected: [Double], terms: Int, magnitude:
             sourceLocation: sourceLocation)
 }
 
-/// Plain float64 reference convolution on channel-major data: x [Ci, N, H, W], w [Co, Ci, k, k].
+/// Plain float64 reference convolution on channel-major data: x [Ci, N, H, W], w [Co, Ci/groups, k, k].
 func referenceConv(_ x: [Float], _ w: [Float], ci: Int, co: Int, n: Int, h: Int, g: WindowGeometry) -> [Double] {
-    let oh = g.outputSize(h), k = g.kernel
+    let oh = g.outputSize(h), k = g.kernel, cg = ci / g.groups
     var y = [Double](repeating: 0, count: co * n * oh * oh)
     for o in 0..<co { for b in 0..<n { for oy in 0..<oh { for ox in 0..<oh {
         var total = 0.0
-        for c in 0..<ci { for ky in 0..<k { for kx in 0..<k {
-            let iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx
+        for c in 0..<cg { for ky in 0..<k { for kx in 0..<k {
+            let iy = oy * g.stride - g.padding + ky * g.dilation, ix = ox * g.stride - g.padding + kx * g.dilation
             if iy >= 0, iy < h, ix >= 0, ix < h {
-                total += Double(x[((c * n + b) * h + iy) * h + ix]) * Double(w[((o * ci + c) * k + ky) * k + kx])
+                let channel = o / (co / g.groups) * cg + c
+                total += Double(x[((channel * n + b) * h + iy) * h + ix]) * Double(w[((o * cg + c) * k + ky) * k + kx])
             }
         } } }
         y[((o * n + b) * oh + oy) * oh + ox] = total

@@ -16,13 +16,15 @@ VARIANTS=("REDUCE_GROUP=64" "REDUCE_GROUP=16")
 # convolution.cl is its own program, built per layer with the window and tiling constants that
 # OpenCLConvolution.swift picks on a GPU (ConvTiling: OXT CT; WeightTiling: WCT WKY; BNC the channels
 # of a fused batch norm, 0 for none; STATS=1 the forward that computes its statistics; ACC=1 an input
-# gradient added to another reader's): the largest tiles of each kernel, the smallest, and the
-# strided, 5x5 and padded 1x1 windows the tests use.
+# gradient added to another reader's; DIL a dilation, GROUPS channel groups): the largest tiles of each
+# kernel, the smallest, the strided, 5x5 and padded 1x1 windows the tests use, and grouped/dilated ones.
 CONV_VARIANTS=("KS=3 ST=1 OXT=4 CT=8 WCT=4 WKY=3 BNC=16 STATS=1" "KS=3 ST=1 OXT=1 CT=8 WCT=8 WKY=3 BNC=0"
                "KS=3 ST=1 OXT=1 CT=1 WCT=1 WKY=1 BNC=8" "KS=3 ST=2 OXT=1 CT=8 WCT=4 WKY=3 BNC=16 STATS=1"
                "KS=3 ST=2 OXT=4 CT=8 WCT=8 WKY=3 BNC=0" "KS=5 ST=2 OXT=4 CT=8 WCT=2 WKY=5 BNC=0"
                "KS=5 ST=1 OXT=1 CT=2 WCT=4 WKY=1 BNC=3" "KS=1 ST=1 OXT=4 CT=8 WCT=8 WKY=1 BNC=0"
-               "KS=3 ST=1 OXT=4 CT=8 WCT=4 WKY=3 BNC=16 ACC=1" "KS=3 ST=2 OXT=1 CT=8 WCT=4 WKY=3 BNC=16 ACC=1")
+               "KS=3 ST=1 OXT=4 CT=8 WCT=4 WKY=3 BNC=16 ACC=1" "KS=3 ST=2 OXT=1 CT=8 WCT=4 WKY=3 BNC=16 ACC=1"
+               "KS=3 ST=1 OXT=4 CT=1 WCT=1 WKY=3 BNC=32 STATS=1 DIL=2 GROUPS=32" "KS=3 ST=2 OXT=1 CT=1 WCT=1 WKY=3 BNC=16 ACC=1 DIL=2 GROUPS=16"
+               "KS=3 ST=1 OXT=4 CT=8 WCT=8 WKY=3 BNC=0 ACC=1 GROUPS=2" "KS=1 ST=1 OXT=4 CT=4 WCT=4 WKY=1 BNC=0 GROUPS=4")
 # AMD: CDNA2 (MI200, wave64) and RDNA3 (RX 7000, wave32). NVIDIA: sm_80 (A100), clang-15's newest but one.
 AMD_CPUS=(gfx90a gfx1100)
 NV_ARCH=sm_80

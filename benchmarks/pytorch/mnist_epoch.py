@@ -83,7 +83,8 @@ def build_layers(specs, channels):
     for l in specs:
         t = l["type"]
         if t == "conv2d":
-            layers.append(nn.Conv2d(channels, l["out"], l["kernel"], l.get("stride", 1), l.get("padding", 0), bias=l.get("bias", True)))
+            layers.append(nn.Conv2d(channels, l["out"], l["kernel"], l.get("stride", 1), l.get("padding", 0), l.get("dilation", 1),
+                                    l.get("groups", 1), bias=l.get("bias", True)))
             channels = l["out"]
         elif t == "linear":
             layers.append(nn.Linear(channels, l["out"], bias=l.get("bias", True)))

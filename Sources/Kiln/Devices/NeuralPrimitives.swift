@@ -5,7 +5,8 @@
 /// `[Co, Ci, k, k]`; per-channel vectors are `[C]`. Every primitive writes its outputs completely (no
 /// accumulation into them unless stated) and checks its arguments first (``PrimitiveChecks``).
 public protocol NeuralPrimitives: AnyObject {
-    // MARK: Convolution (square kernel; weight [Co, Ci, k, k]; x [Ci, N, H, W]; y [Co, N, OH, OW])
+    // MARK: Convolution (square kernel; weight [Co, Ci/groups, k, k]; x [Ci, N, H, W]; y [Co, N, OH, OW];
+    // the geometry's dilation spaces the taps, its groups split the channels as PyTorch's `nn.Conv2d`)
     /// y = conv(x, weight), plus bias[c] on channel c when given. A Linear layer is the pointwise case
     /// on `[F, N, 1, 1]`. With `normalization`, the batch norm after the convolution (see `Stage`) runs
     /// its training forward on `output` too, as `batchNormTrainingForward` would, writing its own output.

@@ -75,8 +75,12 @@ extension Device {
         let linear = weight.shape.count == 2 && g.kernel == 1
         guard weight.shape.count == 4 || linear else { throw KilnError("\(call): weight is \(weight.shape), expected [Co, Ci, k, k]") }
         let co = weight.shape[0]
+        guard g.dilation >= 1 else { throw KilnError("\(call): dilation must be at least 1, got \(g.dilation)") }
+        guard g.groups >= 1, x[0] % g.groups == 0, co % g.groups == 0 else {
+            throw KilnError("\(call): groups \(g.groups) must divide the \(x[0]) input and \(co) output channels")
+        }
         let y = [co, x[1], g.outputSize(x[2]), g.outputSize(x[3])]
-        try check(call, [Argument(name: "weight", tensor: weight, shape: linear ? [co, x[0]] : [co, x[0], g.kernel, g.kernel]),
+        try check(call, [Argument(name: "weight", tensor: weight, shape: linear ? [co, x[0]] : [co, x[0] / g.groups, g.kernel, g.kernel]),
                          Argument(name: "output", tensor: output, shape: y), Argument(name: "bias", tensor: bias, shape: [co])])
         return y
     }

@@ -13,7 +13,8 @@ public enum Presets {
 
     public static let all: [String: ModelSpec] = {
         let texts = ["lean8k": lean8k, "tiny5k": tiny5k, "ref18k": ref18k, "strided12k": strided12k, "res8k": res8k,
-                     "resnet20": resNet("resnet20", blocksPerStage: 3), "resnet8": resNet("resnet8", blocksPerStage: 1)]
+                     "resnet20": resNet("resnet20", blocksPerStage: 3), "resnet8": resNet("resnet8", blocksPerStage: 1),
+                     "dwnet": dwnet]
         // Cannot fail at run time: the texts are constants in this file, and ModelSpecTests parses and
         // round-trips every one, so a typo fails the tests rather than reaching a user.
         return texts.mapValues { try! ModelSpec(json: Data($0.utf8), source: "preset") }
@@ -135,6 +136,28 @@ public enum Presets {
         layers += [#"{"type": "globalavgpool"}"#, #"{"type": "flatten"}"#, #"{"type": "linear", "out": 10}"#, #"{"type": "logsoftmax"}"#]
         return #"{"name": "\#(name)", "input": [3, 32, 32], "layers": [\#n  \#(layers.joined(separator: ",\n  "))]}"#
     }
+    /// A depthwise-separable CNN for CIFAR-10 (3x32x32), MobileNet's way: a 3x3 stem, then six blocks of a
+    /// depthwise 3x3 convolution (groups = channels) and a pointwise 1x1 one, each followed by batch norm
+    /// and ReLU. Two blocks halve the map (32 → 16 → 8); dilated depthwise windows (2 at 16x16, then 2 and 4
+    /// at 8x8) widen the receptive field past the whole image for a few parameters more. Global average
+    /// pooling and a Linear classifier end it (flattened first, as PyTorch's `nn.Linear` needs): 169,610 parameters.
+    static let dwnet = """
+    {"name": "dwnet", "input": [3, 32, 32], "layers": [
+      {"type": "conv2d", "out": 32, "kernel": 3, "padding": 1, "bias": false}, {"type": "batchnorm2d"}, {"type": "relu"},
+      {"type": "conv2d", "out": 32, "kernel": 3, "padding": 1, "groups": 32, "bias": false}, {"type": "batchnorm2d"}, {"type": "relu"},
+      {"type": "conv2d", "out": 64, "kernel": 1, "bias": false}, {"type": "batchnorm2d"}, {"type": "relu"},
+      {"type": "conv2d", "out": 64, "kernel": 3, "stride": 2, "padding": 1, "groups": 64, "bias": false}, {"type": "batchnorm2d"}, {"type": "relu"},
+      {"type": "conv2d", "out": 128, "kernel": 1, "bias": false}, {"type": "batchnorm2d"}, {"type": "relu"},
+      {"type": "conv2d", "out": 128, "kernel": 3, "padding": 2, "dilation": 2, "groups": 128, "bias": false}, {"type": "batchnorm2d"}, {"type": "relu"},
+      {"type": "conv2d", "out": 128, "kernel": 1, "bias": false}, {"type": "batchnorm2d"}, {"type": "relu"},
+      {"type": "conv2d", "out": 128, "kernel": 3, "stride": 2, "padding": 1, "groups": 128, "bias": false}, {"type": "batchnorm2d"}, {"type": "relu"},
+      {"type": "conv2d", "out": 224, "kernel": 1, "bias": false}, {"type": "batchnorm2d"}, {"type": "relu"},
+      {"type": "conv2d", "out": 224, "kernel": 3, "padding": 2, "dilation": 2, "groups": 224, "bias": false}, {"type": "batchnorm2d"}, {"type": "relu"},
+      {"type": "conv2d", "out": 224, "kernel": 1, "bias": false}, {"type": "batchnorm2d"}, {"type": "relu"},
+      {"type": "conv2d", "out": 224, "kernel": 3, "padding": 4, "dilation": 4, "groups": 224, "bias": false}, {"type": "batchnorm2d"}, {"type": "relu"},
+      {"type": "conv2d", "out": 224, "kernel": 1, "bias": false}, {"type": "batchnorm2d"}, {"type": "relu"},
+      {"type": "globalavgpool"}, {"type": "flatten"}, {"type": "linear", "out": 10}, {"type": "logsoftmax"}]}
+    """
 }
 
 extension ModelSpec {

@@ -102,9 +102,10 @@ public struct ExportNode {
         (self.op, self.layout, self.tensors, self.attributes) = (op, layout, tensors, attributes)
     }
 
-    /// kernel_shape, strides and pads of a square window.
+    /// kernel_shape, strides and pads of a square window; dilations and group where they are not 1.
     static func window(_ g: WindowGeometry) -> [Attribute] {
         [.ints("kernel_shape", [g.kernel, g.kernel]), .ints("strides", [g.stride, g.stride]), .ints("pads", [Int](repeating: g.padding, count: 4))]
+            + (g.dilation == 1 ? [] : [.ints("dilations", [g.dilation, g.dilation])]) + (g.groups == 1 ? [] : [.int("group", g.groups)])
     }
 }
 
@@ -119,9 +120,11 @@ extension WindowGeometry {
         guard kernel >= 1 else { throw SpecProblem("kernel", "must be at least 1, got \(kernel)") }
         guard stride >= 1 else { throw SpecProblem("stride", "must be at least 1, got \(stride)") }
         guard padding >= 0 else { throw SpecProblem("padding", "must not be negative, got \(padding)") }
+        guard dilation >= 1 else { throw SpecProblem("dilation", "must be at least 1, got \(dilation)") }
         let out = outputSize(input)
-        guard input + 2 * padding >= kernel, out >= 1 else {
-            throw SpecProblem("kernel", "\(kernel) does not fit the \(input)x\(input) input with padding \(padding): the output would shrink below 1")
+        guard input + 2 * padding >= span, out >= 1 else {
+            let window = dilation == 1 ? "\(kernel)" : "\(kernel) with dilation \(dilation) (span \(span))"
+            throw SpecProblem("kernel", "\(window) does not fit the \(input)x\(input) input with padding \(padding): the output would shrink below 1")
         }
         return out
     }

@@ -90,9 +90,10 @@ public struct SpecWriter {
         try c.encode(layers, forKey: FieldKey(field))
     }
 
-    /// kernel, stride and padding.
+    /// kernel, stride and padding; dilation and groups where they are not 1 (pooling's are always 1).
     func set(_ g: WindowGeometry) throws {
         for (field, value) in [("kernel", g.kernel), ("stride", g.stride), ("padding", g.padding)] { try set(field, value) }
+        for (field, value) in [("dilation", g.dilation), ("groups", g.groups)] where value != 1 { try set(field, value) }
     }
 }
 

@@ -88,7 +88,8 @@ struct TermScales {
         if stage.kind == .convolutionBatchNorm, let conv = model.layers[first] as? Conv2d {
             // The convolution's sums run over batch norm's input gradient instead of dy.
             let weight = try device.readFloats(conv.parameters[0].value)
-            let window = Double(conv.outChannels * conv.geometry.kernel * conv.geometry.kernel).squareRoot()
+            // An input gradient sums over its group's output channels' windows.
+            let window = Double(conv.outChannels / conv.geometry.groups * conv.geometry.kernel * conv.geometry.kernel).squareRoot()
             set(first, "input gradient", window * Self.maxAbs(weight[...]) * largest)
             gradient(first, "weight", inputTermNorm * forward.inputMax)
             if conv.parameters.count > 1 { gradient(first, "bias", inputTermNorm) }

@@ -3,7 +3,8 @@ import CBLAS
 /// Convolution on the CPU: im2col + sgemm. With the channel-major layout a GEMM's output columns are
 /// the activation itself. The batch is processed in chunks of images whose im2col columns fit in L2
 /// (one chunk range per thread, each with its own scratch), so the column matrix never travels
-/// through main memory. A pointwise convolution (and so a Linear layer) needs no im2col at all.
+/// through main memory. A pointwise convolution (and so a Linear layer) needs no im2col at all. With
+/// channel groups, the im2col rows and the weight rows of a group are contiguous blocks: one GEMM per group.
 extension CPUDevice {
     /// Floats of im2col columns per chunk: about 512 KB, a share of L2.
     private static let chunkFloats = 128 * 1024
@@ -30,6 +31,7 @@ extension CPUDevice {
     private func convolve(_ input: Tensor, _ weight: Tensor, _ output: Tensor, _ geometry: WindowGeometry) {
         let depth = input.channels * geometry.kernel * geometry.kernel
         let (m, columns, plane) = (output.channels, output.rowLength, output.height * output.width)
+        let (groups, groupDepth, groupM) = (geometry.groups, depth / geometry.groups, m / geometry.groups)
         let (w, y) = (floats(weight), floats(output))
         if geometry.isPointwise {
             parallel.chunks(columns, grain: 256) { cols in
@@ -41,8 +43,11 @@ extension CPUDevice {
         forEachChunk(input, depth: depth, plane: plane) { chunk in
             let (images, col) = (chunk.images, chunk.columns)
             im2col(input, images: images, outputHeight: output.height, outputWidth: output.width, geometry: geometry, into: col)
-            Self.gemm(false, false, m, images.count * plane, depth, w, depth, col, images.count * plane, 0,
-                 y + images.lowerBound * plane, columns)
+            let n = images.count * plane
+            for g in 0..<groups {
+                Self.gemm(false, false, groupM, n, groupDepth, w + g * groupM * groupDepth, groupDepth, col + g * groupDepth * n, n, 0,
+                     y + g * groupM * columns + images.lowerBound * plane, columns)
+            }
         }
     }
 
@@ -51,6 +56,7 @@ extension CPUDevice {
                                accumulate: Bool) {
         let depth = gradInput.channels * geometry.kernel * geometry.kernel
         let (m, columns, plane) = (gradOutput.channels, gradOutput.rowLength, gradOutput.height * gradOutput.width)
+        let (groups, groupDepth, groupM) = (geometry.groups, depth / geometry.groups, m / geometry.groups)
         let (w, dy, dx) = (floats(weight), floats(gradOutput), floats(gradInput))
         if geometry.isPointwise {
             parallel.chunks(columns, grain: 256) { cols in
@@ -65,8 +71,11 @@ extension CPUDevice {
         forEachChunk(gradInput, depth: depth, plane: plane) { chunk in
             let (images, dcol) = (chunk.images, chunk.columns)
             if chunk.isFirst { dcol.update(repeating: 0, count: chunk.capacity) }
-            Self.gemm(true, false, depth, images.count * plane, m, w, depth, dy + images.lowerBound * plane, columns, 1,
-                 dcol, images.count * plane)
+            let n = images.count * plane
+            for g in 0..<groups {
+                Self.gemm(true, false, groupDepth, n, groupM, w + g * groupM * groupDepth, groupDepth,
+                     dy + g * groupM * columns + images.lowerBound * plane, columns, 1, dcol + g * groupDepth * n, n)
+            }
             col2im(dcol, images: images, into: gradInput, outputHeight: gradOutput.height,
                    outputWidth: gradOutput.width, geometry: geometry, accumulate: accumulate)
         }
@@ -75,10 +84,12 @@ extension CPUDevice {
     private func weightGradient(_ input: Tensor, _ gradOutput: Tensor, _ gradWeight: Tensor, _ geometry: WindowGeometry) {
         let depth = input.channels * geometry.kernel * geometry.kernel
         let (m, columns, plane) = (gradOutput.channels, gradOutput.rowLength, gradOutput.height * gradOutput.width)
-        let size = m * depth
+        let (groups, groupDepth, groupM) = (geometry.groups, depth / geometry.groups, m / geometry.groups)
+        let size = groupM * depth
         // dWᵀ = col · dYᵀ [depth, m] sums over every output pixel: each thread sums its chunks into
         // its own partial, and the partials are added in a fixed order. OpenBLAS runs this long-K
         // product about twice as fast with the wide `depth` side as M than with the narrow `m`.
+        // With groups, group g's [groupDepth, groupM] block follows group g − 1's.
         withScratch(Self.partialScratch, size * parallel.threads) { partial in
             let dy = floats(gradOutput)
             let parts: Int
@@ -92,16 +103,23 @@ extension CPUDevice {
                     let (images, col) = (chunk.images, chunk.columns)
                     im2col(input, images: images, outputHeight: gradOutput.height, outputWidth: gradOutput.width,
                            geometry: geometry, into: col)
-                    Self.gemm(false, true, depth, m, images.count * plane, col, images.count * plane,
-                         dy + images.lowerBound * plane, columns, chunk.isFirst ? 0 : 1, partial + chunk.part * size, m)
+                    let n = images.count * plane
+                    for g in 0..<groups {
+                        Self.gemm(false, true, groupDepth, groupM, n, col + g * groupDepth * n, n,
+                             dy + g * groupM * columns + images.lowerBound * plane, columns, chunk.isFirst ? 0 : 1,
+                             partial + chunk.part * size + g * groupDepth * groupM, groupM)
+                    }
                 }
             }
             let dW = floats(gradWeight)
-            for o in 0..<m {
-                for d in 0..<depth {
-                    var sum = partial[d * m + o]
-                    for part in 1..<max(parts, 1) { sum += partial[part * size + d * m + o] }
-                    dW[o * depth + d] = sum
+            for g in 0..<groups {
+                let (block, weights) = (partial + g * groupDepth * groupM, dW + g * groupM * groupDepth)
+                for o in 0..<groupM {
+                    for d in 0..<groupDepth {
+                        var sum = block[d * groupM + o]
+                        for part in 1..<max(parts, 1) { sum += block[part * size + d * groupM + o] }
+                        weights[o * groupDepth + d] = sum
+                    }
                 }
             }
         }
@@ -157,13 +175,13 @@ extension CPUDevice {
     /// im2col for `images` of `input` into `col` [Ci·k·k, images·OH·OW].
     private func im2col(_ input: Tensor, images: Range<Int>, outputHeight oh: Int, outputWidth ow: Int,
                         geometry: WindowGeometry, into col: UnsafeMutablePointer<Float>) {
-        let k = geometry.kernel
+        let (k, d) = (geometry.kernel, geometry.dilation)
         let (n, h, w) = (input.batch, input.height, input.width)
         let s = geometry.stride
         let x = floats(input)
         var dst = col
         for r in 0..<input.channels * k * k {
-            let (ci, kh, kw) = (r / (k * k), (r / k) % k, r % k)
+            let (ci, kh, kw) = (r / (k * k), (r / k) % k * d, r % k * d)
             let (top, bottom) = Self.inside(kernelOffset: kh, size: h, outputSize: oh, geometry: geometry)
             let (lo, hi) = Self.inside(kernelOffset: kw, size: w, outputSize: ow, geometry: geometry)
             for image in images {
@@ -188,7 +206,7 @@ extension CPUDevice {
     /// cleared while it is still in L1).
     private func col2im(_ col: UnsafeMutablePointer<Float>, images: Range<Int>, into gradInput: Tensor,
                         outputHeight oh: Int, outputWidth ow: Int, geometry: WindowGeometry, accumulate: Bool) {
-        let k = geometry.kernel
+        let (k, d) = (geometry.kernel, geometry.dilation)
         let (n, h, w) = (gradInput.batch, gradInput.height, gradInput.width)
         let s = geometry.stride
         let dx = floats(gradInput)
@@ -197,7 +215,7 @@ extension CPUDevice {
         }
         var src = col
         for r in 0..<gradInput.channels * k * k {
-            let (ci, kh, kw) = (r / (k * k), (r / k) % k, r % k)
+            let (ci, kh, kw) = (r / (k * k), (r / k) % k * d, r % k * d)
             let (top, bottom) = Self.inside(kernelOffset: kh, size: h, outputSize: oh, geometry: geometry)
             let (lo, hi) = Self.inside(kernelOffset: kw, size: w, outputSize: ow, geometry: geometry)
             for image in images {
@@ -213,7 +231,8 @@ extension CPUDevice {
     }
 
     /// Output positions [lo, hi) along one axis whose input position (o·s − pad + kernelOffset) lies
-    /// inside the image: the same ranges for im2col and its adjoint.
+    /// inside the image: the same ranges for im2col and its adjoint. `kernelOffset` is the tap's
+    /// index times the dilation.
     @inline(__always)
     private static func inside(kernelOffset kk: Int, size: Int, outputSize: Int, geometry: WindowGeometry) -> (Int, Int) {
         let (s, pad) = (geometry.stride, geometry.padding)
@@ -221,7 +240,7 @@ extension CPUDevice {
         return (lo, max(lo, min(outputSize, (size + pad - kk + s - 1) / s)))
     }
 
-    /// Offset within an input plane of output pixel (y, x)'s tap (kh, kw).
+    /// Offset within an input plane of output pixel (y, x)'s tap at offsets (kh, kw) (dilated).
     @inline(__always)
     private static func inputOffset(_ y: Int, _ x: Int, _ kh: Int, _ kw: Int, _ w: Int, _ geometry: WindowGeometry) -> Int {
         let (s, pad) = (geometry.stride, geometry.padding)

@@ -5,6 +5,8 @@
 /// the fly). Cut for a CPU device: the batch norm on its own and the two gradients apart. The weight
 /// gradient is completed by `finishGradients`. A pointwise convolution (and so a Linear
 /// layer) is a plain CLBlast GEMM on the channel-major activation, with a fused batch norm composed.
+/// Grouped and dilated convolutions run as the direct kernels (a grouped 1×1 too: `isPointwise` is
+/// false for it), each tile of channels within one group.
 extension OpenCLDevice {
     public func conv2dForward(input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor, geometry g: WindowGeometry,
                               normalization: BatchNormForward?) throws {
@@ -99,10 +101,13 @@ extension OpenCLDevice {
 
     /// A row-tiled launch over `channels` × `rows` output rows of `width`: the largest tiling that still
     /// makes `launchGroups` work-groups (or the smallest one), `padded` items per channel tile (whole
-    /// work-groups) and `items` in all. `neighbours` fixes OXT.
+    /// work-groups) and `items` in all. `neighbours` fixes OXT. With groups, a tile's channels divide a
+    /// group's, so that no tile straddles two groups.
     private func rowLaunch(_ g: WindowGeometry, channels: Int, rows: Int, width: Int,
                            neighbours: Int? = nil) -> (tiling: ConvTiling, padded: Int, items: Int) {
-        let candidates = ConvTiling.all(shape).filter { neighbours == nil || $0.neighbours == neighbours }
+        let candidates = ConvTiling.all(shape).filter {
+            (neighbours == nil || $0.neighbours == neighbours) && (g.groups == 1 || channels / g.groups % $0.channels == 0)
+        }
         func size(_ t: ConvTiling) -> (padded: Int, tiles: Int) {
             let items = rows * ((width + t.neighbours - 1) / t.neighbours)
             return ((items + elementGroup - 1) / elementGroup * elementGroup, (channels + t.channels - 1) / t.channels)
@@ -115,15 +120,18 @@ extension OpenCLDevice {
     /// The weight gradient sums over every pixel of the batch (N·OH·OW, up to ~10⁵) into only Co·Ci·k²
     /// outputs (and Co for the bias: `outputs` in all, a partials `row`), so the sum is split into `parts`
     /// interleaved shares over `items` work-items. Parts stay few enough that the partials are a small
-    /// tensor, and no more than the pixels.
+    /// tensor, and no more than the pixels. With groups an item's output channels lie in one group, and
+    /// it sums over that group's Ci/groups input channels.
     private func weightLaunch(_ g: WindowGeometry, input: Tensor, gradOutput: Tensor, outputs row: Int,
                               normalized: Bool) -> (tiling: WeightTiling, parts: Int, items: Int) {
         let partGroups = max(1, min(Self.smallTensor / row, gradOutput.rowLength) / elementGroup)
         func plan(_ t: WeightTiling) -> (jobs: Int, parts: Int) {
-            let jobs = (gradOutput.channels + t.channels - 1) / t.channels * input.channels * (g.kernel / t.rows)
+            let jobs = (gradOutput.channels + t.channels - 1) / t.channels * (input.channels / g.groups) * (g.kernel / t.rows)
             return (jobs, min((launchGroups + jobs - 1) / jobs, partGroups) * elementGroup)
         }
-        let candidates = WeightTiling.all(g.kernel, shape, normalized: normalized)
+        let candidates = WeightTiling.all(g.kernel, shape, normalized: normalized).filter {
+            g.groups == 1 || gradOutput.channels / g.groups % $0.channels == 0
+        }
         let tiling = candidates.first { let p = plan($0); return p.jobs * p.parts / elementGroup >= launchGroups } ?? candidates.last!
         let (jobs, parts) = plan(tiling)
         return (tiling, parts, jobs * parts)
@@ -188,8 +196,12 @@ struct ConvTiling {
         return sizes.map { ConvTiling(neighbours: $0, channels: $1) }
     }
 
-    /// The `-D` constants of Kernels/convolution.cl for this tiling and window.
-    func defines(_ g: WindowGeometry) -> String { "KS=\(g.kernel) ST=\(g.stride) OXT=\(neighbours) CT=\(channels)" }
+    /// The `-D` constants of Kernels/convolution.cl for this tiling and window (DIL and GROUPS only where
+    /// they are not 1, so an ungrouped, undilated program keeps its build options).
+    func defines(_ g: WindowGeometry) -> String {
+        "KS=\(g.kernel) ST=\(g.stride) OXT=\(neighbours) CT=\(channels)" + (g.dilation == 1 ? "" : " DIL=\(g.dilation)")
+            + (g.groups == 1 ? "" : " GROUPS=\(g.groups)")
+    }
 }
 
 /// A weight-gradient work-item's sums: `channels` output channels (WCT) times `rows` window rows
