@@ -4,7 +4,7 @@
 # predictions, outputs within 1e-4. The models cover every layer type: the three presets (padding,
 # stride, dropout, average and global pooling) and a spec with biases, strided and padded pooling,
 # residual blocks (identity and projection shortcuts: ONNX Add), flatten, linear layers, batch norm
-# and a convolution after a linear, on 3-channel NumPy data.
+# and a convolution after a linear, on 3-channel NumPy data; and a spec with group and layer norm.
 # usage: onnx-roundtrip.sh KILN PYTHON (a Python with onnx, onnxruntime and numpy; `make onnx-deps`)
 set -euo pipefail
 KILN=$(realpath "$1")
@@ -54,6 +54,17 @@ cat >"$work/mixed.json" <<'JSON'
   {"type": "linear", "out": 5, "bias": false}, {"type": "logsoftmax"}]}
 JSON
 roundtrip mixed "$work/mixed.json" "$work/rgb"
+# Group and layer norm (decomposed for opset 13): one group per channel in a residual body, on flattened
+# features (the graph's Unsqueeze back to an image) and with another eps.
+cat >"$work/norms.json" <<'JSON'
+{"name": "norms", "input": [3, 13, 13], "layers": [
+  {"type": "conv2d", "out": 6, "kernel": 3, "stride": 2, "padding": 1}, {"type": "groupnorm", "groups": 3}, {"type": "relu"},
+  {"type": "residual", "body": [{"type": "groupnorm", "groups": 6}, {"type": "conv2d", "out": 6, "kernel": 3, "padding": 1}]},
+  {"type": "layernorm"}, {"type": "conv2d", "out": 5, "kernel": 1}, {"type": "globalavgpool"},
+  {"type": "flatten"}, {"type": "linear", "out": 7}, {"type": "groupnorm", "groups": 1, "eps": 0.001}, {"type": "relu"},
+  {"type": "linear", "out": 5}, {"type": "logsoftmax"}]}
+JSON
+roundtrip norms "$work/norms.json" "$work/rgb"
 
 if [ "$failures" -ne 0 ]; then echo "onnx-roundtrip: $failures model(s) failed"; exit 1; fi
-echo "onnx-roundtrip: 4 models exported and checked in onnxruntime"
+echo "onnx-roundtrip: 5 models exported and checked in onnxruntime"
