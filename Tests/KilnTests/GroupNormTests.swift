@@ -97,23 +97,28 @@ import Testing
     }
 
     @Test func argumentsAreChecked() throws {
-        let device = CPUDevice()
-        let x = try device.allocate([6, 2, 3, 3], .float32), stats = try device.allocate([2, 4], .float32)
-        let vector = try device.allocate([6], .float32), wrong = try device.allocate([6, 3], .float32)
-        #expect(throws: KilnError("groupNormForward: 4 groups do not divide the input's 6 channels")) {
-            try device.groupNormForward(input: x, weight: vector, bias: vector, savedMean: stats, savedInvStd: stats, output: x,
-                                        groups: 4, epsilon: 1e-5)
-        }
-        let stats3 = try device.allocate([2, 3], .float32)
-        #expect(throws: KilnError("groupNormForward: weight is float32 [6, 3], expected float32 [6, 3, 3]")) {
-            try device.groupNormForward(input: x, weight: wrong, bias: vector, savedMean: stats3, savedInvStd: stats3, output: x,
-                                        groups: 3, epsilon: 1e-5)
-        }
-        #expect(throws: KilnError("groupNormBackward: savedMean is float32 [2, 4], expected float32 [2, 3]")) {
-            try device.groupNormBackward(input: x, gradOutput: x, weight: vector, savedMean: stats, savedInvStd: stats3,
-                                         gradInput: x, gradWeight: vector, gradBias: vector, groups: 3)
+        for device in [CPUDevice()] + (try Self.openCL.get()).map { $0.1 as Device } {
+            let x = try device.allocate([6, 2, 3, 3], .float32), vector = try device.allocate([6], .float32)
+            let (four, three) = (try device.allocate([2, 4], .float32), try device.allocate([2, 3], .float32))
+            #expect(throws: KilnError("groupNormForward: 4 groups do not divide the input's 6 channels")) {
+                try device.groupNormForward(input: x, weight: vector, bias: vector, savedMean: four, savedInvStd: four, output: x,
+                                            groups: 4, epsilon: 1e-5)
+            }
+            #expect(throws: KilnError("groupNormForward: weight is float32 [6, 3], expected float32 [6, 3, 3]")) {
+                try device.groupNormForward(input: x, weight: device.allocate([6, 3], .float32), bias: vector, savedMean: three,
+                                            savedInvStd: three, output: x, groups: 3, epsilon: 1e-5)
+            }
+            #expect(throws: KilnError("groupNormBackward: savedMean is float32 [2, 4], expected float32 [2, 3]")) {
+                try device.groupNormBackward(input: x, gradOutput: x, weight: vector, savedMean: four, savedInvStd: three,
+                                             gradInput: x, gradWeight: vector, gradBias: vector, groups: 3)
+            }
+            #expect(throws: KilnError("groupNormBackward: gradBias is float32 [6, 3, 3], expected float32 [6]")) {
+                try device.groupNormBackward(input: x, gradOutput: x, weight: vector, savedMean: three, savedInvStd: three,
+                                             gradInput: x, gradWeight: vector, gradBias: device.allocate([6, 3, 3], .float32), groups: 3)
+            }
         }
     }
+
     /// Opset 13 has neither GroupNormalization nor LayerNormalization: the export writes PyTorch's
     /// decomposition, with the weights under their state_dict names (Tests/onnx-roundtrip.sh runs it).
     @Test func exportDecomposesIntoOpset13Operators() throws {
