@@ -38,8 +38,8 @@ let package = Package(
         // The OpenCL kernels (Kernels/*.cl), embedded in the code (`KernelSources.files`), so a copied binary
         // still has them. A new kernel file is named here and in Kernels/KernelSources.swift.
         .target(name: "KilnKernels", path: "Kernels",
-                resources: ["activation", "batchnorm", "channels", "common", "convolution", "data", "dropout", "loss", "optimizer",
-                            "pooling"].map { .embedInCode("\($0).cl") }),
+                resources: ["activation", "batchnorm", "channels", "common", "convolution", "data", "dropout", "groupnorm", "loss",
+                            "optimizer", "pooling"].map { .embedInCode("\($0).cl") }),
         .target(name: "Kiln", dependencies: ["KilnKernels", "CBLAS", "CZlib", "CPNG", "COpenCL", "CCLBlast", "CCLBlastTuner", "COpenCLLoader",
                                             "CMPILoader", "ONNXProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/Kiln"),

@@ -7,7 +7,8 @@ public enum KernelSources {
         ("activation.cl", PackageResources.activation_cl), ("batchnorm.cl", PackageResources.batchnorm_cl),
         ("channels.cl", PackageResources.channels_cl), ("common.cl", PackageResources.common_cl),
         ("convolution.cl", PackageResources.convolution_cl), ("data.cl", PackageResources.data_cl),
-        ("dropout.cl", PackageResources.dropout_cl), ("loss.cl", PackageResources.loss_cl),
-        ("optimizer.cl", PackageResources.optimizer_cl), ("pooling.cl", PackageResources.pooling_cl),
+        ("dropout.cl", PackageResources.dropout_cl), ("groupnorm.cl", PackageResources.groupnorm_cl),
+        ("loss.cl", PackageResources.loss_cl), ("optimizer.cl", PackageResources.optimizer_cl),
+        ("pooling.cl", PackageResources.pooling_cl),
     ].map { ($0, String(decoding: $1, as: UTF8.self)) }
 }

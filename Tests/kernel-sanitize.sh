@@ -3,9 +3,9 @@
 # memory access, finds data races and barrier divergence (OCLGRIND_DATA_RACES=1) and checks API use
 # (OCLGRIND_CHECK_API=1). `kiln parity` runs every preset and specs that reach every kernel and -D
 # variant (strided, 5x5, padded 1x1, dropout and dropout2d, linear, average and max pooling on odd
-# sizes, a batch of 1 and batches that are not a multiple of 4, grouped and dilated convolutions), with
-# launches cut for a GPU and for a CPU; short training runs on a small data folder add the rest (the batch
-# gather, Adam, evaluation, input gradients accumulated in a convolution's pass).
+# sizes, a batch of 1 and batches that are not a multiple of 4, grouped and dilated convolutions, group
+# and layer norm), with launches cut for a GPU and for a CPU; short training runs on a small data folder
+# add the rest (the batch gather, Adam, evaluation, input gradients accumulated in a convolution's pass).
 # It fails on any parity failure, on any line Oclgrind writes (a run can pass parity and still have a
 # report), and when a kernel of Kiln's programs never ran, so a new kernel cannot escape it. It prints
 # the kernels and variants that ran.
@@ -54,6 +54,16 @@ cat > "$work/linear.json" <<'EOF'
   {"type": "flatten"}, {"type": "linear", "out": 31}, {"type": "relu"}, {"type": "linear", "out": 10},
   {"type": "logsoftmax"}]}
 EOF
+# Group norm (groups of 392 values, reduced in slices; one channel per group in a residual body, the
+# block's input read twice; on flattened features) and layer norm.
+cat > "$work/norms.json" <<'EOF'
+{"name": "norms", "input": [1, 28, 28], "layers": [
+  {"type": "conv2d", "out": 6, "kernel": 3, "stride": 2, "padding": 1}, {"type": "groupnorm", "groups": 3}, {"type": "relu"},
+  {"type": "conv2d", "out": 5, "kernel": 3, "stride": 2, "bias": false}, {"type": "layernorm"}, {"type": "relu"},
+  {"type": "residual", "body": [{"type": "groupnorm", "groups": 5}, {"type": "conv2d", "out": 5, "kernel": 1}]},
+  {"type": "globalavgpool"}, {"type": "flatten"}, {"type": "linear", "out": 12}, {"type": "groupnorm", "groups": 2, "eps": 0.001},
+  {"type": "relu"}, {"type": "linear", "out": 10}, {"type": "logsoftmax"}]}
+EOF
 
 # Grouped, depthwise, dilated (GROUPS, DIL): a depthwise dilated conv fused with batch norm, a strided one
 # (the gather input gradient), a grouped 1x1 (direct kernels, not CLBlast), the input gradient accumulated.
@@ -69,7 +79,8 @@ EOF
 
 # model batch shapes: batches of 1 and of sizes that are not a multiple of 4.
 CASES=("lean8k 1 gpu cpu" "tiny5k 3 gpu" "$work/mix.json 3 gpu cpu" "$work/pools.json 5 gpu cpu" "$work/linear.json 3 gpu cpu"
-       "$work/grouped.json 3 gpu cpu")
+       "$work/grouped.json 3 gpu cpu"
+       "$work/norms.json 3 gpu cpu")
 [ "$all" = 0 ] || CASES=("lean8k 1 gpu cpu" "tiny5k 3 gpu cpu" "strided12k 2 gpu cpu" "ref18k 1 gpu cpu" "${CASES[@]:2}")
 failed=0
 started=$SECONDS

@@ -5,7 +5,7 @@
 # stride, dropout, average and global pooling) and a spec with biases, strided and padded pooling,
 # residual blocks (identity and projection shortcuts: ONNX Add), flatten, linear layers, batch norm
 # and a convolution after a linear, on 3-channel NumPy data; grouped, depthwise and dilated convolutions;
-# and resnet8 on CIFAR-10's binary format.
+# a spec with group and layer norm; and resnet8 on CIFAR-10's binary format.
 # usage: onnx-roundtrip.sh KILN PYTHON (a Python with onnx, onnxruntime and numpy; `make onnx-deps`)
 set -euo pipefail
 KILN=$(realpath "$1")
@@ -65,6 +65,18 @@ cat >"$work/grouped.json" <<'JSON'
   {"type": "relu"}, {"type": "conv2d", "out": 5, "kernel": 1}, {"type": "globalavgpool"}, {"type": "logsoftmax"}]}
 JSON
 roundtrip grouped "$work/grouped.json" "$work/rgb"
+
+# Group and layer norm (decomposed for opset 13): one group per channel in a residual body, on flattened
+# features (the graph's Unsqueeze back to an image) and with another eps.
+cat >"$work/norms.json" <<'JSON'
+{"name": "norms", "input": [3, 13, 13], "layers": [
+  {"type": "conv2d", "out": 6, "kernel": 3, "stride": 2, "padding": 1}, {"type": "groupnorm", "groups": 3}, {"type": "relu"},
+  {"type": "residual", "body": [{"type": "groupnorm", "groups": 6}, {"type": "conv2d", "out": 6, "kernel": 3, "padding": 1}]},
+  {"type": "layernorm"}, {"type": "conv2d", "out": 5, "kernel": 1}, {"type": "globalavgpool"},
+  {"type": "flatten"}, {"type": "linear", "out": 7}, {"type": "groupnorm", "groups": 1, "eps": 0.001}, {"type": "relu"},
+  {"type": "linear", "out": 5}, {"type": "logsoftmax"}]}
+JSON
+roundtrip norms "$work/norms.json" "$work/rgb"
 
 # resnet8 on a synthetic CIFAR-10 folder (random records in its binary format).
 "$PYTHON" - "$work/cifar" <<'PY'

@@ -4,9 +4,14 @@ import Testing
 
 /// Every op in the registry, through its examples (`Op.examples`, odd sizes): its JSON round trip, and
 /// its forward and backward on the CPU against OpenCL in both launch cuts. `GradientTests` checks the
-/// same examples' gradients by finite differences; so a new op is tested once it is listed.
-@Suite struct OpRegistryTests {
+/// same examples' gradients by finite differences; so a new op is tested once it is listed. Serialized,
+/// on OpenCL devices of its own: a device's scratch buffers and gradient arena serve one caller at a time.
+@Suite(.serialized) struct OpRegistryTests {
     static let examples: [(layer: LayerSpec, input: ImageShape)] = OpRegistry.ops.flatMap { $0.examples }
+    nonisolated(unsafe) static let openCL: Result<[LaunchShape: OpenCLDevice], Error> = Result {
+        guard let info = OpenCLSupport.device?.info else { return [:] }
+        return try Dictionary(uniqueKeysWithValues: LaunchShape.allCases.map { ($0, try OpenCLDevice(info, shape: $0, cache: nil, tuned: false)) })
+    }
 
     @Test func everyOpHasExamplesThatRoundTrip() throws {
         for op in OpRegistry.ops {
@@ -35,7 +40,7 @@ import Testing
         let x = randomFloats(input.channels * n * input.size * input.size, stream: 31)
         let dy = randomFloats(output.channels * n * output.size * output.size, stream: 32)
         var results: [[(String, [Float])]] = []
-        for device in [CPUDevice(), try OpenCLDevice.open(OpenCLSupport.device!.info, shape: shape)] as [Device] {
+        for device in [CPUDevice(), try #require(try Self.openCL.get()[shape])] as [Device] {
             let model = try Model(spec: spec, device: device, seed: testSeed)
             let context = StepContext(mode: .training, step: 2)
             let y = try model.forward(tensor(device, [input.channels, n, input.size, input.size], x), context: context)

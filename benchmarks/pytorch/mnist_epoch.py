@@ -73,11 +73,21 @@ class Residual(nn.Module):
         return self.body(x) + self.shortcut(x)
 
 
-def build_layers(specs, channels):
+def run_probe(layers, probe):
+    """`probe` through `layers` as in evaluation (batch norm takes one image then), leaving them training."""
+    sequence = nn.Sequential(*layers)
+    with torch.no_grad():
+        output = sequence.eval()(probe)
+    sequence.train()
+    return output
+
+
+def build_layers(specs, channels, probe):
     """An nn.Sequential of the layer specs `specs` on `channels` input channels, and its output channels.
 
     Each layer takes its list index (parameterless ones too), as nn.Sequential numbers its children;
-    residual blocks recurse into their body and shortcut lists.
+    residual blocks recurse into their body and shortcut lists. `probe` is a zero input of one image,
+    run through the layers so far where a layer needs its input's [C, H, W] (layer norm).
     """
     layers = []
     for l in specs:
@@ -91,6 +101,13 @@ def build_layers(specs, channels):
             channels = l["out"]
         elif t == "batchnorm2d":
             layers.append(nn.BatchNorm2d(channels))
+        elif t == "groupnorm":
+            layers.append(nn.GroupNorm(l["groups"], channels, eps=l.get("eps", 1e-5)))
+        elif t == "layernorm":
+            shape = run_probe(layers, probe).shape[1:]
+            if len(shape) != 3:
+                raise SystemExit("layernorm on flattened features: Kiln's weight is [F, 1, 1], nn.LayerNorm's here would be [F]")
+            layers.append(nn.LayerNorm(shape, eps=l.get("eps", 1e-5)))
         elif t == "relu":
             layers.append(nn.ReLU())
         elif t == "leakyrelu":
@@ -111,8 +128,9 @@ def build_layers(specs, channels):
         elif t == "residual":
             if not isinstance(l.get("body"), list):
                 raise SystemExit("a residual block needs a \"body\" list of layers")
-            body, out = build_layers(l["body"], channels)
-            shortcut, short_out = build_layers(l.get("shortcut") or [], channels)
+            block_probe = run_probe(layers, probe)
+            body, out = build_layers(l["body"], channels, block_probe)
+            shortcut, short_out = build_layers(l.get("shortcut") or [], channels, block_probe)
             if short_out != out:
                 raise SystemExit(f"residual block: the body gives {out} channels, the shortcut {short_out}")
             layers.append(Residual(body, shortcut))
@@ -124,7 +142,7 @@ def build_layers(specs, channels):
 
 def build(spec):
     """The nn.Sequential of a Kiln JSON spec; its state_dict names are Kiln's checkpoint names."""
-    return build_layers(spec["layers"], spec["input"][0])[0]
+    return build_layers(spec["layers"], spec["input"][0], torch.zeros(1, *spec["input"]))[0]
 
 
 def train(spec, path, a, xtr, ytr, xte, yte):

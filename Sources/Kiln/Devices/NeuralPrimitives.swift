@@ -58,6 +58,19 @@ public protocol NeuralPrimitives: AnyObject {
     func batchNormBackwardData(input: Tensor, gradOutput: Tensor, sums: [Double], gamma: Tensor, savedMean: Tensor,
                                savedInvStd: Tensor, gradInput: Tensor, activation: Activation) throws
 
+    // MARK: Group norm (per image, over groups of channels; no running statistics)
+    /// Normalises each image's group of channels g·C/G ..< (g+1)·C/G (G = `groups`, dividing C) over its
+    /// (C/G)·H·W values with their mean and biased variance, as `nn.GroupNorm`, then y = x̂·weight + bias:
+    /// weight and bias `[C]`, one per channel, or `[C, H, W]`, one per element (`nn.LayerNorm([C, H, W])`
+    /// is one group with those). Saves each image's and group's mean and 1/σ (`[N, G]`) for backward. The
+    /// statistics are summed in doubles, or as partial (count, mean, m2) combined pairwise.
+    func groupNormForward(input: Tensor, weight: Tensor, bias: Tensor, savedMean: Tensor, savedInvStd: Tensor,
+                          output: Tensor, groups: Int, epsilon: Float) throws
+    /// Gradients of `groupNormForward` from the statistics it saved: the input's, and the weight's and the
+    /// bias's (complete after `finishGradients`).
+    func groupNormBackward(input: Tensor, gradOutput: Tensor, weight: Tensor, savedMean: Tensor, savedInvStd: Tensor,
+                           gradInput: Tensor, gradWeight: Tensor, gradBias: Tensor, groups: Int) throws
+
     // MARK: Pooling (per plane; floor mode; average pooling counts padding, as PyTorch's default)
     /// `argmax` (int32, shaped like output) records the winning input offset within each plane.
     func maxPoolForward(input: Tensor, output: Tensor, argmax: Tensor, geometry: WindowGeometry) throws

@@ -155,3 +155,29 @@ extension Device {
         }
     }
 }
+
+/// A group norm call's shape, as `checkGroupNorm` reads it from the arguments.
+struct GroupNormLayout {
+    let batch: Int, groups: Int, channelsPerGroup: Int, plane: Int
+    /// 1 where weight and bias hold a value per element ([C, H, W], LayerNorm's), 0 where one per channel.
+    let weightStride: Int
+    /// Sets of values normalised together: (image, group) pairs, unit n·G + g.
+    var units: Int { batch * groups }
+    var unitLength: Int { channelsPerGroup * plane }
+}
+
+extension Device {
+    /// Group norm: `same` shaped like the input, `affine` all [C] or all [C, H, W] (the first tells which),
+    /// `statistics` [N, G]; `groups` at least 1 and dividing C.
+    func checkGroupNorm(_ call: String, input: Tensor, groups: Int, same: [(String, Tensor)], affine: [(String, Tensor)],
+                        statistics: [(String, Tensor)]) throws -> GroupNormLayout {
+        let x = try activation(call, "input", input)
+        guard groups >= 1, x[0] % groups == 0 else { throw KilnError("\(call): \(groups) groups do not divide the input's \(x[0]) channels") }
+        let perElement = affine.first.map { $0.1.shape != [x[0]] } ?? false
+        try check(call, same.map { Argument(name: $0.0, tensor: $0.1, shape: x) }
+                  + affine.map { Argument(name: $0.0, tensor: $0.1, shape: perElement ? [x[0], x[2], x[3]] : [x[0]]) }
+                  + statistics.map { Argument(name: $0.0, tensor: $0.1, shape: [x[1], groups]) })
+        return GroupNormLayout(batch: x[1], groups: groups, channelsPerGroup: x[0] / groups, plane: x[2] * x[3],
+                               weightStride: perElement ? 1 : 0)
+    }
+}

@@ -8,7 +8,9 @@ import SwiftProtobuf
 /// nothing but the pixels. Each layer becomes the ONNX operator PyTorch's exporter would emit: Conv,
 /// BatchNormalization (inference form, the running statistics), Relu, MaxPool, AveragePool (padding
 /// counted, as PyTorch and Kiln), GlobalAveragePool, Flatten, Gemm, LogSoftmax, and Add for a residual
-/// block's sum (each op's `exportNode`); dropout is the identity at inference and is left out. Initializers keep the checkpoint's `state_dict` names.
+/// block's sum (each op's `exportNode`); group and layer norm, which have no operator before opset 17 and
+/// 18, as PyTorch's opset-13 exporter writes them (Reshape, InstanceNormalization, Reshape, Mul, Add);
+/// dropout is the identity at inference and is left out. Initializers keep the checkpoint's `state_dict` names.
 public enum ONNXExport {
     public static let opset: Int64 = 13
 
@@ -62,9 +64,31 @@ public enum ONNXExport {
                 values[node.output] = (inputs[0], flat)
                 continue
             }
+            /// An operand's name in the graph, added as an initializer (and a Reshape of it) or a constant.
+            func operand(_ operand: ExportNode.Operand) throws -> String {
+                switch operand {
+                case let .tensor(field, shape):
+                    let tensor = try weight(node, field)
+                    guard let shape else { return tensor }
+                    graph.constant("\(tensor).shape", int64s: shape.map(Int64.init), shape: [Int64(shape.count)])
+                    return graph.node("Reshape", [tensor, "\(tensor).shape"], name: "\(tensor).reshaped")
+                case let .int64s(name, values):
+                    graph.constant("\(node.path).\(name)", int64s: values.map(Int64.init), shape: [Int64(values.count)])
+                    return "\(node.path).\(name)"
+                case let .floats(name, values):
+                    graph.constant("\(node.path).\(name)", floats: values, shape: [Int64(values.count)])
+                    return "\(node.path).\(name)"
+                }
+            }
             let name = "\(node.path).\(node.layer.typeName)"
-            let initializers = try export.tensors.map { try weight(node, $0) }
-            values[node.output] = (graph.node(op, inputs + initializers, name: name, attributes: export.attributes), flat)
+            var output = graph.node(op, inputs + (try export.operands.map(operand)), name: export.then.isEmpty ? name : nil,
+                                    attributes: export.attributes)
+            for (k, next) in export.then.enumerated() {
+                guard let op = next.op else { continue }
+                output = graph.node(op, [output] + (try next.operands.map(operand)), name: k == export.then.count - 1 ? name : nil,
+                                    attributes: next.attributes)
+            }
+            values[node.output] = (output, flat)
         }
         // One row per image when the model ends in a single position, as a classifier does.
         let last = shapes.last!

@@ -85,21 +85,36 @@ public final class LayerContext {
 }
 
 /// An op's ONNX node, described without the protobuf (`ONNXExport` writes it): the operator, the layout
-/// its input must have, the op's tensors it reads after its input (by `state_dict` field), attributes.
+/// its input must have, what it reads after its input (the op's tensors by `state_dict` field, or
+/// constants), attributes, and for an op that opset 13 has no single operator for, the nodes after it.
 public struct ExportNode {
     /// `[N, C, H, W]` for convolutions and pooling, `[N, features]` for Gemm, or whichever the input has.
     public enum Layout { case image, features, any }
     public enum Attribute {
         case int(String, Int), ints(String, [Int]), float(String, Float)
     }
+    /// An input of the node after the value it transforms.
+    public enum Operand {
+        /// The op's tensor `field` ("weight"), an initializer under its `state_dict` name; with `shape`,
+        /// reshaped to that in the graph (to broadcast).
+        case tensor(String, shape: [Int]? = nil)
+        /// A constant of the export's own, named after the layer and `name`.
+        case int64s(String, [Int]), floats(String, [Float])
+    }
     /// The ONNX operator; nil when the op only changes the layout (flatten).
     public var op: String?
     public var layout: Layout
-    public var tensors: [String]
+    public var operands: [Operand]
     public var attributes: [Attribute]
+    /// Nodes after this one, each reading the output of the one before it, then its own operands.
+    public var then: [ExportNode]
 
     public init(_ op: String?, layout: Layout = .any, tensors: [String] = [], attributes: [Attribute] = []) {
-        (self.op, self.layout, self.tensors, self.attributes) = (op, layout, tensors, attributes)
+        self.init(op, layout: layout, operands: tensors.map { .tensor($0) }, attributes: attributes)
+    }
+
+    public init(_ op: String?, layout: Layout = .any, operands: [Operand], attributes: [Attribute] = [], then: [ExportNode] = []) {
+        (self.op, self.layout, self.operands, self.attributes, self.then) = (op, layout, operands, attributes, then)
     }
 
     /// kernel_shape, strides and pads of a square window; dilations and group where they are not 1.

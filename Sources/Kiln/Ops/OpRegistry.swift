@@ -2,7 +2,7 @@
 public enum OpRegistry {
     public static let ops: [any Op.Type] = [
         Conv2dOp.self, LinearOp.self, BatchNorm2dOp.self, ActivationOp.self, MaxPool2dOp.self, AvgPool2dOp.self,
-        GlobalAvgPoolOp.self, DropoutOp.self, FlattenOp.self, LogSoftmaxOp.self, ResidualOp.self,
+        GlobalAvgPoolOp.self, DropoutOp.self, FlattenOp.self, LogSoftmaxOp.self, ResidualOp.self, GroupNormOp.self, LayerNormOp.self,
     ]
 
     /// The op that reads JSON `type` name.

@@ -6,7 +6,9 @@
 /// - batch norm's γ gradient `Σ dy·x̂` when `dy` is constant over a channel (global average pooling
 ///   at batch 1), and its input gradient, which then vanishes too;
 /// - a mean of normalised values (average pooling after batch norm, a running mean after a
-///   convolution of zero-mean channels).
+///   convolution of zero-mean channels);
+/// - group norm's input gradient where `dy` is constant over each group (global average pooling after
+///   a group norm of one channel per group).
 ///
 /// Each scale is the 2-norm of the terms of a sum, which is what such a sum comes to when it does not
 /// cancel (or a bound of it), read on the reference device. `Parity` compares a tensor against
@@ -19,6 +21,8 @@ struct TermScales {
         var inputRMS: Double
         /// Per channel of the stage's batch norm, if it has one: |γ|, 1/σ, max |x̂| and max |x|.
         var gamma: [Double] = [], invStd: [Double] = [], normalizedMax: [Double] = [], normInputMax: [Double] = []
+        /// Of a group norm (or layer norm), over all its images and groups: the largest 1/σ, |weight| and |x̂|.
+        var groupNorm: (invStd: Double, weight: Double, normalized: Double)?
     }
 
     private var forwards: [Int: Forward] = [:]
@@ -50,6 +54,16 @@ struct TermScales {
             }
             // The running mean moves by momentum × a mean of the batch norm's input.
             set(last, "running_mean updated", Double(BatchNorm2d.momentum) * (forward.normInputMax.max() ?? 0))
+        case let norm as GroupNorm:
+            let shape = [input.batch, norm.groups], plane = input.height * input.width, perGroup = input.channels / norm.groups
+            let (mean, invStd) = try (device.readFloats(norm.savedMean.tensor(shape, on: device)),
+                                      device.readFloats(norm.savedInvStd.tensor(shape, on: device)))
+            var normalized = 0.0
+            for (i, v) in x.enumerated() {
+                let u = i / plane % input.batch * norm.groups + i / (plane * input.batch) / perGroup
+                normalized = max(normalized, abs((Double(v) - Double(mean[u])) * Double(invStd[u])))
+            }
+            forward.groupNorm = (Self.maxAbs(invStd), Self.maxAbs(try device.readFloats(norm.parameters[0].value)), normalized)
         case is AvgPool2d:
             set(last, "output", forward.inputMax)
         default: break
@@ -69,6 +83,15 @@ struct TermScales {
         func gradient(_ layer: Int, _ name: String, _ scale: Double) {
             set(layer, "\(name) gradient", scale)
             set(layer, "\(name) updated", Double(learningRate) * scale)
+        }
+        if let norm = forward.groupNorm {
+            // Its input gradient (d − mean d − x̂·mean(d·x̂))/σ with d = dy·weight, which cancels to nothing
+            // where dy is constant over a group (after global average pooling): its largest term. Its
+            // weight's and bias's gradients sum dy·x̂ and dy over the batch (and the plane).
+            set(last, "input gradient", norm.invStd * norm.weight * (dyMax.max() ?? 0) * (2 + norm.normalized))
+            gradient(last, "weight", (dyNorm.max() ?? 0) * norm.normalized)
+            gradient(last, "bias", dyNorm.max() ?? 0)
+            return
         }
         guard model.layers[last] is BatchNorm2d else {
             // A convolution or Linear alone: its bias gradient sums dy over the batch's pixels (or images),
