@@ -193,7 +193,28 @@ cases=$((cases + 1))
 output=$("$KILN" train --data cifar-tarball --model cifar-small.json --epochs 1 --device cpu --threads 1 --batch-size 4 \
              --train-limit 12 --save cifar.safetensors 2>&1 \
          && "$KILN" eval --checkpoint cifar.safetensors --data cifar-tarball --device cpu --threads 1 2>&1)
-[ $? -eq 0 ] && [[ "$output" == *"12 training images"* ]] || fail "training and evaluating on a CIFAR-10 folder" "$output"
+[ $? -eq 0 ] && [[ "$output" == *"12 training images"* ]] && [[ "$output" == *"augmentation crop padded 4 (zero), flip,"* ]] \
+    || fail "training and evaluating on a CIFAR-10 folder (colour images' default augmentation)" "$output"
+cases=$((cases + 1))
+output=$("$KILN" train --data cifar-tarball --model cifar-small.json --epochs 1 --device cpu --threads 1 --batch-size 4 \
+             --train-limit 12 --crop-padding 4 --padding-mode reflect --no-flip --cutout 16 --log cifar-augmented.jsonl 2>&1)
+[ $? -eq 0 ] && [[ "$output" == *"augmentation crop padded 4 (reflect), cutout 16,"* ]] \
+    && grep -q '"augmentation":"crop padded 4 (reflect), cutout 16"' cifar-augmented.jsonl \
+    || fail "crop, reflect padding and cutout on CIFAR-10, in the run report too" "$output"
+# Augmentation that does not fit the images or itself.
+cifar_run=("$KILN" train --data cifar-tarball --model cifar-small.json --epochs 1 --device cpu --threads 1 --batch-size 4 --train-limit 12)
+expect_error "--crop-padding the image size" "--crop-padding 32 must be between 0 and 31 on 32×32 images" "${cifar_run[@]}" --crop-padding 32
+expect_error "--crop-padding below 0" "--crop-padding must be 0 or more" "${cifar_run[@]}" --crop-padding=-1
+expect_error "--cutout above the image size" "--cutout 33 must be between 1 and the image size 32" "${cifar_run[@]}" --cutout 33
+expect_error "--cutout 0" "--cutout must be at least 1" "${cifar_run[@]}" --cutout 0
+expect_error "--crop-padding with --rotate" "--crop-padding with --rotate/--shift: both move the image, use one of them" \
+    "${cifar_run[@]}" --crop-padding 2 --rotate 5
+expect_error "--no-augment with augmentation flags" "--no-augment turns every augmentation off; drop --flip, --cutout" \
+    "${cifar_run[@]}" --no-augment --flip --cutout 4
+expect_error "--padding-mode without a crop (MNIST)" "--padding-mode pads a crop, and this run has none: pass --crop-padding" \
+    "$KILN" train "${quick[@]}" --epochs 1 --padding-mode reflect
+expect_error "an unknown --padding-mode" "--padding-mode" "${cifar_run[@]}" --padding-mode mirror
+expect_error "--resume with --flip" "drop --flip" "$KILN" train --resume cifar.safetensors --epochs 2 --flip --device cpu
 
 # Checkpoints whose contents training would have refused: loading refuses them too, and writes nothing.
 tamper() {  # tamper FROM TO WHAT: a copy of a checkpoint with one thing made wrong

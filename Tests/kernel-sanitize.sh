@@ -156,6 +156,45 @@ for shape in gpu cpu; do
     fi
 done
 
+# The gather's augmentations (Kernels/data.cl) on 3-channel 8x8 images and the 1-channel ones above:
+# crop with zero and with reflect padding, flip, cutout, and rotation with flip and cutout.
+cat > "$work/rgb.json" <<'EOF'
+{"name": "rgb", "input": [3, 8, 8], "layers": [
+  {"type": "conv2d", "out": 4, "kernel": 3, "padding": 1}, {"type": "relu"}, {"type": "flatten"}, {"type": "linear", "out": 10},
+  {"type": "logsoftmax"}]}
+EOF
+python3 - "$work/rgb" <<'EOF'
+import os, random, struct, sys
+folder = sys.argv[1]; os.makedirs(folder)
+def save(name, dtype, shape, values):
+    header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (dtype, "".join(f"{s}, " for s in shape))
+    header += " " * (63 - (len(header) + 10) % 64) + "\n"
+    with open(os.path.join(folder, name), "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + bytes(values))
+rng = random.Random(8)
+for split, n in (("train", 5), ("test", 3)):
+    save(f"x_{split}.npy", "|u1", (n, 8, 8, 3), [rng.randrange(256) for _ in range(n * 192)])
+    save(f"y_{split}.npy", "|u1", (n,), [rng.randrange(10) for _ in range(n)])
+EOF
+AUGMENTED=("$work/rgb.json $work/rgb --crop-padding 2 --flip --cutout 3"
+           "$work/rgb.json $work/rgb --crop-padding 7 --padding-mode reflect --no-flip --cutout 8"
+           "$work/small.json $work/data --rotate 10 --shift 1 --flip --cutout 2")
+for case in "${AUGMENTED[@]}"; do
+    read -r model data flags <<<"$case"
+    for shape in gpu cpu; do
+        name="augmented gather, $flags ($shape launches)"
+        t=$SECONDS
+        # shellcheck disable=SC2086  # $flags is a list of flags
+        if "$KILN" train --model "$model" --device opencl --launch-shape "$shape" --data "$data" --batch-size 3 --epochs 1 \
+            $flags >"$work/out" 2>"$work/err" && [ ! -s "$work/err" ]; then
+            echo "ok      $name ($((SECONDS - t)) s)"
+        else
+            echo "FAILED  $name ($((SECONDS - t)) s):"; sed 's/^/        /' "$work/out" "$work/err" | head -40
+            failed=1
+        fi
+    done
+done
+
 # Coverage: every kernel of Kiln's programs ran, under some variant.
 echo "Kernels and variants that ran under Oclgrind:"
 sort -u "$work/kernels.tsv" | awk -F'\t' '{ v[$1] = v[$1] (v[$1] ? " | " : "") $2 } END { for (k in v) print "  " k ": " v[k] }' | sort

@@ -107,6 +107,7 @@ struct Sweep: ParsableCommand {
                         var options = TrainingOptions()
                         (options.epochs, options.learningRate, options.batchSize, options.seed) = (epochs, rate, batch, seed)
                         (options.trainLimit, options.normalization) = (trainLimit, data.normalization)
+                        options.augmentation = Augmentation.standard(channels: data.train.shape.channels, size: data.train.shape.size)
                         options.dataFolder = URL(fileURLWithPath: data.folder).standardizedFileURL.path
                         print("\(name): training \(epochs) epochs")
                         fflush(nil)

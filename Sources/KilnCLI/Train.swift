@@ -31,12 +31,20 @@ struct Train: ParsableCommand {
     var stepSize: Int?
     @Option(help: "StepLR: decay factor (default 0.1).")
     var gamma: Float?
-    @Flag(inversion: .prefixedNo, help: "Random rotation and shift of training images (default on).")
+    @Flag(inversion: .prefixedNo, help: "Random transforms of training images (default on; --no-augment turns every one off).")
     var augment: Bool?
-    @Option(help: "Augmentation: largest rotation in degrees (default 7).")
+    @Option(help: "Augmentation: largest rotation in degrees (default 7 on one-channel images, else 0).")
     var rotate: Float?
-    @Option(help: "Augmentation: largest shift in pixels (default 1).")
+    @Option(help: "Augmentation: largest shift in pixels (default 1 on one-channel images, else 0).")
     var shift: Float?
+    @Option(help: "Augmentation: a random crop of the original size from the image padded by P on each side (default on colour images an eighth of the side, 4 on CIFAR-10; 0 turns it off; replaces --rotate/--shift).")
+    var cropPadding: Int?
+    @Option(help: "Augmentation: the crop's padding, zero (a black pixel, before normalisation) or reflect (mirrored, edge not repeated) (default zero).")
+    var paddingMode: Augmentation.Padding?
+    @Flag(inversion: .prefixedNo, help: "Augmentation: horizontal flip with probability 1/2 (default on colour images, off on one channel: digits do not flip).")
+    var flip: Bool?
+    @Option(help: "Augmentation: an S×S square set to 0 after normalisation (the mean), centred at a random pixel, clipped at the borders (DeVries & Taylor 2017; default off).")
+    var cutout: Int?
     @Option(help: "Seed for initialisation, shuffling, dropout and augmentation: the same seed repeats a run bit for bit (default 1).")
     var seed: UInt64?
     @Option(help: "Train on the first N training images only.")
@@ -56,8 +64,14 @@ struct Train: ParsableCommand {
             ("--model", model != nil), ("--batch-size", batchSize != nil), ("--lr", lr != nil), ("--optimizer", optimizer != nil),
             ("--momentum", momentum != nil), ("--nesterov", nesterov != nil), ("--weight-decay", weightDecay != nil),
             ("--schedule", schedule != nil), ("--step-size", stepSize != nil), ("--gamma", gamma != nil), ("--augment", augment != nil),
-            ("--rotate", rotate != nil), ("--shift", shift != nil), ("--seed", seed != nil)]
+            ("--seed", seed != nil)] + givenAugmentationOptions
         return given.filter(\.1).map(\.0)
+    }
+
+    /// The augmentation flags given, by name, --augment aside: --no-augment refuses them.
+    private var givenAugmentationOptions: [(String, Bool)] {
+        [("--rotate", rotate != nil), ("--shift", shift != nil), ("--crop-padding", cropPadding != nil),
+         ("--padding-mode", paddingMode != nil), ("--flip", flip != nil), ("--cutout", cutout != nil)]
     }
 
     func validate() throws {
@@ -69,6 +83,11 @@ struct Train: ParsableCommand {
         if let gamma, !(gamma > 0 && gamma.isFinite) { throw ValidationError("--gamma must be positive") }
         if let rotate, !(rotate >= 0 && rotate <= 180) { throw ValidationError("--rotate must be between 0 and 180 degrees") }
         if let shift, !(shift >= 0 && shift <= 28) { throw ValidationError("--shift must be between 0 and 28 pixels") }
+        if let cropPadding, cropPadding < 0 { throw ValidationError("--crop-padding must be 0 or more") }
+        if let cutout, cutout < 1 { throw ValidationError("--cutout must be at least 1") }
+        if augment == false, case let given = givenAugmentationOptions.filter(\.1).map(\.0), !given.isEmpty {
+            throw ValidationError("--no-augment turns every augmentation off; drop \(given.joined(separator: ", "))")
+        }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
         if let stepSize, stepSize < 1 { throw ValidationError("--step-size must be at least 1") }
         if let save, let log { try checkNotAnInput(log, flag: "--log", inputs: [(save, "--save")]) }
@@ -128,16 +147,13 @@ struct Train: ParsableCommand {
             options.schedule = schedule ?? defaults.schedule
             options.stepSize = stepSize ?? defaults.stepSize
             options.gamma = gamma ?? defaults.gamma
-            let standard = defaults.augmentation!
-            options.augmentation = augment ?? true
-                ? Augmentation(maxDegrees: rotate ?? standard.maxDegrees, maxShift: shift ?? standard.maxShift)
-                : nil
             options.seed = seed ?? defaults.seed
         }
         let epochs = self.epochs ?? checkpoint?.state.options?.epochs ?? TrainingOptions().epochs
         options.epochs = epochs
         let data = try loadData(resuming: checkpoint)
         if checkpoint?.state.options?.dataFolder == nil { options.trainLimit = trainLimit }
+        if checkpoint == nil { options.augmentation = try augmentation(for: data.train.shape) }
         options.dataFolder = URL(fileURLWithPath: data.folder).standardizedFileURL.path
         options.normalization = data.normalization
         let network = try Model(spec: spec, device: device, seed: options.seed)
@@ -160,7 +176,7 @@ struct Train: ParsableCommand {
                   + (parallel.syncBatchNorm ? "over the global batch (--sync-bn)" : "per rank"))
         }
         print("Optimizer \(options.optimizer.kind.rawValue), \(options.schedule.rawValue) schedule, lr \(options.learningRate), "
-              + "batch \(options.batchSize), augmentation \(options.augmentation.map { "±\($0.maxDegrees)° ±\($0.maxShift)px" } ?? "off"), seed \(options.seed)")
+              + "batch \(options.batchSize), augmentation \(options.augmentation?.summary ?? "off"), seed \(options.seed)")
         if let warning = trainer.schedule.shortRunWarning { print("warning: \(warning)") }
         try trainer.warmUp()
         var programs = ""
@@ -212,6 +228,31 @@ extension Train {
     }
 }
 
+extension Train {
+    /// The augmentation flags over the data's default (`Augmentation.standard`): a crop replaces the
+    /// default rotation and shift, and --rotate/--shift the default crop (both given are refused).
+    func augmentation(for shape: ImageShape) throws -> Augmentation? {
+        guard augment ?? true else { return nil }
+        var a = Augmentation.standard(channels: shape.channels, size: shape.size)
+        if rotate != nil || shift != nil {
+            (a.maxDegrees, a.maxShift) = (rotate ?? a.maxDegrees, shift ?? a.maxShift)
+            if cropPadding == nil { a.cropPadding = 0 }
+        }
+        if let cropPadding {
+            a.cropPadding = cropPadding
+            if rotate == nil && shift == nil { (a.maxDegrees, a.maxShift) = (0, 0) }
+        }
+        a.paddingMode = paddingMode ?? a.paddingMode
+        a.flip = flip ?? a.flip
+        a.cutout = cutout ?? a.cutout
+        if paddingMode != nil && a.cropPadding == 0 {
+            throw KilnError("--padding-mode pads a crop, and this run has none: pass --crop-padding")
+        }
+        try a.check(size: shape.size)
+        return a
+    }
+}
+
 /// Refuses an output a command would write over one of its own inputs (`inputs`: path and what names it),
 /// comparing the files the paths resolve to, links followed: the command would destroy what it reads.
 func checkNotAnInput(_ path: String, flag: String, inputs: [(path: String, name: String)]) throws {
@@ -238,3 +279,4 @@ func checkWritable(_ path: String, flag: String) throws {
 
 extension OptimizerConfig.Kind: ExpressibleByArgument {}
 extension Schedule.Kind: ExpressibleByArgument {}
+extension Augmentation.Padding: ExpressibleByArgument {}

@@ -299,6 +299,31 @@ struct OpenCLParityTests {
         }
     }
 
+    static let augmentedGathers: [(augmentation: Augmentation, size: Int)] = [
+        (Augmentation(maxDegrees: 0, maxShift: 0, cropPadding: 4, flip: true, cutout: 16), 33),
+        (Augmentation(maxDegrees: 0, maxShift: 0, cropPadding: 3, paddingMode: .reflect, flip: true, cutout: 3), 5),
+        (Augmentation(maxDegrees: 0, maxShift: 0, cropPadding: 1, paddingMode: .reflect), 33),
+        (Augmentation(maxDegrees: 0, maxShift: 0, flip: true), 5),
+        (Augmentation(maxDegrees: 0, maxShift: 0, cutout: 5), 5),
+        (Augmentation(maxDegrees: 15, maxShift: 2, flip: true, cutout: 4), 11),
+    ]
+
+    /// Crop, flip and cutout only move values and zero them: OpenCL's gather equals the CPU's bit for
+    /// bit, both launch cuts. With a rotation, within the bilinear sums' rounding.
+    @Test(arguments: augmentedGathers, [LaunchShape.cpu, .gpu])
+    func augmentedGather(_ c: (augmentation: Augmentation, size: Int), shape: LaunchShape) throws {
+        let (total, n) = (37, 9), order = (0..<Int32(37)).shuffled()
+        let values = randomFloats(3 * total * c.size * c.size)
+        let results = try [CPUDevice(), OpenCLDevice.open(gpu.info, shape: shape)].map { (device: Device) in
+            try AugmentationTests.gather(device, values, total: total, size: c.size, n: n, order: order, c.augmentation, step: 41)
+        }
+        if c.augmentation.rotates {
+            expectClose(results[1], results[0].map(Double.init), terms: 4, magnitude: 3, c.augmentation.summary)
+        } else {
+            #expect(results[1] == results[0], "\(c.augmentation.summary), \(shape)")
+        }
+    }
+
     /// Every file in Kernels/ is in the binary (KernelSources lists them by hand), byte for byte.
     @Test func everyKernelFileIsEmbedded() throws {
         let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()

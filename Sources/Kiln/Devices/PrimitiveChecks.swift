@@ -142,7 +142,7 @@ extension Device {
     }
 
     func checkGather(images: Tensor, labels: Tensor, order: Tensor, start: Int, output: Tensor, outputLabels: Tensor,
-                     fill: Tensor) throws {
+                     augmentation: Augmentation?, fill: Tensor) throws {
         let call = "gatherBatch"
         let x = try activation(call, "images", images), y = try activation(call, "output", output)
         try check(call, [Argument(name: "labels", tensor: labels, shape: [x[1]], dtype: .int32),
@@ -153,6 +153,7 @@ extension Device {
         guard start >= 0, start <= order.count - y[1] else {
             throw KilnError("\(call): batch \(start)..<\(start + y[1]) is outside the \(order.count) shuffled indices")
         }
+        try augmentation?.check(size: min(x[2], x[3]))
     }
 }
 

@@ -27,6 +27,8 @@ public struct EpochReport: Codable, Equatable, Sendable {
     /// A data-parallel run's ranks, and the epoch's seconds in all-reduces (absent for one process).
     public var ranks: Int?
     public var allReduceSeconds: Double?
+    /// How training images were augmented (`Augmentation.summary`, or "off"); absent where not recorded.
+    public var augmentation: String?
 
     enum CodingKeys: String, CodingKey {
         case model, device, parameters, epoch, epochs, seed, threads
@@ -34,7 +36,7 @@ public struct EpochReport: Codable, Equatable, Sendable {
         case epochSeconds = "epoch_seconds", imagesPerSecond = "images_per_second", trainLoss = "train_loss"
         case trainAccuracy = "train_accuracy", evalSeconds = "eval_seconds", testLoss = "test_loss"
         case testCorrect = "test_correct", testCount = "test_count", testAccuracy = "test_accuracy"
-        case ranks, allReduceSeconds = "allreduce_seconds"
+        case ranks, allReduceSeconds = "allreduce_seconds", augmentation
     }
 
     /// The fields that may be non-finite (a diverged loss): written as `null` (JSON has no NaN or
@@ -70,6 +72,7 @@ public struct EpochReport: Codable, Equatable, Sendable {
         for (key, path) in Self.measures { self[keyPath: path] = try c.decodeIfPresent(Double.self, forKey: key) ?? .nan }
         ranks = try c.decodeIfPresent(Int.self, forKey: .ranks)
         allReduceSeconds = try c.decodeIfPresent(Double.self, forKey: .allReduceSeconds)
+        augmentation = try c.decodeIfPresent(String.self, forKey: .augmentation)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -91,6 +94,7 @@ public struct EpochReport: Codable, Equatable, Sendable {
         }
         try c.encodeIfPresent(ranks, forKey: .ranks)
         try c.encodeIfPresent(allReduceSeconds, forKey: .allReduceSeconds)
+        try c.encodeIfPresent(augmentation, forKey: .augmentation)
     }
 
     /// `Test set: Average loss: 0.0190, Accuracy: 9939/10000 (99.39%)`

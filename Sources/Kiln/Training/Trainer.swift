@@ -162,6 +162,7 @@ public final class Trainer {
                 evalSeconds: Date().timeIntervalSince(trained), testLoss: result.loss, testCorrect: result.correct,
                 testCount: result.count, testAccuracy: 100 * Double(result.correct) / Double(result.count))
             if let parallel { (report.ranks, report.allReduceSeconds) = (parallel.size, reduceSeconds) }
+            report.augmentation = options.augmentation?.summary ?? "off"
             for callback in callbacks { try callback.epochEnded(report, trainer: self) }
             reports.append(report)
             if let targetAccuracy, report.testAccuracy >= targetAccuracy { break }
