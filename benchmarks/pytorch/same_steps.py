@@ -4,8 +4,7 @@ and the final weights compared.
 
 Writes a synthetic data set (a NumPy folder drawn from --data-seed: one random template per class plus
 noise, so the loss falls), trains it in Kiln on the CPU (`kiln train --shuffle none --no-augment
---save-initial … --step-log … --sync-bn`: one process, batch norm's sums in doubles, as PyTorch's CPU
-batch norm; `--plain-bn` leaves it out), then builds the same spec in PyTorch (mnist_epoch.build), loads
+--save-initial … --step-log …`; `--sync-bn` adds Kiln's flag: batch norm's sums in doubles), then builds the same spec in PyTorch (mnist_epoch.build), loads
 Kiln's initial weights and trains on the same batches in the same order: SGD with momentum, Nesterov
 and weight decay (torch.optim.SGD), the schedule as torch.optim.lr_scheduler computes it (OneCycleLR,
 StepLR stepped per batch, or a constant rate) and nn.CrossEntropyLoss(label_smoothing=E) on the
@@ -157,8 +156,8 @@ def main():
     p.add_argument("--threads", type=int, default=2, help="CPU threads, each side")
     p.add_argument("--loss-tolerance", type=float, default=1e-4)
     p.add_argument("--weight-tolerance", type=float, default=1e-3)
-    p.add_argument("--plain-bn", action="store_true",
-                   help="train Kiln with its plain batch norm (float sums) instead of --sync-bn (one process: the gradient sums in doubles, as PyTorch's CPU batch norm)")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="train Kiln with --sync-bn (one process: batch norm's sums in doubles, unfused from the convolution)")
     p.add_argument("--float64", action="store_true",
                    help="also train PyTorch in float64 and print how far float32 rounding alone carries it (the noise floor)")
     p.add_argument("--keep", help="a folder to keep the data, checkpoints and step log in (default: a temporary one)")
@@ -177,7 +176,7 @@ def main():
                "--weight-decay", str(a.weight_decay), "--schedule", a.schedule, "--step-size", str(a.step_size),
                "--gamma", str(a.gamma), "--label-smoothing", str(a.label_smoothing), "--no-augment", "--shuffle", "none",
                "--seed", str(a.seed), "--save-initial", initial, "--save", final, "--step-log", step_log]
-    command += [] if a.plain_bn else ["--sync-bn"]
+    command += ["--sync-bn"] if a.sync_bn else []
     run = subprocess.run(command, capture_output=True, text=True)
     if run.returncode != 0:
         sys.exit(f"same_steps: kiln train failed ({run.returncode}):\n{run.stdout}{run.stderr}")
@@ -206,7 +205,7 @@ def main():
         lr_error = max([lr_error] + [abs(k["momentum"] - m) / m for k, m in zip(kiln_steps, momenta)])
     print(f"{spec.get('name', a.model)}: {total} steps of batch {a.batch_size}, lr {a.lr} {a.schedule}, momentum {a.momentum}"
           f"{' nesterov' if a.nesterov else ''}, weight decay {a.weight_decay}, label smoothing {a.label_smoothing} "
-          f"(torch {torch.__version__}, {a.threads} threads; Kiln's batch norm {'plain' if a.plain_bn else '--sync-bn'})")
+          f"(torch {torch.__version__}, {a.threads} threads; Kiln's batch norm {'--sync-bn' if a.sync_bn else 'plain'})")
     print(f"| {total} steps | max loss rel err | max weight rel err | max BN-stat rel err | max lr/momentum rel err |")
     print("|---|---|---|---|---|")
     print(row("kiln vs torch", loss, weight, statistic, f"{lr_error:.2e}"))
