@@ -10,28 +10,37 @@ float log_sum_exp(__global const float* x, int classes, int batch, int j) {
 }
 
 // One work-item per sample j (items i, i + global size, …): logp = log_softmax(scores) and, when
-// `gradient` is not null, the gradient of the mean NLL with respect to the scores, softmax - onehot,
-// over N. Each group sums -logp[label] and the argmax hits of its samples: a single group adds them
-// to totals[0..1] itself; several write partials[2g..2g+1], which add_totals then adds in group order.
-// `totals` is the only host read-back of an epoch.
+// `gradient` is not null, the gradient of the mean loss with respect to the scores, softmax - q, over
+// N, where q = (1 - smoothing) * onehot + smoothing / classes (label smoothing; 0: the NLL). A sample's
+// loss is (1 - smoothing) * -logp[label] + smoothing * mean of -logp. Each group sums the losses and
+// the argmax hits of its samples: a single group adds them to totals[0..1] itself; several write
+// partials[2g..2g+1], which add_totals then adds in group order. `totals` is the only host read-back
+// of an epoch.
 __kernel void log_softmax_nll(__global const float* scores, __global const int* labels, __global float* logp,
                               __global float* totals, __global float* partials, __global float* gradient,
-                              int classes, int batch) {
+                              int classes, int batch, float smoothing) {
     __local float scratch[REDUCE_GROUP];
     const float share = -1.0f / (float)batch;
+    // -q/N at the label and elsewhere; without smoothing +0 elsewhere (not -0), so the NLL's floats are exact.
+    const float off = smoothing / (float)classes;
+    const float label_share = (1.0f - smoothing + off) * share, other_share = smoothing == 0.0f ? 0.0f : off * share;
     float loss = 0.0f, correct = 0.0f;
     for (int j = get_global_id(0); j < batch; j += get_global_size(0)) {
         const float shift = log_sum_exp(scores, classes, batch, j);
         const int target = labels[j];
         int best = 0;
+        float sample = 0.0f, total = 0.0f;
         for (int c = 0; c < classes; ++c) {
             const float y = scores[c * batch + j] - shift;
             logp[c * batch + j] = y;
-            if (c == target) loss -= y;
+            if (c == target) sample = -y;
+            total += y;
             if (y > logp[best * batch + j]) best = c;
-            // -1/N at the label through the log-softmax's backward (g - exp(y) * sum of g), as the CPU does.
-            if (gradient) gradient[c * batch + j] = (c == target ? share : 0.0f) - exp(y) * share;
+            // -q/N through the log-softmax's backward (g - exp(y) * sum of g), as the CPU does.
+            if (gradient) gradient[c * batch + j] = (c == target ? label_share : other_share) - exp(y) * share;
         }
+        if (smoothing != 0.0f) sample = (1.0f - smoothing) * sample - smoothing * total / (float)classes;
+        loss += sample;
         if (best == target) correct += 1.0f;
     }
     loss = group_sum(loss, scratch);

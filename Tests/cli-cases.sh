@@ -108,6 +108,9 @@ expect_error "--batch-size near Int.max" "--batch-size must be" "$KILN" train --
 expect_error "--epochs near Int.max" "--epochs must be" "$KILN" train --epochs 9223372036854775807
 expect_error "--threads near Int.max" "--threads must be" "$KILN" train --threads 9223372036854775807
 expect_error "--lr nan" "--lr" "$KILN" train --lr nan
+expect_error "--label-smoothing 1" "--label-smoothing must be in [0, 1)" "$KILN" train --label-smoothing 1
+expect_error "--label-smoothing nan" "--label-smoothing must be in [0, 1)" "$KILN" train --label-smoothing nan
+expect_error "--shuffle sometimes" "'sometimes' is invalid for '--shuffle" "$KILN" train --shuffle sometimes
 expect_error "an unknown device" "--device gpu7" "$KILN" train --device gpu7
 expect_error "an unknown model" "unknown model" "$KILN" train --model lean9k
 expect_error "an empty item in --lr" "--lr 0.1,,0.2: expected a comma-separated list of valid values (item 2 is empty)" \
@@ -262,9 +265,14 @@ expect_error "--save onto a folder" "folder" "$KILN" train "${quick[@]}" --epoch
 expect_error "--save where nothing can be written" "/proc" "$KILN" train "${quick[@]}" --epochs 1 --save /proc/kiln.safetensors
 expect_error "parity --json into a missing folder" "--json nowhere/p.json" "$KILN" parity --json nowhere/p.json
 expect_error "--save and --log the same file" "the same file as --save" "$KILN" train "${quick[@]}" --epochs 1 --save same --log same
+expect_error "--save-initial onto --save" "--save-initial same is the same file as --save" "$KILN" train "${quick[@]}" --epochs 1 --save same --save-initial same
+expect_error "--step-log onto --log" "--step-log same is the same file as --log" "$KILN" train "${quick[@]}" --epochs 1 --log same --step-log same
+expect_error "--save-initial into a missing folder" "--save-initial nowhere/i.safetensors: the folder" \
+    "$KILN" train "${quick[@]}" --epochs 1 --save-initial nowhere/i.safetensors
 expect_error "a diverging run" "diverged" "$KILN" train "${quick[@]}" --epochs 2 --lr 1e9 --save good.safetensors --log run.jsonl
 expect_same good.safetensors "$good" "a diverging run"
 expect_error "--resume with another learning rate" "--lr" "$KILN" train --resume good.safetensors --epochs 2 --lr 0.5
+expect_error "--resume with --shuffle" "drop --shuffle" "$KILN" train --resume good.safetensors --epochs 2 --shuffle none
 expect_error "--resume with another --train-limit" "--train-limit" "$KILN" train --resume good.safetensors --epochs 2 --train-limit 256
 expect_error "--resume past the epochs asked for" "already trained 1 epochs" "$KILN" train --resume good.safetensors --epochs 1
 expect_same good.safetensors "$good" "a refused resume"

@@ -48,6 +48,33 @@ final class JSONLogWriter: TrainingCallback {
     }
 }
 
+/// Keeps the `--step-log` file complete after every epoch: one JSON object per step, rewritten atomically.
+final class StepLogWriter: TrainingCallback {
+    private let path: String
+    private var lines: [String]
+    private let encoder = JSONEncoder()
+
+    /// A resumed run keeps the existing lines of the epochs it does not redo.
+    init(path: String, keepEpochs: Int) throws {
+        self.path = path
+        encoder.outputFormatting = [.sortedKeys]
+        let existing = keepEpochs > 0 ? (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" : ""
+        lines = existing.split(separator: "\n").map(String.init).filter { line in
+            let epoch = (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["epoch"] as? Int
+            return epoch.map { $0 <= keepEpochs } ?? false
+        }
+    }
+
+    func batchEnded(epoch: Int, batch: Int, of batches: Int, trainer: Trainer) throws {
+        guard let step = trainer.lastStep else { return }
+        lines.append(String(decoding: try encoder.encode(step), as: UTF8.self))
+    }
+
+    func epochEnded(_ report: EpochReport, trainer: Trainer) throws {
+        try writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: path, what: "the step log")
+    }
+}
+
 /// Saves a checkpoint after every epoch, so an interrupted run loses at most one epoch.
 final class CheckpointWriter: TrainingCallback {
     private let path: String

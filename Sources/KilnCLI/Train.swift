@@ -55,6 +55,14 @@ struct Train: ParsableCommand {
     var log: String?
     @Option(help: "Continue the run saved in this checkpoint, with its model, options and data (--epochs may extend it).")
     var resume: String?
+    @Option(help: "Label smoothing ε of the training loss, 0 ≤ ε < 1 (default 0), as PyTorch's CrossEntropyLoss(label_smoothing=ε). The training loss printed and logged is the smoothed loss being minimised; the test loss stays the plain NLL.")
+    var labelSmoothing: Float?
+    @Option(help: "random (a new order every epoch, from the seed) or none (the data set's order every epoch) (default random).")
+    var shuffle: TrainingOptions.Shuffle?
+    @Option(help: "Write the weights before the first step here (a checkpoint, as --save writes).")
+    var saveInitial: String?
+    @Option(help: "Write each step's epoch, step, mean training loss, learning rate and one-cycle momentum here, one JSON object per line, after every epoch (reads the loss back every step).")
+    var stepLog: String?
     @Flag(help: "Under mpirun: batch norm statistics over the global batch, all-reduced in every batch norm (default per rank, as PyTorch DDP). One process computes batch norm the same way, so a run trains the same on any number of ranks.")
     var syncBn = false
 
@@ -64,7 +72,8 @@ struct Train: ParsableCommand {
             ("--model", model != nil), ("--batch-size", batchSize != nil), ("--lr", lr != nil), ("--optimizer", optimizer != nil),
             ("--momentum", momentum != nil), ("--nesterov", nesterov != nil), ("--weight-decay", weightDecay != nil),
             ("--schedule", schedule != nil), ("--step-size", stepSize != nil), ("--gamma", gamma != nil), ("--augment", augment != nil),
-            ("--seed", seed != nil)] + givenAugmentationOptions
+            ("--seed", seed != nil), ("--label-smoothing", labelSmoothing != nil), ("--shuffle", shuffle != nil)]
+            + givenAugmentationOptions
         return given.filter(\.1).map(\.0)
     }
 
@@ -90,7 +99,11 @@ struct Train: ParsableCommand {
         }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
         if let stepSize, stepSize < 1 { throw ValidationError("--step-size must be at least 1") }
+        if let labelSmoothing, !(labelSmoothing >= 0 && labelSmoothing < 1) { throw ValidationError("--label-smoothing must be in [0, 1)") }
         if let save, let log { try checkNotAnInput(log, flag: "--log", inputs: [(save, "--save")]) }
+        let outputs = [(save ?? resume, "--save"), (log, "--log")].compactMap { path, name in path.map { ($0, name) } }
+        if let saveInitial { try checkNotAnInput(saveInitial, flag: "--save-initial", inputs: outputs + (resume.map { [($0, "--resume")] } ?? [])) }
+        if let stepLog { try checkNotAnInput(stepLog, flag: "--step-log", inputs: outputs + (saveInitial.map { [($0, "--save-initial")] } ?? [])) }
         if let resume, !givenRunOptions.isEmpty {
             throw ValidationError("--resume \(resume) continues with the options saved in it; drop \(givenRunOptions.joined(separator: ", ")) "
                                   + "(or start a new run)")
@@ -128,8 +141,10 @@ struct Train: ParsableCommand {
         // A path that cannot be written fails now, not after the first epoch.
         if isRoot, let save { try checkWritable(save, flag: "--save") }
         if isRoot, let log { try checkWritable(log, flag: "--log") }
+        if isRoot, let saveInitial { try checkWritable(saveInitial, flag: "--save-initial") }
+        if isRoot, let stepLog { try checkWritable(stepLog, flag: "--step-log") }
         // Held until this function returns: no other run writes these files meanwhile.
-        let locks = isRoot ? try [(save, "--save"), (log, "--log")].compactMap { path, flag in try path.map { try OutputLock($0, flag: flag) } } : []
+        let locks = isRoot ? try [(save, "--save"), (log, "--log"), (saveInitial, "--save-initial"), (stepLog, "--step-log")].compactMap { path, flag in try path.map { try OutputLock($0, flag: flag) } } : []
         defer { withExtendedLifetime(locks) {} }
         let setupStart = Date()
         let device = try deviceOptions.makeDevice(parallel: parallel)
@@ -148,6 +163,8 @@ struct Train: ParsableCommand {
             options.stepSize = stepSize ?? defaults.stepSize
             options.gamma = gamma ?? defaults.gamma
             options.seed = seed ?? defaults.seed
+            options.labelSmoothing = labelSmoothing
+            options.shuffle = shuffle
         }
         let epochs = self.epochs ?? checkpoint?.state.options?.epochs ?? TrainingOptions().epochs
         options.epochs = epochs
@@ -176,7 +193,9 @@ struct Train: ParsableCommand {
                   + (parallel.syncBatchNorm ? "over the global batch (--sync-bn)" : "per rank"))
         }
         print("Optimizer \(options.optimizer.kind.rawValue), \(options.schedule.rawValue) schedule, lr \(options.learningRate), "
-              + "batch \(options.batchSize), augmentation \(options.augmentation?.summary ?? "off"), seed \(options.seed)")
+              + "batch \(options.batchSize), augmentation \(options.augmentation?.summary ?? "off"), seed \(options.seed)"
+              + (options.labelSmoothing.map { $0 == 0 ? "" : ", label smoothing \($0)" } ?? "")
+              + (options.shuffle == TrainingOptions.Shuffle.none ? ", batches in the data's order" : ""))
         if let warning = trainer.schedule.shortRunWarning { print("warning: \(warning)") }
         try trainer.warmUp()
         var programs = ""
@@ -187,7 +206,10 @@ struct Train: ParsableCommand {
         print(String(format: "Warm-up %.2f s (device set-up, data upload, kernel compilation%@), not counted in epoch times",
                      trainer.warmupSeconds, programs))
         fflush(nil)
+        if isRoot, let saveInitial { try Checkpoint.save(trainer, to: saveInitial) }
+        trainer.recordsSteps = stepLog != nil
         var callbacks: [TrainingCallback] = isRoot ? [ConsoleReporter()] : []
+        if isRoot, let stepLog { callbacks.append(try StepLogWriter(path: stepLog, keepEpochs: checkpoint?.state.completedEpochs ?? 0)) }
         if isRoot, let log { callbacks.append(try JSONLogWriter(path: log, keepEpochs: checkpoint?.state.completedEpochs ?? 0)) }
         if isRoot, let save { callbacks.append(CheckpointWriter(path: save)) }
         callbacks.append(StopOnSignal())
@@ -280,3 +302,4 @@ func checkWritable(_ path: String, flag: String) throws {
 extension OptimizerConfig.Kind: ExpressibleByArgument {}
 extension Schedule.Kind: ExpressibleByArgument {}
 extension Augmentation.Padding: ExpressibleByArgument {}
+extension TrainingOptions.Shuffle: ExpressibleByArgument {}

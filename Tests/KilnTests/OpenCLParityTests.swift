@@ -244,18 +244,18 @@ struct OpenCLParityTests {
         }
     }
 
-    @Test(arguments: [1, 3, 31, 1000])
-    func logSoftmaxAndLoss(n: Int) throws {
+    @Test(arguments: [(1, Float(0)), (3, 0.1), (31, 0), (31, 0.3), (1000, 0), (1000, 0.1)])
+    func logSoftmaxAndLoss(n: Int, smoothing: Float) throws {
         let k = 10
         let labels = HostValues.ints([n], (0..<n).map { _ in Int32.random(in: 0..<Int32(k)) })
-        try parity("log-softmax, nll", inputs: [.random([k, n, 1, 1], bound: 5), .random([k, n, 1, 1]), labels],
+        try parity("log-softmax, loss with label smoothing \(smoothing)", inputs: [.random([k, n, 1, 1], bound: 5), .random([k, n, 1, 1]), labels],
                    outputs: [([k, n, 1, 1], .float32), ([k, n, 1, 1], .float32), ([2], .float32), ([k, n, 1, 1], .float32),
                              ([k, n, 1, 1], .float32)], terms: max(k, n)) { d, i, o in
             try d.logSoftmaxForward(input: i[0], output: o[0])
             try d.logSoftmaxBackward(output: o[0], gradOutput: i[1], gradInput: o[1])
             try d.fill(o[2], with: 1.5)  // totals accumulate onto what is there
-            try d.logSoftmaxNLL(scores: i[0], labels: i[2], logProbs: o[4], totals: o[2], gradient: o[3])
-            try d.logSoftmaxNLL(scores: i[0], labels: i[2], logProbs: o[4], totals: o[2], gradient: nil)
+            try d.logSoftmaxNLL(scores: i[0], labels: i[2], logProbs: o[4], totals: o[2], gradient: o[3], smoothing: smoothing)
+            try d.logSoftmaxNLL(scores: i[0], labels: i[2], logProbs: o[4], totals: o[2], gradient: nil, smoothing: smoothing)
         }
     }
 

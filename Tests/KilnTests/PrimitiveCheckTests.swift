@@ -53,7 +53,11 @@ import Testing
             let scores = try d.allocate([10, 5, 1, 1], .float32)
             expectRefused("logSoftmaxNLL: labels is int32 [3], expected int32 [5]") {
                 try d.logSoftmaxNLL(scores: scores, labels: d.allocate([3], .int32), logProbs: scores, totals: d.allocate([2], .float32),
-                                    gradient: nil)
+                                    gradient: nil, smoothing: 0)
+            }
+            expectRefused("logSoftmaxNLL: label smoothing 1.0 is outside [0, 1)") {
+                try d.logSoftmaxNLL(scores: scores, labels: d.allocate([5], .int32), logProbs: scores, totals: d.allocate([2], .float32),
+                                    gradient: nil, smoothing: 1)
             }
             let flat = try d.allocate([31], .float32)
             expectRefused("sgdStep: velocity is float32 [3], expected float32 [31]") {

@@ -70,6 +70,36 @@ import Testing
         #expect(recorder.epochs.isEmpty)
     }
 
+    /// `--shuffle none` keeps the data set's order in every epoch, and recording each step's loss
+    /// (`--step-log`) changes nothing: the same weights bit for bit, the same epoch totals, and step losses
+    /// that add up to the epoch's (label smoothing on, so the smoothed loss is what is recorded and summed).
+    @Test func inOrderBatchesAndStepRecords() throws {
+        final class Steps: TrainingCallback {
+            var records: [StepRecord] = []
+            func batchEnded(epoch: Int, batch: Int, of batches: Int, trainer: Trainer) throws { trainer.lastStep.map { records.append($0) } }
+        }
+        var options = TrainingOptions()
+        (options.epochs, options.batchSize, options.learningRate, options.augmentation) = (2, 64, 0.1, nil)
+        (options.shuffle, options.labelSmoothing) = (TrainingOptions.Shuffle.none, 0.1)
+        let data = try Dataset.load(folder: Self.root.appendingPathComponent("Data/mnist").path, trainLimit: 200, testLimit: 100)
+        let trainers = try (0..<2).map { _ in try Trainer(model: Model(spec: Presets.all["lean8k"]!, device: CPUDevice(), seed: 1), data: data, options: options) }
+        trainers[0].recordsSteps = true
+        let steps = Steps()
+        let recorded = try trainers[0].run(callbacks: [steps]), plain = try trainers[1].run()
+        #expect(try trainers[0].model.device.readInts(trainers[0].trainSplit.order) == (0..<200).map { Int32($0) })
+        for ((name, a), (_, b)) in zip(trainers[0].model.namedTensors, trainers[1].model.namedTensors) {
+            #expect(try trainers[0].model.device.readFloats(a) == trainers[1].model.device.readFloats(b), "\(name) differs when steps are recorded")
+        }
+        #expect(recorded.map(\.trainLoss) == plain.map(\.trainLoss) && recorded.map(\.trainAccuracy) == plain.map(\.trainAccuracy))
+        #expect(steps.records.map(\.step) == Array(1...8) && steps.records.map(\.epoch) == [1, 1, 1, 1, 2, 2, 2, 2])
+        #expect(steps.records.map(\.learningRate) == (0..<8).map { trainers[0].schedule.at($0).learningRate })
+        for (epoch, report) in recorded.enumerated() {
+            let records = steps.records[4 * epoch..<4 * epoch + 4]
+            let sum = zip(records, [64, 64, 64, 8]).map { $0.loss * Double($1) }.reduce(0, +)
+            #expect(abs(sum / 200 - report.trainLoss) < 1e-6 * report.trainLoss, "epoch \(epoch + 1): steps \(sum / 200), epoch \(report.trainLoss)")
+        }
+    }
+
     /// A non-finite figure (a diverged loss, an epoch too short to time) is `null` in the run report, and
     /// NaN when read back; the other fields round-trip exactly.
     @Test func runReportsWriteNonFiniteFiguresAsNull() throws {

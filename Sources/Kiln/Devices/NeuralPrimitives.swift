@@ -106,10 +106,14 @@ public protocol NeuralPrimitives: AnyObject {
     func logSoftmaxForward(input: Tensor, output: Tensor) throws
     /// gradInput = gradOutput − softmax · Σₖ gradOutput, per column.
     func logSoftmaxBackward(output: Tensor, gradOutput: Tensor, gradInput: Tensor) throws
-    /// The loss of a classifier: logProbs = logSoftmax(scores), adds (Σ −logProbs[label], number of
-    /// argmax hits) to `totals` [2], and when `gradient` is given writes the gradient of the mean NLL
-    /// with respect to the scores, (softmax − one-hot) / N. Totals stay on the device until read.
-    func logSoftmaxNLL(scores: Tensor, labels: Tensor, logProbs: Tensor, totals: Tensor, gradient: Tensor?) throws
+    /// The loss of a classifier: logProbs = logSoftmax(scores), adds (Σ loss, number of argmax hits) to
+    /// `totals` [2], and when `gradient` is given writes the gradient of the mean loss with respect to the
+    /// scores, (softmax − q) / N. With label smoothing ε (0 ≤ ε < 1) the target is q = (1−ε)·one-hot + ε/K
+    /// and a sample's loss (1−ε)·(−logProbs[label]) + ε·meanₖ(−logProbs[k]), PyTorch's
+    /// `CrossEntropyLoss(label_smoothing: ε)`; ε = 0 is the NLL, the same floats as without it. Totals
+    /// stay on the device until read.
+    func logSoftmaxNLL(scores: Tensor, labels: Tensor, logProbs: Tensor, totals: Tensor, gradient: Tensor?,
+                       smoothing: Float) throws
 }
 
 /// The tensors of a batch norm's training forward, when a convolution's forward runs it (`conv2dForward`).

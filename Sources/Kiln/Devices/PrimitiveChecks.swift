@@ -133,9 +133,10 @@ extension Device {
         try check(call, [Argument(name: "features", tensor: features, shape: [x[0] * x[2] * x[3], x[1], 1, 1])])
     }
 
-    /// The loss: scores [K, N, …], labels int32 [N], totals [2].
-    func checkLoss(scores: Tensor, labels: Tensor, logProbs: Tensor, totals: Tensor, gradient: Tensor?) throws {
+    /// The loss: scores [K, N, …], labels int32 [N], totals [2], label smoothing in [0, 1).
+    func checkLoss(scores: Tensor, labels: Tensor, logProbs: Tensor, totals: Tensor, gradient: Tensor?, smoothing: Float) throws {
         let call = "logSoftmaxNLL"
+        guard smoothing >= 0, smoothing < 1 else { throw KilnError("\(call): label smoothing \(smoothing) is outside [0, 1)") }
         try checkSameShape(call, [("scores", scores), ("logProbs", logProbs)] + (gradient.map { [("gradient", $0)] } ?? []))
         try check(call, [Argument(name: "labels", tensor: labels, shape: [scores.rowLength], dtype: .int32),
                          Argument(name: "totals", tensor: totals, shape: [2])])

@@ -41,6 +41,13 @@ public final class Trainer {
     private let gradientAverage: DataParallel.GradientAverage?
     /// Data-parallel: what every rank must share, checked once before the first step (`run`).
     private var runFacts: RunFacts?
+    /// When set, each step's loss is read back after the step into `lastStep`, for `batchEnded`
+    /// callbacks (`--step-log`): a wait on the device every step, so off by default. Data-parallel,
+    /// every rank must set it (the loss is summed over the ranks).
+    public var recordsSteps = false
+    public private(set) var lastStep: StepRecord?
+    /// The epoch's totals of the steps recorded so far: the device's are cleared at each read.
+    private var recorded: (loss: Float, correct: Float) = (0, 0)
 
     /// `setupStart` is when device and model set-up began, for the warm-up figure. With `parallel`, this
     /// process is one rank of a data-parallel run: `options.batchSize` is the global batch.
@@ -54,6 +61,7 @@ public final class Trainer {
         self.options = options
         device = model.device
         step = try TrainingStep(model: model, optimizer: Optimizer(config: options.optimizer, device: device))
+        step.labelSmoothing = options.labelSmoothing ?? 0
         trainSplit = try DeviceSplit(data.train, on: device)
         testSplit = try DeviceSplit(data.test, on: device)
         totals = try device.allocate([2], .float32)
@@ -182,13 +190,19 @@ public final class Trainer {
 
     /// One pass over the shuffled training set. Returns mean loss and accuracy (%).
     public func trainEpoch(_ epoch: Int, callbacks: [TrainingCallback] = []) throws -> (loss: Double, accuracy: Double) {
-        var random = HostRandom(seed: options.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15, stream: RandomStream.shuffle)
-        try device.write(random.permutation(trainSplit.count), to: trainSplit.order)
+        if options.shuffle == TrainingOptions.Shuffle.none {
+            try device.write((0..<Int32(trainSplit.count)).map { $0 }, to: trainSplit.order)
+        } else {
+            var random = HostRandom(seed: options.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15, stream: RandomStream.shuffle)
+            try device.write(random.permutation(trainSplit.count), to: trainSplit.order)
+        }
         try device.fill(totals, with: 0)
+        recorded = (0, 0)
         let batches = schedule.stepsPerEpoch
         for b in 0..<batches {
-            let start = b * options.batchSize
-            try trainStep(start: start, count: min(options.batchSize, trainSplit.count - start))
+            let start = b * options.batchSize, count = min(options.batchSize, trainSplit.count - start)
+            try trainStep(start: start, count: count)
+            if recordsSteps { try recordStep(epoch: epoch, images: count) }
             for callback in callbacks { try callback.batchEnded(epoch: epoch, batch: b + 1, of: batches, trainer: self) }
         }
         var (loss, correct) = try readTotals()
@@ -215,10 +229,23 @@ public final class Trainer {
                      learningRate: learningRate, momentum: momentum, observer: gradientAverage)
     }
 
+    /// Reads the step's loss into `lastStep` and clears the device's totals, so that each read is one
+    /// step's; `recorded` adds them up in the order the device would have, so the epoch's totals are
+    /// the same floats as without recording.
+    private func recordStep(epoch: Int, images: Int) throws {
+        let values = try device.readFloats(totals)
+        try device.fill(totals, with: 0)
+        recorded = (recorded.loss + values[0], recorded.correct + values[1])
+        let loss = try parallel?.sum([Double(values[0])])[0] ?? Double(values[0])
+        let (learningRate, momentum) = schedule.at(optimizer.step - 1)
+        lastStep = StepRecord(epoch: epoch, step: optimizer.step, loss: loss / Double(images), learningRate: learningRate,
+                              momentum: momentum)
+    }
+
     /// Loss summed and correct predictions counted so far this epoch (reads two numbers back).
     public func readTotals() throws -> (loss: Double, correct: Double) {
         let values = try device.readFloats(totals)
-        return (Double(values[0]), Double(values[1]))
+        return (Double(recorded.loss + values[0]), Double(recorded.correct + values[1]))
     }
 
     /// Mean NLL and correct count over the test set, in inference mode; data-parallel, each rank

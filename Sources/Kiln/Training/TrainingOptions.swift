@@ -19,8 +19,15 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// The data's per-channel normalisation (nil in checkpoints from before it was recorded: MNIST's),
     /// so that evaluation and a resumed run normalise as training did.
     public var normalization: Normalization?
+    /// Label smoothing ε of the training loss (nil: none, as in checkpoints from before it existed).
+    public var labelSmoothing: Float?
+    /// The order of the training images in each epoch (nil: `.random`, as before it could be chosen).
+    public var shuffle: Shuffle?
 
     public init() {}
+
+    /// `.random`: a new permutation every epoch, from the seed; `.none`: the data set's order every epoch.
+    public enum Shuffle: String, Codable, Sendable, CaseIterable { case random, none }
 }
 
 /// What a run has done beyond its tensors, saved in checkpoints so that a resumed run continues it.

@@ -12,6 +12,8 @@ public final class TrainingStep {
     public let optimizer: Optimizer
     /// The stages before the loss: every stage but the final log-softmax.
     public var stageCount: Int { model.stages.count - 1 }
+    /// Label smoothing ε of the training loss (`logSoftmaxNLL`); evaluation's loss is always the plain NLL.
+    public var labelSmoothing: Float = 0
     private let logProbs = TensorSlot(), scoreGradient = TensorSlot()
 
     /// The optimizer creates its state at its first update (evaluation never makes one).
@@ -54,13 +56,14 @@ public final class TrainingStep {
         try model.forward(inputs, stage: stage, context: context)
     }
 
-    /// The log-probabilities, and in training the scores' gradient; the loss sum and correct count are
-    /// added to `totals`.
+    /// The log-probabilities, and in training the scores' gradient; the loss sum (in training smoothed by
+    /// `labelSmoothing`) and correct count are added to `totals`.
     public func loss(scores: Tensor, labels: Tensor, totals: Tensor, training: Bool) throws -> (logProbs: Tensor, gradient: Tensor?) {
         let device = model.device
         let p = try logProbs.tensor(scores.shape, on: device)
         let g = training ? try scoreGradient.tensor(scores.shape, on: device) : nil
-        try device.logSoftmaxNLL(scores: scores, labels: labels, logProbs: p, totals: totals, gradient: g)
+        try device.logSoftmaxNLL(scores: scores, labels: labels, logProbs: p, totals: totals, gradient: g,
+                                 smoothing: training ? labelSmoothing : 0)
         return (p, g)
     }
 

@@ -29,15 +29,22 @@ extension CPUDevice {
         }
     }
 
-    public func logSoftmaxNLL(scores: Tensor, labels: Tensor, logProbs: Tensor, totals: Tensor, gradient: Tensor?) throws {
-        try checkLoss(scores: scores, labels: labels, logProbs: logProbs, totals: totals, gradient: gradient)
+    public func logSoftmaxNLL(scores: Tensor, labels: Tensor, logProbs: Tensor, totals: Tensor, gradient: Tensor?,
+                              smoothing: Float) throws {
+        try checkLoss(scores: scores, labels: labels, logProbs: logProbs, totals: totals, gradient: gradient, smoothing: smoothing)
         try logSoftmaxForward(input: scores, output: logProbs)
         let (k, n) = (logProbs.channels, logProbs.rowLength)
         let (p, label, out) = (floats(logProbs), ints(labels), floats(totals))
         var loss: Float = 0, correct: Float = 0
         for j in 0..<n {
             let target = Int(label[j])
-            loss -= p[target * n + j]
+            var sample = -p[target * n + j]
+            if smoothing != 0 {
+                var total: Float = 0
+                for c in 0..<k { total += p[c * n + j] }
+                sample = (1 - smoothing) * sample - smoothing * total / Float(k)
+            }
+            loss += sample
             var best = 0
             for c in 1..<k where p[c * n + j] > p[best * n + j] { best = c }
             if best == target { correct += 1 }
@@ -45,11 +52,13 @@ extension CPUDevice {
         out[0] += loss
         out[1] += correct
         guard let gradient else { return }
-        // The NLL's gradient −1/N at the label, through the log-softmax's backward, g − exp(p)·Σg, with
-        // Σg = −1/N: the same floats as the two passes gave one after the other.
+        // The loss's gradient −q/N through the log-softmax's backward, g − exp(p)·Σg, with Σg = −1/N: the
+        // same floats as the two passes gave one after the other. Without smoothing the other classes'
+        // term is +0 (not −0·1/N), so ε = 0 gives the NLL's floats exactly.
         let g = floats(gradient), share = -1 / Float(n)
+        let off = smoothing / Float(k), labelShare = (1 - smoothing + off) * share, otherShare = smoothing == 0 ? 0 : off * share
         for j in 0..<n {
-            for c in 0..<k { g[c * n + j] = (c == Int(label[j]) ? share : 0) - expf(p[c * n + j]) * share }
+            for c in 0..<k { g[c * n + j] = (c == Int(label[j]) ? labelShare : otherShare) - expf(p[c * n + j]) * share }
         }
     }
 }
