@@ -35,6 +35,7 @@ struct TimeToAccuracy: Encodable {
             if let epochs { options.epochs = epochs }
             options.batchSize = batchSize
             options.normalization = data.normalization
+            options.augmentation = Augmentation.standard(channels: data.train.shape.channels, size: data.train.shape.size)
             let trainer = try Trainer(model: try Model(spec: spec, device: device, seed: seed), data: data, options: options)
             runs.append(try trainer.run(until: target))
         }
