@@ -99,41 +99,58 @@ for case in "${CASES[@]}"; do
     done
 done
 
+# training NAME KILN-ARGS…: a short `kiln train` on OpenCL in both launch cuts, ok when it exits 0 and
+# writes nothing on stderr (where Oclgrind reports); for a NAME that says "kiln eval", then `kiln eval
+# --outputs` of its checkpoint (the log-softmax layer's own forward) on $data.
+training() {
+    local name=$1 shape t
+    shift
+    for shape in gpu cpu; do
+        t=$SECONDS
+        if "$KILN" train --device opencl --launch-shape "$shape" --batch-size 3 --epochs 1 --save "$work/run.safetensors" "$@" \
+                >"$work/out" 2>"$work/err" && [ ! -s "$work/err" ] \
+            && { [[ "$name" != *"kiln eval"* ]] || "$KILN" eval --checkpoint "$work/run.safetensors" --device opencl \
+                     --launch-shape "$shape" --data "$data" --outputs "$work/outputs.npy" >>"$work/out" 2>"$work/err"; } \
+            && [ ! -s "$work/err" ]; then
+            echo "ok      $name ($shape launches, $((SECONDS - t)) s)"
+        else
+            echo "FAILED  $name ($shape launches, $((SECONDS - t)) s):"; sed 's/^/        /' "$work/out" "$work/err" | head -40
+            failed=1
+        fi
+    done
+}
+
+# npy_folder DIR SEED TRAIN TEST SIZE [CHANNELS]: a NumPy data folder of random 8-bit images and labels 0-9.
+npy_folder() {
+    python3 - "$@" <<'EOF'
+import os, random, struct, sys
+folder, (seed, train, test, size), channels = sys.argv[1], map(int, sys.argv[2:6]), int((sys.argv[6:] or [1])[0])
+os.makedirs(folder)
+def save(name, shape, values):
+    header = "{'descr': '|u1', 'fortran_order': False, 'shape': (%s), }" % "".join(f"{s}, " for s in shape)
+    header += " " * (63 - (len(header) + 10) % 64) + "\n"
+    with open(os.path.join(folder, name), "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + bytes(values))
+rng = random.Random(seed)
+image = (size, size) if channels == 1 else (size, size, channels)
+for split, n in (("train", train), ("test", test)):
+    save(f"x_{split}.npy", (n, *image), [rng.randrange(256) for _ in range(n * size * size * channels)])
+    save(f"y_{split}.npy", (n,), [rng.randrange(10) for _ in range(n)])
+EOF
+}
+
 # The training loop's own kernels (gather, Adam, evaluation) on a small NumPy folder of 8x8 images, then
-# kiln eval --outputs (the log-softmax layer's own forward).
+# kiln eval --outputs. Its 300 test images make evaluation's batch span two work-groups of the loss, whose
+# sums add_totals adds.
 cat > "$work/small.json" <<'EOF'
 {"name": "small", "input": [1, 8, 8], "layers": [
   {"type": "conv2d", "out": 4, "kernel": 3, "padding": 1}, {"type": "relu"}, {"type": "batchnorm2d"}, {"type": "dropout2d", "p": 0.2},
   {"type": "maxpool2d", "kernel": 2}, {"type": "flatten"}, {"type": "dropout", "p": 0.3}, {"type": "linear", "out": 10},
   {"type": "logsoftmax"}]}
 EOF
-python3 - "$work/data" <<'EOF'
-import os, random, struct, sys
-folder = sys.argv[1]; os.makedirs(folder)
-def save(name, dtype, shape, values):
-    header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (dtype, "".join(f"{s}, " for s in shape))
-    header += " " * (63 - (len(header) + 10) % 64) + "\n"
-    with open(os.path.join(folder, name), "wb") as f:
-        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + bytes(values))
-rng = random.Random(7)
-# 300 test images: evaluation's batch then spans two work-groups of the loss, whose sums add_totals adds.
-for split, n in (("train", 6), ("test", 300)):
-    save(f"x_{split}.npy", "|u1", (n, 8, 8), [rng.randrange(256) for _ in range(n * 64)])
-    save(f"y_{split}.npy", "|u1", (n,), [rng.randrange(10) for _ in range(n)])
-EOF
-for shape in gpu cpu; do
-    name="training with Adam, evaluation and kiln eval --outputs ($shape launches)"
-    t=$SECONDS
-    if "$KILN" train --model "$work/small.json" --device opencl --launch-shape "$shape" --data "$work/data" --optimizer adam \
-        --batch-size 3 --epochs 1 --no-augment --save "$work/small.safetensors" >"$work/out" 2>"$work/err" && [ ! -s "$work/err" ] \
-        && "$KILN" eval --checkpoint "$work/small.safetensors" --device opencl --launch-shape "$shape" --data "$work/data" \
-        --outputs "$work/outputs.npy" >>"$work/out" 2>"$work/err" && [ ! -s "$work/err" ]; then
-        echo "ok      $name ($((SECONDS - t)) s)"
-    else
-        echo "FAILED  $name ($((SECONDS - t)) s):"; sed 's/^/        /' "$work/out" "$work/err" | head -40
-        failed=1
-    fi
-done
+data=$work/data
+npy_folder "$data" 7 6 300 8
+training "training with Adam, evaluation and kiln eval --outputs" --model "$work/small.json" --data "$data" --optimizer adam --no-augment
 
 # Training accumulates a value's input gradient in the convolutions' own pass (ACC=1; parity runs apart):
 # a block whose two readers are grouped, dilated and strided convolutions.
@@ -144,17 +161,7 @@ cat > "$work/small-grouped.json" <<'EOF'
    "shortcut": [{"type": "conv2d", "out": 4, "kernel": 3, "stride": 2, "padding": 1, "groups": 2}]},
   {"type": "globalavgpool"}, {"type": "linear", "out": 10}, {"type": "logsoftmax"}]}
 EOF
-for shape in gpu cpu; do
-    name="training a grouped, dilated block ($shape launches)"
-    t=$SECONDS
-    if "$KILN" train --model "$work/small-grouped.json" --device opencl --launch-shape "$shape" --data "$work/data" \
-        --batch-size 3 --epochs 1 --no-augment >"$work/out" 2>"$work/err" && [ ! -s "$work/err" ]; then
-        echo "ok      $name ($((SECONDS - t)) s)"
-    else
-        echo "FAILED  $name ($((SECONDS - t)) s):"; sed 's/^/        /' "$work/out" "$work/err" | head -40
-        failed=1
-    fi
-done
+training "training a grouped, dilated block" --model "$work/small-grouped.json" --data "$data" --no-augment
 
 # The gather's augmentations (Kernels/data.cl) on 3-channel 8x8 images and the 1-channel ones above:
 # crop with zero and with reflect padding, flip, cutout, and rotation with flip and cutout.
@@ -163,37 +170,11 @@ cat > "$work/rgb.json" <<'EOF'
   {"type": "conv2d", "out": 4, "kernel": 3, "padding": 1}, {"type": "relu"}, {"type": "flatten"}, {"type": "linear", "out": 10},
   {"type": "logsoftmax"}]}
 EOF
-python3 - "$work/rgb" <<'EOF'
-import os, random, struct, sys
-folder = sys.argv[1]; os.makedirs(folder)
-def save(name, dtype, shape, values):
-    header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (dtype, "".join(f"{s}, " for s in shape))
-    header += " " * (63 - (len(header) + 10) % 64) + "\n"
-    with open(os.path.join(folder, name), "wb") as f:
-        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + bytes(values))
-rng = random.Random(8)
-for split, n in (("train", 5), ("test", 3)):
-    save(f"x_{split}.npy", "|u1", (n, 8, 8, 3), [rng.randrange(256) for _ in range(n * 192)])
-    save(f"y_{split}.npy", "|u1", (n,), [rng.randrange(10) for _ in range(n)])
-EOF
-AUGMENTED=("$work/rgb.json $work/rgb --crop-padding 2 --flip --cutout 3"
-           "$work/rgb.json $work/rgb --crop-padding 7 --padding-mode reflect --no-flip --cutout 8"
-           "$work/small.json $work/data --rotate 10 --shift 1 --flip --cutout 2")
-for case in "${AUGMENTED[@]}"; do
-    read -r model data flags <<<"$case"
-    for shape in gpu cpu; do
-        name="augmented gather, $flags ($shape launches)"
-        t=$SECONDS
-        # shellcheck disable=SC2086  # $flags is a list of flags
-        if "$KILN" train --model "$model" --device opencl --launch-shape "$shape" --data "$data" --batch-size 3 --epochs 1 \
-            $flags >"$work/out" 2>"$work/err" && [ ! -s "$work/err" ]; then
-            echo "ok      $name ($((SECONDS - t)) s)"
-        else
-            echo "FAILED  $name ($((SECONDS - t)) s):"; sed 's/^/        /' "$work/out" "$work/err" | head -40
-            failed=1
-        fi
-    done
-done
+npy_folder "$work/rgb" 8 5 3 8 3
+training "augmented gather, crop 2, flip, cutout 3" --model "$work/rgb.json" --data "$work/rgb" --crop-padding 2 --flip --cutout 3
+training "augmented gather, crop 7 reflected, cutout 8" --model "$work/rgb.json" --data "$work/rgb" \
+    --crop-padding 7 --padding-mode reflect --no-flip --cutout 8
+training "augmented gather, rotation, flip, cutout 2" --model "$work/small.json" --data "$data" --rotate 10 --shift 1 --flip --cutout 2
 
 # Coverage: every kernel of Kiln's programs ran, under some variant.
 echo "Kernels and variants that ran under Oclgrind:"
