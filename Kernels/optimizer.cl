@@ -23,3 +23,10 @@ __kernel void adam_step(__global float* p, __global const float* g, __global flo
     v[i] = beta2 * v[i] + (1.0f - beta2) * d * d;
     p[i] -= step_size * m[i] / (sqrt(v[i]) / root_correction2 + epsilon);
 }
+
+// An exponential moving average of the weights: a += w·(v − a) with w = 1 − decay (torch.lerp).
+__kernel void moving_average(__global float* a, __global const float* v, int count, float weight) {
+    const int i = get_global_id(0);
+    if (i >= count) return;
+    a[i] += weight * (v[i] - a[i]);
+}

@@ -111,6 +111,8 @@ expect_error "--lr nan" "--lr" "$KILN" train --lr nan
 expect_error "--label-smoothing 1" "--label-smoothing must be in [0, 1)" "$KILN" train --label-smoothing 1
 expect_error "--label-smoothing nan" "--label-smoothing must be in [0, 1)" "$KILN" train --label-smoothing nan
 expect_error "--shuffle sometimes" "'sometimes' is invalid for '--shuffle" "$KILN" train --shuffle sometimes
+expect_error "--ema 1" "--ema must be a decay between 0 and 1" "$KILN" train --ema 1
+expect_error "--ema 0" "--ema must be a decay between 0 and 1" "$KILN" train --ema 0
 expect_error "an unknown device" "--device gpu7" "$KILN" train --device gpu7
 expect_error "an unknown model" "unknown model" "$KILN" train --model lean9k
 expect_error "an empty item in --lr" "--lr 0.1,,0.2: expected a comma-separated list of valid values (item 2 is empty)" \
@@ -273,6 +275,10 @@ expect_error "a diverging run" "diverged" "$KILN" train "${quick[@]}" --epochs 2
 expect_same good.safetensors "$good" "a diverging run"
 expect_error "--resume with another learning rate" "--lr" "$KILN" train --resume good.safetensors --epochs 2 --lr 0.5
 expect_error "--resume with --shuffle" "drop --shuffle" "$KILN" train --resume good.safetensors --epochs 2 --shuffle none
+expect_error "--resume with --ema" "drop --ema" "$KILN" train --resume good.safetensors --epochs 2 --ema 0.99
+expect_error "--weights ema of a run without one" "holds no moving average of the weights" \
+    "$KILN" eval --checkpoint good.safetensors --device cpu --weights ema
+expect_error "--weights sometimes" "'sometimes' is invalid for '--weights" "$KILN" export --checkpoint good.safetensors --onnx x.onnx --weights sometimes
 expect_error "--resume with another --train-limit" "--train-limit" "$KILN" train --resume good.safetensors --epochs 2 --train-limit 256
 expect_error "--resume past the epochs asked for" "already trained 1 epochs" "$KILN" train --resume good.safetensors --epochs 1
 expect_same good.safetensors "$good" "a refused resume"
@@ -287,6 +293,24 @@ expect_error "batch norm over one value per channel" "layer 2.body.0 (batchnorm2
 "$KILN" train "${quick[@]}" --epochs 1 --save resumed.safetensors >/dev/null 2>&1 || fail "a one-epoch run to resume" ""
 "$KILN" train --resume resumed.safetensors --epochs 2 >/dev/null 2>&1 || fail "resuming to epoch 2 without --save" ""
 expect_error "--resume of a finished run without --epochs" "already trained 2 epochs" "$KILN" train --resume resumed.safetensors
+
+# --ema: the run's test line is the average's, and kiln eval gives it by default; --weights trained gives
+# the trained weights' line, printed beside it; a resumed run goes on with the average.
+cases=$((cases + 1))
+if "$KILN" train "${quick[@]}" --epochs 1 --ema 0.9 --save ema.safetensors >ema.out 2>&1; then
+    run_line=$(grep -m1 '^Test set:' ema.out)
+    trained_line="Test set: $(grep -m1 'the trained weights:' ema.out | sed 's/.*the trained weights: //; s/)$//')"
+    eval_line=$("$KILN" eval --checkpoint ema.safetensors --device cpu --threads 1 2>&1 | grep '^Test set:')
+    eval_trained=$("$KILN" eval --checkpoint ema.safetensors --device cpu --threads 1 --weights trained 2>&1 | grep '^Test set:')
+    if [ "$run_line" != "$eval_line" ] || [ "$trained_line" != "$eval_trained" ] || [ "$run_line" = "$trained_line" ]; then
+        fail "kiln eval of an --ema checkpoint" "run: $run_line / $trained_line
+eval: $eval_line / $eval_trained"
+    fi
+    "$KILN" train --resume ema.safetensors --epochs 2 >ema.out 2>&1 && grep -q 'EMA of the weights with decay 0.9' ema.out \
+        || fail "resuming an --ema run" "$(cat ema.out)"
+else
+    fail "a run with --ema" "$(cat ema.out)"
+fi
 
 # kiln sweep makes a run's file name from its spec's name: never outside --out, never one over another.
 mkdir -p sweep-specs

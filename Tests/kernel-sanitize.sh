@@ -5,7 +5,7 @@
 # variant (strided, 5x5, padded 1x1, dropout and dropout2d, linear, average and max pooling on odd
 # sizes, a batch of 1 and batches that are not a multiple of 4, grouped and dilated convolutions, group
 # and layer norm), with launches cut for a GPU and for a CPU; short training runs on a small data folder
-# add the rest (the batch gather, Adam, evaluation, input gradients accumulated in a convolution's pass).
+# add the rest (the batch gather, Adam, the EMA of the weights, evaluation, input gradients accumulated in a convolution's pass).
 # It fails on any parity failure, on any line Oclgrind writes (a run can pass parity and still have a
 # report), and when a kernel of Kiln's programs never ran, so a new kernel cannot escape it. It prints
 # the kernels and variants that ran.
@@ -139,7 +139,7 @@ for split, n in (("train", train), ("test", test)):
 EOF
 }
 
-# The training loop's own kernels (gather, Adam, evaluation) on a small NumPy folder of 8x8 images, then
+# The training loop's own kernels (gather, Adam, the moving average, evaluation) on a small NumPy folder of 8x8 images, then
 # kiln eval --outputs. Its 300 test images make evaluation's batch span two work-groups of the loss, whose
 # sums add_totals adds.
 cat > "$work/small.json" <<'EOF'
@@ -150,7 +150,8 @@ cat > "$work/small.json" <<'EOF'
 EOF
 data=$work/data
 npy_folder "$data" 7 6 300 8
-training "training with Adam, evaluation and kiln eval --outputs" --model "$work/small.json" --data "$data" --optimizer adam --no-augment
+training "training with Adam and an EMA of the weights, evaluation and kiln eval --outputs" --model "$work/small.json" --data "$data" \
+    --optimizer adam --no-augment --ema 0.9
 
 # Training accumulates a value's input gradient in the convolutions' own pass (ACC=1; parity runs apart):
 # a block whose two readers are grouped, dilated and strided convolutions.

@@ -7,6 +7,7 @@ struct Eval: ParsableCommand {
 
     @Option(help: "A safetensors checkpoint written by `kiln train --save`.")
     var checkpoint: String
+    @OptionGroup var weightsOptions: WeightsOptions
     @OptionGroup var deviceOptions: DeviceOptions
     @OptionGroup var dataOptions: DataOptions
     @Option(help: "Images per evaluation step.")
@@ -32,15 +33,15 @@ struct Eval: ParsableCommand {
         }
         let device = try deviceOptions.makeDevice()
         let saved = try Checkpoint(path: checkpoint)
-        let model = try Model(spec: saved.spec, device: device, seed: 0)
-        try saved.load(into: model)
+        let model = try saved.model(on: device, weights: weightsOptions.weights)
         // The test images are normalised as the training images were.
         let data = try dataOptions.load(normalization: saved.state.options?.normalization)
-        let result = try tta == .none ? evaluate(model, on: data, batchSize: batchSize)
-            : testOutputs(model, on: data, batchSize: batchSize, tta: tta).scores
+        // With TTA the test line comes from the averaged outputs, which --outputs then writes as they are.
+        let augmented = tta == .none ? nil : try testOutputs(model, on: data, batchSize: batchSize, tta: tta)
+        let result = try augmented?.scores ?? evaluate(model, on: data, batchSize: batchSize)
         print(EpochReport.testLine(loss: result.loss, correct: result.correct, count: result.count))
         if let outputs {
-            let all = try testOutputs(model, on: data, batchSize: batchSize, tta: tta).outputs
+            let all = try (augmented ?? testOutputs(model, on: data, batchSize: batchSize, tta: .none)).outputs
             try writeAtomically(npyFloat32(all.flatMap { $0 }, shape: [all.count, all.first?.count ?? 0]), to: outputs, what: "the outputs")
         }
         guard confusion || misclassified != nil else { return }

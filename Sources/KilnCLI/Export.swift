@@ -13,6 +13,7 @@ struct Export: ParsableCommand {
 
     @Option(help: "A safetensors checkpoint written by `kiln train --save`.")
     var checkpoint: String
+    @OptionGroup var weightsOptions: WeightsOptions
     @Option(help: ArgumentHelp("The ONNX file to write.", valueName: "FILE.onnx"))
     var onnx: String
 
@@ -20,8 +21,7 @@ struct Export: ParsableCommand {
         try checkWritable(onnx, flag: "--onnx")
         try checkNotAnInput(onnx, flag: "--onnx", inputs: [(checkpoint, "--checkpoint")])
         let saved = try Checkpoint(path: checkpoint)
-        let model = try Model(spec: saved.spec, device: CPUDevice(threads: 1), seed: 0)
-        try saved.load(into: model)
+        let model = try saved.model(on: CPUDevice(threads: 1), weights: weightsOptions.weights)
         let bytes = try ONNXExport.model(model, normalization: saved.normalization)
         try writeAtomically(bytes, to: onnx, what: "the ONNX model")
         let input = saved.spec.input

@@ -114,6 +114,14 @@ struct DataOptions: ParsableArguments {
     }
 }
 
+/// `--weights`: which of a checkpoint's weights a command uses.
+struct WeightsOptions: ParsableArguments {
+    @Option(help: "trained, or ema: the moving average of the weights saved by `kiln train --ema` (default ema where the checkpoint has one, else trained).")
+    var weights: Checkpoint.Weights?
+}
+
+extension Checkpoint.Weights: ExpressibleByArgument {}
+
 /// `--target` and `--last`: the accuracy criterion `kiln sweep` and `kiln report` judge runs by.
 struct CriterionOptions: ParsableArguments {
     @Option(help: "The accuracy (%) the test set must reach in each of the last --last epochs.")

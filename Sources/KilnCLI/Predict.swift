@@ -9,6 +9,7 @@ struct Predict: ParsableCommand {
 
     @Option(help: "A safetensors checkpoint written by `kiln train --save`.")
     var checkpoint: String
+    @OptionGroup var weightsOptions: WeightsOptions
     @Argument(help: "PNG or PGM files.")
     var images: [String]
     @Option(help: "Classes to show per picture, most likely first.")
@@ -32,8 +33,7 @@ struct Predict: ParsableCommand {
     func run() throws {
         let saved = try Checkpoint(path: checkpoint)
         let device = CPUDevice()
-        let model = try Model(spec: saved.spec, device: device, seed: 0)
-        try saved.load(into: model)
+        let model = try saved.model(on: device, weights: weightsOptions.weights)
         let normalization = saved.normalization
         let shape = saved.spec.input
         let inputs = try images.map { try ImageFile(path: $0).input(for: shape, normalization: normalization, invert: invert) }

@@ -20,6 +20,7 @@ struct Report: ParsableCommand {
     var out = "report.html"
     @Option(help: "A checkpoint of the run (`kiln train --save`): adds the model's mistakes on the test set.")
     var checkpoint: String?
+    @OptionGroup var weightsOptions: WeightsOptions
     @Option(help: "Mistakes pictured with --checkpoint, most confident first.")
     var misclassified = 32
     @OptionGroup var criterionOptions: CriterionOptions
@@ -39,8 +40,7 @@ struct Report: ParsableCommand {
         if let checkpoint {
             let saved = try Checkpoint(path: checkpoint)
             try Self.check(saved, named: checkpoint, against: page.runs)
-            let model = try Model(spec: saved.spec, device: CPUDevice(), seed: 0)
-            try saved.load(into: model)
+            let model = try saved.model(on: CPUDevice(), weights: weightsOptions.weights)
             let data = try dataOptions.load(normalization: saved.state.options?.normalization)
             page.models = [saved.spec]
             page.analysis = try TestAnalysis(model: model, data: data, name: checkpoint, mistakes: misclassified)

@@ -26,6 +26,10 @@ final class ConsoleReporter: TrainingCallback {
         print(String(format: "Epoch %d/%d: train loss %.4f, accuracy %.2f%% | %.2f s, %.0f images/s, lr %.5f",
                      r.epoch, r.epochs, r.trainLoss, r.trainAccuracy, r.epochSeconds, r.imagesPerSecond, r.learningRate))
         print(r.testLine)
+        if let ema = r.ema, let loss = r.trainedTestLoss, let correct = r.trainedTestCorrect {
+            print("  (the line above is the EMA of the weights, decay \(ema); the trained weights: "
+                  + EpochReport.testLine(loss: loss, correct: correct, count: r.testCount).dropFirst("Test set: ".count) + ")")
+        }
         fflush(nil)
     }
 }

@@ -63,6 +63,8 @@ struct Train: ParsableCommand {
     var saveInitial: String?
     @Option(help: "Write each step's epoch, step, mean training loss, learning rate and one-cycle momentum here, one JSON object per line, after every epoch (reads the loss back every step).")
     var stepLog: String?
+    @Option(help: "Keep an exponential moving average of the weights and batch-norm statistics with this decay, 0 < d < 1 (e.g. 0.999), updated after every step as timm's ModelEmaV2: each epoch's test line is the average's (the trained weights' figures follow), and --save keeps it beside the trained weights (ema.* keys), which `kiln eval`, `export`, `predict` and `report` use by default (default off).")
+    var ema: Float?
     @Flag(help: "Under mpirun: batch norm statistics over the global batch, all-reduced in every batch norm (default per rank, as PyTorch DDP). One process computes batch norm the same way, so a run trains the same on any number of ranks.")
     var syncBn = false
 
@@ -72,7 +74,7 @@ struct Train: ParsableCommand {
             ("--model", model != nil), ("--batch-size", batchSize != nil), ("--lr", lr != nil), ("--optimizer", optimizer != nil),
             ("--momentum", momentum != nil), ("--nesterov", nesterov != nil), ("--weight-decay", weightDecay != nil),
             ("--schedule", schedule != nil), ("--step-size", stepSize != nil), ("--gamma", gamma != nil), ("--augment", augment != nil),
-            ("--seed", seed != nil), ("--label-smoothing", labelSmoothing != nil), ("--shuffle", shuffle != nil)]
+            ("--seed", seed != nil), ("--label-smoothing", labelSmoothing != nil), ("--shuffle", shuffle != nil), ("--ema", ema != nil)]
             + givenAugmentationOptions
         return given.filter(\.1).map(\.0)
     }
@@ -100,6 +102,7 @@ struct Train: ParsableCommand {
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
         if let stepSize, stepSize < 1 { throw ValidationError("--step-size must be at least 1") }
         if let labelSmoothing, !(labelSmoothing >= 0 && labelSmoothing < 1) { throw ValidationError("--label-smoothing must be in [0, 1)") }
+        if let ema, !(ema > 0 && ema < 1) { throw ValidationError("--ema must be a decay between 0 and 1, exclusive (e.g. 0.999)") }
         if let save, let log { try checkNotAnInput(log, flag: "--log", inputs: [(save, "--save")]) }
         let outputs = [(save ?? resume, "--save"), (log, "--log")].compactMap { path, name in path.map { ($0, name) } }
         if let saveInitial { try checkNotAnInput(saveInitial, flag: "--save-initial", inputs: outputs + (resume.map { [($0, "--resume")] } ?? [])) }
@@ -165,6 +168,7 @@ struct Train: ParsableCommand {
             options.seed = seed ?? defaults.seed
             options.labelSmoothing = labelSmoothing
             options.shuffle = shuffle
+            options.ema = ema
         }
         let epochs = self.epochs ?? checkpoint?.state.options?.epochs ?? TrainingOptions().epochs
         options.epochs = epochs
@@ -182,6 +186,7 @@ struct Train: ParsableCommand {
             }
             try checkpoint.load(into: network)
             try checkpoint.load(into: trainer.optimizer, of: network)
+            if let average = trainer.average { try checkpoint.load(into: average, of: network) }
             trainer.completedEpochs = checkpoint.state.completedEpochs
             print("Resuming \(resume!) after epoch \(checkpoint.state.completedEpochs), with its saved options")
         }
@@ -195,7 +200,8 @@ struct Train: ParsableCommand {
         print("Optimizer \(options.optimizer.kind.rawValue), \(options.schedule.rawValue) schedule, lr \(options.learningRate), "
               + "batch \(options.batchSize), augmentation \(options.augmentation?.summary ?? "off"), seed \(options.seed)"
               + (options.labelSmoothing.map { $0 == 0 ? "" : ", label smoothing \($0)" } ?? "")
-              + (options.shuffle == TrainingOptions.Shuffle.none ? ", batches in the data's order" : ""))
+              + (options.shuffle == TrainingOptions.Shuffle.none ? ", batches in the data's order" : "")
+              + (options.ema.map { ", EMA of the weights with decay \($0)" } ?? ""))
         if let warning = trainer.schedule.shortRunWarning { print("warning: \(warning)") }
         try trainer.warmUp()
         var programs = ""

@@ -285,6 +285,14 @@ struct OpenCLParityTests {
         }
     }
 
+    @Test func movingAverage() throws {
+        let shape = [33]
+        try parity("movingAverage", inputs: [.random(shape), .random(shape)], outputs: [(shape, .float32)], terms: 1) { d, i, o in
+            for _ in 0..<3 { try d.movingAverage(average: i[0], value: i[1], decay: 0.75) }
+            try d.copy(i[0], to: o[0])
+        }
+    }
+
     @Test(arguments: [false, true])
     func gatherBatch(augment: Bool) throws {
         // Three channels, each with its own fill.

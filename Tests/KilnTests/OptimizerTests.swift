@@ -50,6 +50,22 @@ import Testing
         expectClose(try device.readFloats(param), p, terms: 30, "adam")
     }
 
+    /// Five updates of an average toward changing values, against `a += (1 − d)(v − a)` in float64.
+    @Test(arguments: [Float(0.9), 0.999])
+    func movingAverage(decay: Float) throws {
+        let device = CPUDevice()
+        let count = 31
+        var a = randomFloats(count).map(Double.init)
+        let average = try tensor(device, [count], a.map(Float.init))
+        for _ in 0..<5 {
+            let v = randomFloats(count, bound: 3), value = try tensor(device, [count], v)
+            try device.movingAverage(average: average, value: value, decay: decay)
+            #expect(try device.readFloats(value) == v, "the value is left as it was")
+            for i in 0..<count { a[i] += (1 - Double(decay)) * (Double(v[i]) - a[i]) }
+        }
+        expectClose(try device.readFloats(average), a, terms: 10, magnitude: 3, "movingAverage")
+    }
+
     @Test func oneCycleFollowsPyTorch() {
         let s = Schedule(kind: .onecycle, learningRate: 0.1, epochs: 2, stepsPerEpoch: 50)
         // torch.optim.lr_scheduler.OneCycleLR(max_lr=0.1, total_steps=100): starts at 0.004,

@@ -64,6 +64,9 @@ import Testing
                 try d.sgdStep(parameter: flat, gradient: flat, velocity: d.allocate([3], .float32), learningRate: 0.1, momentum: 0.9,
                               nesterov: false, weightDecay: 0)
             }
+            expectRefused("movingAverage: value is float32 [3], expected float32 [31]") {
+                try d.movingAverage(average: flat, value: d.allocate([3], .float32), decay: 0.9)
+            }
             let images = try d.allocate([1, 5, 5, 5], .float32), labels = try d.allocate([5], .int32)
             try d.write([Int32](0..<5), to: labels)
             expectRefused("gatherBatch: batch 3..<6 is outside the 5 shuffled indices") {

@@ -100,6 +100,61 @@ import Testing
         }
     }
 
+    /// `--ema`: after every step each weight and running statistic of the average moves toward the model's
+    /// by `a += (1 − d)(v − a)` from the initial weights (float64 over the weights recorded at every step).
+    /// The test figures are the average's and the trained weights' are beside them; a checkpoint gives
+    /// `evaluate` the same figures for each; a resumed run continues both bit for bit.
+    @Test func movingAverageOfTheWeights() throws {
+        final class Recorder: TrainingCallback {
+            var steps: [[String: [Float]]] = []
+            func batchEnded(epoch: Int, batch: Int, of batches: Int, trainer: Trainer) throws {
+                let model = trainer.model
+                steps.append(Dictionary(uniqueKeysWithValues: try model.namedTensors.map { ($0.name, try model.device.readFloats($0.tensor)) }))
+            }
+        }
+        var options = TrainingOptions()
+        (options.epochs, options.batchSize, options.learningRate, options.ema) = (2, 64, 0.1, 0.8)
+        let data = try Dataset.load(folder: Self.root.appendingPathComponent("Data/mnist").path, trainLimit: 200, testLimit: 100)
+        func trainer() throws -> Trainer { try Trainer(model: Model(spec: Presets.all["lean8k"]!, device: CPUDevice(), seed: 1), data: data, options: options) }
+        let straight = try trainer(), recorder = Recorder()
+        var expected = Dictionary(uniqueKeysWithValues: try straight.model.namedTensors.map {
+            ($0.name, try straight.model.device.readFloats($0.tensor).map(Double.init))
+        })
+        let reports = try straight.run(callbacks: [recorder])
+        #expect(recorder.steps.count == 8)
+        for step in recorder.steps {
+            for (name, values) in step { for i in values.indices { expected[name]![i] += 0.2 * (Double(values[i]) - expected[name]![i]) } }
+        }
+        let average = try #require(straight.average)
+        #expect(average.namedTensors.map(\.name).sorted() == expected.keys.sorted())
+        for (name, tensor) in average.namedTensors { expectClose(try straight.model.device.readFloats(tensor), expected[name]!, terms: 8, name) }
+
+        let last = reports.last!, path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(last.ema == 0.8 && last.trainedTestLoss != last.testLoss)
+        try Checkpoint.save(straight, to: path)
+        let saved = try Checkpoint(path: path)
+        #expect(saved.defaultWeights == .ema)
+        for (weights, loss, correct) in [(Checkpoint.Weights.ema, last.testLoss, last.testCorrect), (.trained, last.trainedTestLoss!, last.trainedTestCorrect!)] {
+            let result = try evaluate(saved.model(on: CPUDevice(), weights: weights), on: data)
+            #expect(result.loss == loss && result.correct == correct, "\(weights): \(result), the run reported \(loss), \(correct)")
+        }
+
+        let first = try trainer()
+        _ = try first.trainEpoch(1)
+        first.completedEpochs = 1
+        try Checkpoint.save(first, to: path)
+        let resumed = try trainer(), halfway = try Checkpoint(path: path)
+        try halfway.load(into: resumed.model)
+        try halfway.load(into: resumed.optimizer, of: resumed.model)
+        try halfway.load(into: resumed.average!, of: resumed.model)
+        resumed.completedEpochs = 1
+        try resumed.run()
+        for ((name, a), (_, b)) in zip(straight.model.namedTensors + average.namedTensors, resumed.model.namedTensors + resumed.average!.namedTensors) {
+            #expect(try straight.model.device.readFloats(a) == resumed.model.device.readFloats(b), "\(name) differs after a resume")
+        }
+    }
+
     /// A non-finite figure (a diverged loss, an epoch too short to time) is `null` in the run report, and
     /// NaN when read back; the other fields round-trip exactly.
     @Test func runReportsWriteNonFiniteFiguresAsNull() throws {

@@ -41,8 +41,7 @@ struct TimeToAccuracy: Encodable {
         }
         let hits = runs.map { criterion.timeToTarget($0) }
         // Never reaching the target sorts after every time.
-        let sorted = hits.map { $0?.seconds ?? .infinity }.sorted()
-        let middle = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        let middle = median(hits.map { $0?.seconds ?? .infinity })
         return TimeToAccuracy(model: spec.name, device: device.summary, target: target, seeds: seeds, seconds: hits.map { $0?.seconds },
                               epochs: hits.map { $0?.epoch }, medianSeconds: middle.isFinite ? middle : nil, runs: runs)
     }

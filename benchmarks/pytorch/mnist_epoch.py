@@ -196,11 +196,13 @@ def main():
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--train-limit", type=int, help="train on the first N training images only (as kiln train --train-limit)")
     p.add_argument("--log", help="write one JSON object per epoch here")
     a = p.parse_args()
 
     torch.set_num_threads(a.threads)
     xtr, ytr, xte, yte = load_data(a.data)
+    xtr, ytr = xtr[:a.train_limit], ytr[:a.train_limit]
     reports = []
     for path in a.spec:
         reports += train(json.load(open(path)), path, a, xtr, ytr, xte, yte)

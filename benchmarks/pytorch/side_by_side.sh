@@ -6,9 +6,11 @@
 # MODELS of another input shape than MNIST's (resnet20: 3x32x32) train on DATA, a CIFAR-10 folder; without
 # one, on a synthetic folder of CIFAR-10's format and numbers (random images and labels, seed 1):
 #   MODELS=resnet20 bash benchmarks/pytorch/side_by_side.sh
+# TRAIN_LIMIT=N trains both on the first N training images (a shorter epoch; the ratio is per image).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${ROUNDS:-2} threads=${THREADS:-2} out=${OUT:-benchmarks/results}
+limit=(${TRAIN_LIMIT:+--train-limit "$TRAIN_LIMIT"})
 models=${MODELS:-lean8k strided12k ref18k}
 mkdir -p "$out"
 tmp=$(mktemp -d)
@@ -35,9 +37,9 @@ data_for() { if mnist_shaped "$1"; then echo Data/mnist; else echo "$DATA"; fi; 
 for round in $(seq "$rounds"); do
   for m in $models; do
     data=$(data_for "$m")
-    .build/release/kiln train --device cpu --model "$m" --data "$data" --epochs 1 --no-augment --threads "$threads" --log "$tmp/k.jsonl" >/dev/null
+    .build/release/kiln train --device cpu --model "$m" --data "$data" --epochs 1 --no-augment --threads "$threads" "${limit[@]}" --log "$tmp/k.jsonl" >/dev/null
     cat "$tmp/k.jsonl" >> "$out/side_by_side_kiln.jsonl"
-    python3 benchmarks/pytorch/mnist_epoch.py --spec "$tmp/$m.json" --data "$data" --epochs 1 --threads "$threads" --log "$tmp/t.jsonl" >/dev/null
+    python3 benchmarks/pytorch/mnist_epoch.py --spec "$tmp/$m.json" --data "$data" --epochs 1 --threads "$threads" "${limit[@]}" --log "$tmp/t.jsonl" >/dev/null
     cat "$tmp/t.jsonl" >> "$out/side_by_side_pytorch.jsonl"
     echo "round $round $m: kiln $(python3 -c "import json;print(round(json.load(open('$tmp/k.jsonl'))['epoch_seconds'],2))") s," \
          "pytorch $(python3 -c "import json;print(round(json.load(open('$tmp/t.jsonl'))['epoch_seconds'],2))") s"

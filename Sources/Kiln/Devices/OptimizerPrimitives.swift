@@ -9,4 +9,7 @@ public protocol OptimizerPrimitives: AnyObject {
     func adamStep(parameter: Tensor, gradient: Tensor, firstMoment: Tensor, secondMoment: Tensor,
                   learningRate: Float, beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float,
                   step: Int) throws
+    /// An exponential moving average (`--ema`): `average += (1 − decay)·(value − average)`, element by
+    /// element (PyTorch's `lerp_`, as timm's ModelEmaV2 writes it). The two are the same shape.
+    func movingAverage(average: Tensor, value: Tensor, decay: Float) throws
 }

@@ -81,10 +81,9 @@ public final class DataParallel {
         if syncBatchNorm { model.synchroniseBatchNorm(SyncBatchNorm(self)) }
     }
 
-    /// Replaces every layer's buffers (batch norm's running statistics) with their mean over the ranks.
-    func averageBuffers(of model: Model) throws {
-        let device = model.device
-        for tensor in model.layers.flatMap({ $0.buffers.map(\.tensor) }) {
+    /// Replaces each tensor (batch norm's running statistics, or their EMA) with its mean over the ranks.
+    func averageBuffers(_ tensors: [Tensor], on device: Device) throws {
+        for tensor in tensors {
             var values = try device.readFloats(tensor)
             try communicator.sum(&values)
             let scale = 1 / Float(size)

@@ -3,8 +3,9 @@ import Foundation
 /// Model checkpoints as safetensors with PyTorch's `state_dict` names and layouts (`0.weight` OIHW,
 /// `2.running_mean`, `2.num_batches_tracked`, `3.body.0.weight` in a residual block, …), so
 /// `model.load_state_dict(...)` on the module `benchmarks/pytorch` builds from the spec works. Optimizer
-/// state rides along as `optimizer.<param>.<slot>` (skip those keys, or load with `strict=False`, in PyTorch). The spec, training options and progress are in
-/// `__metadata__`.
+/// state rides along as `optimizer.<param>.<slot>`, and a run with `--ema` adds its average as `ema.<name>`
+/// (skip those keys, or load with `strict=False`, in PyTorch; strip `ema.` to load the average). The
+/// spec, training options and progress are in `__metadata__`.
 public struct Checkpoint {
     public let spec: ModelSpec
     public let state: TrainingState
@@ -14,18 +15,33 @@ public struct Checkpoint {
     private let source: String
 
     static let specKey = "kiln.spec", optionsKey = "kiln.options", epochKey = "kiln.epoch", stepKey = "kiln.step"
+    static let averagePrefix = "ema."
+
+    /// Which weights to load: the trained ones, or their exponential moving average (`kiln train --ema`).
+    public enum Weights: String, CaseIterable, Sendable { case trained, ema }
+
+    /// Whether the checkpoint holds a moving average of the weights.
+    public var hasAverage: Bool { file.tensors.keys.contains { $0.hasPrefix(Self.averagePrefix) } }
+
+    /// The weights `kiln eval`, `export`, `predict` and `report` use unless told: the average where there is one.
+    public var defaultWeights: Weights { hasAverage ? .ema : .trained }
 
     /// Writes the trainer's model, optimizer and progress to `path` atomically (temporary file, then rename).
     public static func save(_ trainer: Trainer, to path: String) throws {
-        try save(model: trainer.model, optimizer: trainer.optimizer, state: trainer.state, to: path)
+        try save(model: trainer.model, optimizer: trainer.optimizer, average: trainer.average, state: trainer.state, to: path)
     }
 
-    /// Saves what the layers declare (parameters, buffers, counters), the optimizer's state and `state`.
-    public static func save(model: Model, optimizer: Optimizer?, state: TrainingState, to path: String) throws {
+    /// Saves what the layers declare (parameters, buffers, counters), the optimizer's state, the moving
+    /// average of the weights and `state`.
+    public static func save(model: Model, optimizer: Optimizer?, average: ExponentialMovingAverage? = nil, state: TrainingState,
+                            to path: String) throws {
         let device = model.device
         var file = Safetensors()
         for (name, tensor) in model.namedTensors {
             file.tensors[name] = .float32(try device.readFloats(tensor), shape: tensor.shape)
+        }
+        for (name, tensor) in average?.namedTensors ?? [] {
+            file.tensors[averagePrefix + name] = .float32(try device.readFloats(tensor), shape: tensor.shape)
         }
         for (name, counter) in model.namedCounters { file.tensors[name] = .int64(counter.value) }
         if let optimizer {
@@ -89,11 +105,30 @@ public struct Checkpoint {
         return value
     }
 
-    /// Copies the weights, buffers and counters into `model` (built from `spec`).
-    public func load(into model: Model) throws {
+    /// Copies the weights (the trained ones, or their average), buffers and counters into `model` (built
+    /// from `spec`).
+    public func load(into model: Model, weights: Weights = .trained) throws {
+        if weights == .ema && !hasAverage {
+            throw KilnError("\(source): holds no moving average of the weights (it was trained without --ema); use the trained weights")
+        }
+        let prefix = weights == .ema ? Self.averagePrefix : ""
         let device = model.device
-        for (name, tensor) in model.namedTensors { try device.write(try floats(name, shape: tensor.shape), to: tensor) }
+        for (name, tensor) in model.namedTensors { try device.write(try floats(prefix + name, shape: tensor.shape), to: tensor) }
         for (name, counter) in model.namedCounters { counter.value = file.tensors[name]?.int64Value ?? 0 }
+    }
+
+    /// The model, built from `spec` on `device` and loaded with `weights` (the default: `defaultWeights`).
+    public func model(on device: Device, weights: Weights? = nil) throws -> Model {
+        let model = try Model(spec: spec, device: device, seed: 0)
+        try load(into: model, weights: weights ?? defaultWeights)
+        return model
+    }
+
+    /// Restores a resumed run's moving average.
+    public func load(into average: ExponentialMovingAverage, of model: Model) throws {
+        for (name, tensor) in average.namedTensors {
+            try model.device.write(try floats(Self.averagePrefix + name, shape: tensor.shape), to: tensor)
+        }
     }
 
     /// Restores the optimizer's state and step count.

@@ -140,6 +140,11 @@ public final class Model {
         }
     }
 
+    /// Every layer's buffers (batch norm's running statistics) under their `state_dict` names.
+    public var namedBuffers: [(name: String, tensor: Tensor)] {
+        zip(graph.nodes, layers).flatMap { node, layer in layer.buffers.map { ("\(node.path).\($0.name)", $0.tensor) } }
+    }
+
     /// Every parameter under its `state_dict` name.
     public var namedParameters: [(name: String, parameter: Parameter)] {
         zip(graph.nodes, layers).flatMap { node, layer in layer.parameters.map { ("\(node.path).\($0.name)", $0) } }

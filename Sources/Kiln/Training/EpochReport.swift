@@ -29,6 +29,11 @@ public struct EpochReport: Codable, Equatable, Sendable {
     public var allReduceSeconds: Double?
     /// How training images were augmented (`Augmentation.summary`, or "off"); absent where not recorded.
     public var augmentation: String?
+    /// With `--ema`: its decay, and the trained weights' test loss and correct count; the test figures
+    /// above are then the average's (absent without one).
+    public var ema: Float?
+    public var trainedTestLoss: Double?
+    public var trainedTestCorrect: Int?
 
     enum CodingKeys: String, CodingKey {
         case model, device, parameters, epoch, epochs, seed, threads
@@ -37,6 +42,7 @@ public struct EpochReport: Codable, Equatable, Sendable {
         case trainAccuracy = "train_accuracy", evalSeconds = "eval_seconds", testLoss = "test_loss"
         case testCorrect = "test_correct", testCount = "test_count", testAccuracy = "test_accuracy"
         case ranks, allReduceSeconds = "allreduce_seconds", augmentation
+        case ema, trainedTestLoss = "trained_test_loss", trainedTestCorrect = "trained_test_correct"
     }
 
     /// The fields that may be non-finite (a diverged loss): written as `null` (JSON has no NaN or
@@ -73,6 +79,9 @@ public struct EpochReport: Codable, Equatable, Sendable {
         ranks = try c.decodeIfPresent(Int.self, forKey: .ranks)
         allReduceSeconds = try c.decodeIfPresent(Double.self, forKey: .allReduceSeconds)
         augmentation = try c.decodeIfPresent(String.self, forKey: .augmentation)
+        ema = try c.decodeIfPresent(Float.self, forKey: .ema)
+        trainedTestLoss = try c.decodeIfPresent(Double.self, forKey: .trainedTestLoss)
+        trainedTestCorrect = try c.decodeIfPresent(Int.self, forKey: .trainedTestCorrect)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -95,6 +104,9 @@ public struct EpochReport: Codable, Equatable, Sendable {
         try c.encodeIfPresent(ranks, forKey: .ranks)
         try c.encodeIfPresent(allReduceSeconds, forKey: .allReduceSeconds)
         try c.encodeIfPresent(augmentation, forKey: .augmentation)
+        try c.encodeIfPresent(ema, forKey: .ema)
+        try c.encodeIfPresent(trainedTestLoss, forKey: .trainedTestLoss)
+        try c.encodeIfPresent(trainedTestCorrect, forKey: .trainedTestCorrect)
     }
 
     /// `Test set: Average loss: 0.0190, Accuracy: 9939/10000 (99.39%)`

@@ -36,6 +36,9 @@ public final class Trainer {
     private let testSplit: DeviceSplit
     private let batch = TensorSlot(), batchLabels = TensorSlot()
     private let totals: Tensor
+    /// The moving average of the weights (`options.ema`), updated after every step: each epoch's test
+    /// figures are its own, and the trained weights' are reported beside them.
+    public let average: ExponentialMovingAverage?
     /// The other ranks of a data-parallel run (nil: this process alone).
     public let parallel: DataParallel?
     private let gradientAverage: DataParallel.GradientAverage?
@@ -75,6 +78,7 @@ public final class Trainer {
         self.parallel = parallel
         gradientAverage = parallel.map { DataParallel.GradientAverage($0, model: model) }
         parallel?.synchronise(model)
+        average = try options.ema.map { try ExponentialMovingAverage(of: model, decay: $0) }
         if parallel != nil { runFacts = try Self.facts(model.spec, options, data) }
     }
 
@@ -150,13 +154,16 @@ public final class Trainer {
             let trained = Date(), reduceSeconds = (parallel?.communicator.reduceSeconds ?? 0) - reduceStarted
             if let parallel {
                 // Synchronised batch norms' running statistics are the same on every rank already.
-                if !parallel.syncBatchNorm { try parallel.averageBuffers(of: model) }
+                if !parallel.syncBatchNorm {
+                    try parallel.averageBuffers(model.namedBuffers.map(\.tensor) + (average?.bufferAverages ?? []), on: device)
+                }
                 try parallel.checkReplicas(of: model, after: epoch)
             }
-            let result = try evaluate()
+            let ownWeights = try evaluate()
+            let result = try average?.evaluating { try evaluate() } ?? ownWeights
             // A diverged run stops here, before any callback: the last checkpoint and log stay as they were.
-            guard loss.isFinite, result.loss.isFinite else {
-                let bad = loss.isFinite ? result.loss : loss
+            guard loss.isFinite, ownWeights.loss.isFinite, result.loss.isFinite else {
+                let bad = loss.isFinite ? (ownWeights.loss.isFinite ? result.loss : ownWeights.loss) : loss
                 throw KilnError("epoch \(epoch): the \(loss.isFinite ? "test" : "training") loss is \(bad.isNaN ? "NaN" : "infinite"): "
                                 + "the run diverged (\(Self.divergenceHint(learningRate: learningRate, peak: options.learningRate, options.optimizer)))")
             }
@@ -171,6 +178,7 @@ public final class Trainer {
                 testCount: result.count, testAccuracy: 100 * Double(result.correct) / Double(result.count))
             if let parallel { (report.ranks, report.allReduceSeconds) = (parallel.size, reduceSeconds) }
             report.augmentation = options.augmentation?.summary ?? "off"
+            if let average { (report.ema, report.trainedTestLoss, report.trainedTestCorrect) = (average.decay, ownWeights.loss, ownWeights.correct) }
             for callback in callbacks { try callback.epochEnded(report, trainer: self) }
             reports.append(report)
             if let targetAccuracy, report.testAccuracy >= targetAccuracy { break }
@@ -227,6 +235,7 @@ public final class Trainer {
         parallel?.share = Float(n) / Float(count)
         try step.run(x, labels: labels, totals: totals, context: StepContext(mode: .training, step: index),
                      learningRate: learningRate, momentum: momentum, observer: gradientAverage)
+        try average?.update()
     }
 
     /// Reads the step's loss into `lastStep` and clears the device's totals, so that each read is one

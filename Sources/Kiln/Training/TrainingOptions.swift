@@ -23,6 +23,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var labelSmoothing: Float?
     /// The order of the training images in each epoch (nil: `.random`, as before it could be chosen).
     public var shuffle: Shuffle?
+    /// The decay of an exponential moving average of the weights, which the run evaluates, saves and
+    /// exports (nil: none, as in checkpoints from before it existed).
+    public var ema: Float?
 
     public init() {}
 

@@ -33,4 +33,11 @@ extension CPUDevice {
             p[i] -= stepSize * m[i] / (v[i].squareRoot() / rootCorrection2 + epsilon)
         }
     }
+
+    public func movingAverage(average: Tensor, value: Tensor, decay: Float) throws {
+        try checkSameShape("movingAverage", [("average", average), ("value", value)])
+        let (a, v) = (floats(average), floats(value))
+        let weight = 1 - decay
+        for i in 0..<average.count { a[i] += weight * (v[i] - a[i]) }
+    }
 }

@@ -23,4 +23,9 @@ extension OpenCLDevice {
                 .buffer(secondMoment), .int(parameter.count), .float(learningRate / correction1), .float(beta1),
                 .float(beta2), .float(epsilon), .float(weightDecay), .float(correction2.squareRoot()))
     }
+
+    public func movingAverage(average: Tensor, value: Tensor, decay: Float) throws {
+        try checkSameShape("movingAverage", [("average", average), ("value", value)])
+        try run("moving_average", items: average.count, .buffer(average), .buffer(value), .int(average.count), .float(1 - decay))
+    }
 }
