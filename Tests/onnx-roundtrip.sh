@@ -80,17 +80,7 @@ JSON
 roundtrip norms "$work/norms.json" "$work/rgb"
 
 # resnet8 on a synthetic CIFAR-10 folder (random records in its binary format).
-"$PYTHON" - "$work/cifar" <<'PY'
-import os, sys
-import numpy as np
-folder = sys.argv[1]
-os.makedirs(folder)
-rng = np.random.default_rng(8)
-for name, count in [(f"data_batch_{i}.bin", 20) for i in range(1, 6)] + [("test_batch.bin", 37)]:
-    records = rng.integers(0, 256, (count, 3073), dtype=np.uint8)
-    records[:, 0] %= 10
-    records.tofile(f"{folder}/{name}")
-PY
+"$PYTHON" "$root/benchmarks/synthetic_cifar.py" "$work/cifar" --records 20 --test-records 37 --seed 8
 roundtrip resnet8 resnet8 "$work/cifar"
 
 if [ "$failures" -ne 0 ]; then echo "onnx-roundtrip: $failures model(s) failed"; exit 1; fi

@@ -13,47 +13,13 @@ augmentation), SGD with momentum 0.9 and batch size as given: the work Kiln does
 
 `kiln-bench --compare torch.jsonl` then prints Kiln's CPU figures against these.
 """
-import argparse, gzip, json, os, struct, time
+import argparse, json, os, sys, time
 
-import numpy as np
 import torch
 from torch import nn
 
-
-def idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    dims = data[3]
-    shape = struct.unpack(">" + "I" * dims, data[4:4 + 4 * dims])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
-
-
-def load(folder, prefix):
-    x = torch.from_numpy(idx(f"{folder}/{prefix}-images-idx3-ubyte.gz").astype(np.float32) / 255)
-    y = torch.from_numpy(idx(f"{folder}/{prefix}-labels-idx1-ubyte.gz").astype(np.int64))
-    return ((x - 0.1307) / 0.3081).unsqueeze(1), y
-
-
-def cifar(folder, files):
-    """CIFAR-10 binary records (a label byte, then 3x32x32 bytes) as uint8 images [N, 3, 32, 32] and labels."""
-    raw = np.concatenate([np.fromfile(f"{folder}/{f}", dtype=np.uint8).reshape(-1, 3073) for f in files])
-    return raw[:, 1:].reshape(-1, 3, 32, 32), torch.from_numpy(raw[:, 0].astype(np.int64))
-
-
-def load_data(folder):
-    """(x_train, y_train, x_test, y_test) normalised as Kiln does: MNIST's IDX files with MNIST's
-    statistics; CIFAR-10's binary batches with the training split's per-channel mean and population
-    standard deviation (Kiln's `Normalization.measured`)."""
-    if not os.path.exists(f"{folder}/data_batch_1.bin"):
-        return load(folder, "train") + load(folder, "t10k")
-    xtr, ytr = cifar(folder, [f"data_batch_{i}.bin" for i in range(1, 6)])
-    xte, yte = cifar(folder, ["test_batch.bin"])
-    planes = xtr.transpose(1, 0, 2, 3).reshape(3, -1).astype(np.float64)
-    mean = planes.mean(1) / 255
-    std = np.maximum(np.sqrt(np.maximum((planes ** 2).mean(1) - (planes.mean(1)) ** 2, 0)), 1e-3) / 255
-    mean, std = mean.astype(np.float32).reshape(1, 3, 1, 1), std.astype(np.float32).reshape(1, 3, 1, 1)
-    norm = lambda x: torch.from_numpy((x.astype(np.float32) / 255 - mean) / std)
-    return norm(xtr), ytr, norm(xte), yte
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from kiln_data import idx, load_data  # noqa: E402,F401 (idx for eval_checkpoint.py)
 
 
 class Residual(nn.Module):
@@ -201,7 +167,7 @@ def main():
     a = p.parse_args()
 
     torch.set_num_threads(a.threads)
-    xtr, ytr, xte, yte = load_data(a.data)
+    xtr, ytr, xte, yte = map(torch.from_numpy, load_data(a.data))
     xtr, ytr = xtr[:a.train_limit], ytr[:a.train_limit]
     reports = []
     for path in a.spec:

@@ -9,7 +9,7 @@
 # TRAIN_LIMIT=N trains both on the first N training images (a shorter epoch; the ratio is per image).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-rounds=${ROUNDS:-2} threads=${THREADS:-2} out=${OUT:-benchmarks/results}
+rounds=${ROUNDS:-2} threads=${THREADS:-2} out=${OUT:-benchmarks/results} kiln=${KILN:-.build/release/kiln}
 limit=(${TRAIN_LIMIT:+--train-limit "$TRAIN_LIMIT"})
 models=${MODELS:-lean8k strided12k ref18k}
 mkdir -p "$out"
@@ -17,18 +17,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mnist_shaped() { python3 -c "import json,sys; sys.exit(json.load(open('$tmp/$1.json'))['input'] != [1, 28, 28])"; }
 for m in $models; do
-  .build/release/kiln summary --model "$m" --spec > "$tmp/$m.json"
+  "$kiln" summary --model "$m" --spec > "$tmp/$m.json"
   if ! mnist_shaped "$m" && [ -z "${DATA:-}" ]; then
     DATA="$tmp/cifar"
-    python3 - "$DATA" <<'PY'
-import numpy as np, os, sys
-r, folder = np.random.default_rng(1), sys.argv[1]
-os.makedirs(folder)
-for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
-    records = r.integers(0, 256, (10000, 3073), dtype=np.uint8)
-    records[:, 0] %= 10
-    records.tofile(f"{folder}/{name}")
-PY
+    python3 benchmarks/synthetic_cifar.py "$DATA"
   fi
 done
 data_for() { if mnist_shaped "$1"; then echo Data/mnist; else echo "$DATA"; fi; }
@@ -37,7 +29,7 @@ data_for() { if mnist_shaped "$1"; then echo Data/mnist; else echo "$DATA"; fi; 
 for round in $(seq "$rounds"); do
   for m in $models; do
     data=$(data_for "$m")
-    .build/release/kiln train --device cpu --model "$m" --data "$data" --epochs 1 --no-augment --threads "$threads" "${limit[@]}" --log "$tmp/k.jsonl" >/dev/null
+    "$kiln" train --device cpu --model "$m" --data "$data" --epochs 1 --no-augment --threads "$threads" "${limit[@]}" --log "$tmp/k.jsonl" >/dev/null
     cat "$tmp/k.jsonl" >> "$out/side_by_side_kiln.jsonl"
     python3 benchmarks/pytorch/mnist_epoch.py --spec "$tmp/$m.json" --data "$data" --epochs 1 --threads "$threads" "${limit[@]}" --log "$tmp/t.jsonl" >/dev/null
     cat "$tmp/t.jsonl" >> "$out/side_by_side_pytorch.jsonl"

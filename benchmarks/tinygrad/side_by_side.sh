@@ -4,20 +4,29 @@
 # (Kiln: an epoch of STEPS·128 images with --train-limit; tinygrad: after its JIT warm-up). Prints
 # each run and the medians' ratio.
 #   ROUNDS=3 STEPS=200 MODEL=lean8k bash benchmarks/tinygrad/side_by_side.sh   (needs `make build`, pip tinygrad)
+# A MODEL of another input shape than MNIST's (resnet8, resnet20: 3x32x32) trains on DATA, a CIFAR-10
+# folder; without one, on a synthetic folder of CIFAR-10's format (benchmarks/synthetic_cifar.py):
+#   ROUNDS=3 STEPS=50 MODEL=resnet8 bash benchmarks/tinygrad/side_by_side.sh
+# KILN names the kiln binary (default .build/release/kiln).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-rounds=${ROUNDS:-3} steps=${STEPS:-200} model=${MODEL:-lean8k} device=${DEVICE:-opencl}
+rounds=${ROUNDS:-3} steps=${STEPS:-200} model=${MODEL:-lean8k} device=${DEVICE:-opencl} kiln=${KILN:-.build/release/kiln}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-.build/release/kiln summary --model "$model" --spec > "$tmp/spec.json"
+"$kiln" summary --model "$model" --spec > "$tmp/spec.json"
+data=${DATA:-Data/mnist}
+if [ -z "${DATA:-}" ] && python3 -c "import json,sys; sys.exit(json.load(open('$tmp/spec.json'))['input'] == [1, 28, 28])"; then
+    data=$tmp/cifar
+    python3 benchmarks/synthetic_cifar.py "$data"
+fi
 for round in $(seq "$rounds"); do
-    .build/release/kiln train --device "$device" --model "$model" --epochs 1 --no-augment --schedule none --lr 0.01 \
+    "$kiln" train --device "$device" --model "$model" --data "$data" --epochs 1 --no-augment --schedule none --lr 0.01 \
         --train-limit $((steps * 128)) --log "$tmp/k.jsonl" >/dev/null
-    kiln=$(python3 -c "import json; print(json.load(open('$tmp/k.jsonl'))['images_per_second'])")
-    tiny=$(DEV=CL python3 benchmarks/tinygrad/mnist_steps.py --spec "$tmp/spec.json" --steps "$steps" | \
+    kiln_ips=$(python3 -c "import json; print(json.load(open('$tmp/k.jsonl'))['images_per_second'])")
+    tiny=$(DEV=CL python3 benchmarks/tinygrad/mnist_steps.py --spec "$tmp/spec.json" --data "$data" --steps "$steps" | \
            python3 -c "import json, sys; print(json.load(sys.stdin)['images_per_second'])")
-    echo "round $round $model: kiln $(printf %.0f "$kiln") images/s, tinygrad $(printf %.0f "$tiny") images/s"
-    echo "$kiln $tiny" >> "$tmp/runs"
+    echo "round $round $model: kiln $(printf %.0f "$kiln_ips") images/s, tinygrad $(printf %.0f "$tiny") images/s"
+    echo "$kiln_ips $tiny" >> "$tmp/runs"
 done
 python3 - "$tmp/runs" "$model" <<'PY'
 import statistics, sys
