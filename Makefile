@@ -70,9 +70,10 @@ same-steps: build
 # The kernel check (seconds, so first), the build (the tests run the `kiln` binary too), the tests,
 # the kernel sanitizer (Oclgrind) and parity on rusticl (see kernel-sanitize, rusticl-parity), the shell cases of bad input and faults (Tests/cli-cases.sh), the ONNX export checked in onnxruntime
 # (Tests/onnx-roundtrip.sh), a residual checkpoint loaded in PyTorch where torch is installed
-# (Tests/pytorch-checkpoint.sh) and the same steps as PyTorch (see same-steps), `kiln report`'s page rendered in Chromium (Tests/report-render.sh), then a
-# smoke run of the benchmark on every device, and the GPU field run's dry run (benchmarks/gpu/field-run.sh
-# on PoCL with tiny limits, about a minute; see gpu-bundle).
+# (Tests/pytorch-checkpoint.sh) and the same steps as PyTorch's (see same-steps; minutes on 2 cores),
+# `kiln report`'s page rendered in Chromium (Tests/report-render.sh), then a smoke run of the benchmark on
+# every device, and the GPU field run's dry run (benchmarks/gpu/field-run.sh on PoCL with tiny limits,
+# about a minute; see gpu-bundle).
 test: deps kernel-check onnx-deps report-deps mpi-deps sanitize-deps
 	swift build -c release
 	@seed=$${KILN_TEST_SEED:-$$(date +%s%3N)}; echo "swift test -c release with KILN_TEST_SEED=$$seed"; \
