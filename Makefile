@@ -60,18 +60,20 @@ train: build
 # PoCL caches compiled kernels here, inside the clone (never an empty POCL_CACHE_DIR: PoCL aborts).
 export POCL_CACHE_DIR := $(CURDIR)/.pocl-cache
 
-# Kiln and PyTorch on the same steps (benchmarks/pytorch/same_steps.py; needs torch): each step's loss and the
-# final weights compared. `make same-steps ARGS="--model spec.json --lr 0.02"` passes flags through. Not in
-# `test` yet: lean8k does not hold the bounds over 50 steps (README, "Equal to PyTorch, step by step").
+# Kiln and PyTorch on the same steps (benchmarks/pytorch/same_steps.py; needs torch): every step taken from
+# Kiln's own weights in both and compared (the check), and a free run's losses and final weights reported.
+# `make same-steps ARGS="--model spec.json --lr 0.02"` passes flags through; `test` runs the check alone
+# (--no-free) on resnet20 and lean8k (README, "Equal to PyTorch, step by step").
 same-steps: build
 	python3 benchmarks/pytorch/same_steps.py --kiln .build/release/kiln $(ARGS)
 
 # The kernel check (seconds, so first), the build (the tests run the `kiln` binary too), the tests,
 # the kernel sanitizer (Oclgrind) and parity on rusticl (see kernel-sanitize, rusticl-parity), the shell cases of bad input and faults (Tests/cli-cases.sh), the ONNX export checked in onnxruntime
 # (Tests/onnx-roundtrip.sh), a residual checkpoint loaded in PyTorch where torch is installed
-# (Tests/pytorch-checkpoint.sh), `kiln report`'s page rendered in Chromium (Tests/report-render.sh), then a
-# smoke run of the benchmark on every device, and the GPU field run's dry run (benchmarks/gpu/field-run.sh
-# on PoCL with tiny limits, about a minute; see gpu-bundle).
+# (Tests/pytorch-checkpoint.sh) and the same steps as PyTorch's (see same-steps; minutes on 2 cores),
+# `kiln report`'s page rendered in Chromium (Tests/report-render.sh), then a smoke run of the benchmark on
+# every device, and the GPU field run's dry run (benchmarks/gpu/field-run.sh on PoCL with tiny limits,
+# about a minute; see gpu-bundle).
 test: deps kernel-check onnx-deps report-deps mpi-deps sanitize-deps
 	swift build -c release
 	@seed=$${KILN_TEST_SEED:-$$(date +%s%3N)}; echo "swift test -c release with KILN_TEST_SEED=$$seed"; \
@@ -83,6 +85,10 @@ test: deps kernel-check onnx-deps report-deps mpi-deps sanitize-deps
 		else echo "onnx-roundtrip: skipped, onnxruntime could not be installed (see onnx-deps above)"; fi
 	@if python3 -c 'import torch, safetensors, numpy' 2>/dev/null; then bash Tests/pytorch-checkpoint.sh .build/release/kiln python3; \
 		else echo "pytorch-checkpoint: skipped, no torch in python3 (pip install torch safetensors numpy to run it)"; fi
+	@if python3 -c 'import torch, safetensors, numpy' 2>/dev/null; then \
+		python3 benchmarks/pytorch/same_steps.py --kiln .build/release/kiln --no-free --model resnet20 && \
+		python3 benchmarks/pytorch/same_steps.py --kiln .build/release/kiln --no-free --model lean8k --steps 20; \
+		else echo "same-steps: skipped, no torch in python3 (pip install torch safetensors numpy to run it)"; fi
 	@if command -v chromium >/dev/null 2>&1; then bash Tests/report-render.sh .build/release/kiln chromium; \
 		else echo "report-render: skipped, chromium could not be installed (see report-deps above)"; fi
 	.build/release/kiln-bench --quick
