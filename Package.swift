@@ -30,6 +30,9 @@ let package = Package(
         // Open MPI opened with dlopen when a run starts under mpirun (`Distributed/`), so Kiln builds and
         // runs without it.
         .target(name: "CMPILoader", path: "Sources/CMPILoader", linkerSettings: [.linkedLibrary("dl")]),
+        // The CPU's direct convolution kernels, in C for AVX2 and FMA (called only where the CPU has them).
+        // Optimized in debug builds too: at -O0 intrinsics run some 10x slower, and the tests use real shapes.
+        .target(name: "CDirectConvolution", path: "Sources/CDirectConvolution", cSettings: [.unsafeFlags(["-O2"])]),
         // CLBlast's tuners and parameter queries, which only its C++ API has, behind a C header (`kiln tune`).
         .target(name: "CCLBlastTuner", dependencies: ["COpenCLLoader"], path: "Sources/CCLBlastTuner"),
         // ONNX's onnx.proto as Swift messages, generated once and committed (generate/generate.sh).
@@ -41,7 +44,7 @@ let package = Package(
                 resources: ["activation", "batchnorm", "channels", "common", "convolution", "data", "dropout", "groupnorm", "loss",
                             "optimizer", "pooling"].map { .embedInCode("\($0).cl") }),
         .target(name: "Kiln", dependencies: ["KilnKernels", "CBLAS", "CZlib", "CPNG", "COpenCL", "CCLBlast", "CCLBlastTuner", "COpenCLLoader",
-                                            "CMPILoader", "ONNXProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                                            "CMPILoader", "CDirectConvolution", "ONNXProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/Kiln"),
         // The HTML pages and SVG charts of `kiln report`, `kiln sweep`, `kiln lr-find` and `kiln-bench --out`:
         // presentation, outside the core library.

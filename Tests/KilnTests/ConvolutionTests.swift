@@ -21,12 +21,21 @@ import Testing
         (5, 5, 3, 11, WindowGeometry(kernel: 3, stride: 2, padding: 1, dilation: 3, groups: 5)), // depthwise, dilated, strided
         (6, 4, 3, 5, WindowGeometry(kernel: 1, stride: 1, padding: 0, groups: 2)),               // grouped pointwise
         (3, 3, 200, 13, WindowGeometry(kernel: 3, stride: 1, padding: 2, dilation: 2, groups: 3)), // several im2col chunks
+        // The direct kernels' edges: outputs not a multiple of their 4, a 1-pixel image, 16+ channels
+        // over several chunks (of 3 images here), 25 taps (not a multiple of their 3), padding of a whole span.
+        (17, 6, 9, 31, WindowGeometry(kernel: 3, stride: 1, padding: 1)),
+        (4, 33, 2, 1, WindowGeometry(kernel: 3, stride: 1, padding: 1)),
+        (16, 16, 7, 33, WindowGeometry(kernel: 3, stride: 1, padding: 1)),
+        (5, 7, 3, 9, WindowGeometry(kernel: 5, stride: 1, padding: 1, dilation: 2)),
+        (3, 2, 3, 5, WindowGeometry(kernel: 3, stride: 1, padding: 2)),
     ]
 
-    @Test(arguments: 0..<cases.count)
-    func forwardAndBackward(_ index: Int) throws {
+    /// Each case on both CPU paths: the direct AVX2 kernels (which take the stride-1 ungrouped cases
+    /// where the CPU has AVX2) and im2col + sgemm (which take all of them elsewhere).
+    @Test(arguments: 0..<cases.count, [true, false])
+    func forwardAndBackward(_ index: Int, direct: Bool) throws {
         let (ci, co, n, h, g) = Self.cases[index]
-        let device = CPUDevice()
+        let device = CPUDevice(threads: System.coreCount, directConvolution: direct)
         let oh = g.outputSize(h)
         let (x, xv) = try randomTensor(device, [ci, n, h, h])
         let cg = ci / g.groups

@@ -1,12 +1,14 @@
 import CBLAS
 
-/// Convolution on the CPU: im2col + sgemm. With the channel-major layout a GEMM's output columns are
-/// the activation itself. The batch is processed in chunks of images whose im2col columns fit in L2
-/// (one chunk range per thread, each with its own scratch), so the column matrix never travels
-/// through main memory. A pointwise convolution (and so a Linear layer) needs no im2col at all. With
-/// channel groups, the im2col rows and the weight rows of a group are contiguous blocks: one GEMM per group.
+/// Convolution on the CPU: stride-1 windows through the direct kernels where the CPU has AVX2
+/// (`CPUDirectConvolution.swift`); the rest, and all of them elsewhere, as im2col + sgemm. With the
+/// channel-major layout a GEMM's output columns are the activation itself. The batch is processed in
+/// chunks of images whose im2col columns fit in L2 (one chunk range per thread, each with its own
+/// scratch), so the column matrix never travels through main memory. A pointwise convolution (and so
+/// a Linear layer) needs no im2col at all. With channel groups, the im2col rows and the weight rows of
+/// a group are contiguous blocks: one GEMM per group.
 extension CPUDevice {
-    /// Floats of im2col columns per chunk: about 512 KB, a share of L2.
+    /// Floats of scratch per chunk: about 512 KB, a share of L2.
     private static let chunkFloats = 128 * 1024
 
     public func conv2dForward(input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor, geometry: WindowGeometry,
@@ -29,6 +31,7 @@ extension CPUDevice {
     }
 
     private func convolve(_ input: Tensor, _ weight: Tensor, _ output: Tensor, _ geometry: WindowGeometry) {
+        if runsDirect(geometry) { return directForward(input, weight, output, geometry) }
         let depth = input.channels * geometry.kernel * geometry.kernel
         let (m, columns, plane) = (output.channels, output.rowLength, output.height * output.width)
         let (groups, groupDepth, groupM) = (geometry.groups, depth / geometry.groups, m / geometry.groups)
@@ -40,7 +43,7 @@ extension CPUDevice {
             }
             return
         }
-        forEachChunk(input, depth: depth, plane: plane) { chunk in
+        forEachChunk(input, floatsPerImage: depth * plane) { chunk in
             let (images, col) = (chunk.images, chunk.columns)
             im2col(input, images: images, outputHeight: output.height, outputWidth: output.width, geometry: geometry, into: col)
             let n = images.count * plane
@@ -54,6 +57,7 @@ extension CPUDevice {
     /// dx = Wᵀ ∗ dy, or dx += … when `accumulate`.
     private func inputGradient(_ gradOutput: Tensor, _ weight: Tensor, _ gradInput: Tensor, _ geometry: WindowGeometry,
                                accumulate: Bool) {
+        if runsDirect(geometry) { return directInputGradient(gradOutput, weight, gradInput, geometry, accumulate: accumulate) }
         let depth = gradInput.channels * geometry.kernel * geometry.kernel
         let (m, columns, plane) = (gradOutput.channels, gradOutput.rowLength, gradOutput.height * gradOutput.width)
         let (groups, groupDepth, groupM) = (geometry.groups, depth / geometry.groups, m / geometry.groups)
@@ -68,7 +72,7 @@ extension CPUDevice {
         // dcol = Wᵀ · dY per chunk, then col2im onto that chunk's images (disjoint across threads).
         // col2im leaves dcol zeroed, so the GEMM accumulates (β = 1) into zeros and OpenBLAS skips its
         // separate zeroing pass over C: only the thread's first chunk needs a clear scratch.
-        forEachChunk(gradInput, depth: depth, plane: plane) { chunk in
+        forEachChunk(gradInput, floatsPerImage: depth * plane) { chunk in
             let (images, dcol) = (chunk.images, chunk.columns)
             if chunk.isFirst { dcol.update(repeating: 0, count: chunk.capacity) }
             let n = images.count * plane
@@ -82,6 +86,7 @@ extension CPUDevice {
     }
 
     private func weightGradient(_ input: Tensor, _ gradOutput: Tensor, _ gradWeight: Tensor, _ geometry: WindowGeometry) {
+        if runsDirect(geometry) { return directWeightGradient(input, gradOutput, gradWeight, geometry) }
         let depth = input.channels * geometry.kernel * geometry.kernel
         let (m, columns, plane) = (gradOutput.channels, gradOutput.rowLength, gradOutput.height * gradOutput.width)
         let (groups, groupDepth, groupM) = (geometry.groups, depth / geometry.groups, m / geometry.groups)
@@ -99,7 +104,7 @@ extension CPUDevice {
                          partial + part * size, m)
                 }
             } else {
-                parts = forEachChunk(input, depth: depth, plane: plane) { chunk in
+                parts = forEachChunk(input, floatsPerImage: depth * plane) { chunk in
                     let (images, col) = (chunk.images, chunk.columns)
                     im2col(input, images: images, outputHeight: gradOutput.height, outputWidth: gradOutput.width,
                            geometry: geometry, into: col)
@@ -145,28 +150,28 @@ extension CPUDevice {
     }
 
     /// One chunk of a batch as `forEachChunk` hands it out.
-    private struct ColumnChunk {
+    struct ScratchChunk {
         /// The thread's index (0 ..< threads) and whether this is its first chunk.
         let part: Int, isFirst: Bool
         let images: Range<Int>
-        /// The thread's own column scratch, `capacity` floats.
+        /// The thread's own scratch (im2col columns, or the direct kernels' grids), `capacity` floats.
         let columns: UnsafeMutablePointer<Float>, capacity: Int
     }
 
-    /// Splits `image`'s batch into L2-sized chunks and hands each thread a contiguous run of them with
-    /// its own column scratch. Returns the number of threads used.
+    /// Splits `image`'s batch into L2-sized chunks of `floatsPerImage` scratch floats per image and hands
+    /// each thread a contiguous run of them with its own scratch. Returns the number of threads used.
     @discardableResult
-    private func forEachChunk(_ image: Tensor, depth: Int, plane: Int, _ body: (ColumnChunk) -> Void) -> Int {
+    func forEachChunk(_ image: Tensor, floatsPerImage: Int, _ body: (ScratchChunk) -> Void) -> Int {
         let n = image.batch
-        let perChunk = max(1, min(n, Self.chunkFloats / max(depth * plane, 1)))
+        let perChunk = max(1, min(n, Self.chunkFloats / max(floatsPerImage, 1)))
         let chunkCount = (n + perChunk - 1) / perChunk
-        let stride = perChunk * depth * plane
+        let stride = perChunk * floatsPerImage
         return withScratch(Self.columnScratch, stride * min(parallel.threads, chunkCount)) { scratchBase in
             parallel.parts(chunkCount) { part, chunks in
                 for chunk in chunks {
-                    body(ColumnChunk(part: part, isFirst: chunk == chunks.lowerBound,
-                                     images: chunk * perChunk ..< min(n, (chunk + 1) * perChunk),
-                                     columns: scratchBase + part * stride, capacity: stride))
+                    body(ScratchChunk(part: part, isFirst: chunk == chunks.lowerBound,
+                                      images: chunk * perChunk ..< min(n, (chunk + 1) * perChunk),
+                                      columns: scratchBase + part * stride, capacity: stride))
                 }
             }
         }
@@ -273,7 +278,7 @@ extension CPUDevice {
 
     /// dst[i·stride] += src[i] for i < count, in SIMD8 blocks where stride is 1.
     @inline(__always)
-    private static func addRow(from src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int, stride: Int) {
+    static func addRow(from src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int, stride: Int) {
         var i = 0
         if stride == 1 {
             while i &+ 8 <= count {

@@ -22,9 +22,10 @@ final class CPUStorage: DeviceStorage {
     deinit { if parent == nil { raw.deallocate() } }
 }
 
-/// The CPU device: convolutions as im2col + OpenBLAS sgemm, everything else as loops over raw
-/// buffers, split over `parallel.threads` cores. OpenBLAS runs single-threaded: Kiln splits each GEMM
-/// itself, so BLAS threads never spin against Kiln's own.
+/// The CPU device: stride-1 convolutions as direct AVX2 kernels where the CPU has them, the other
+/// convolutions as im2col + OpenBLAS sgemm, everything else as loops over raw buffers, split over
+/// `parallel.threads` cores. OpenBLAS runs single-threaded: Kiln splits each GEMM itself, so BLAS
+/// threads never spin against Kiln's own.
 ///
 /// The primitives live in the files beside this one, one op family each (`CPUConvolution.swift`, …).
 public final class CPUDevice: Device {
@@ -38,10 +39,20 @@ public final class CPUDevice: Device {
     public let parallel: Parallel
     public var threads: Int? { parallel.threads }
 
+    /// Whether stride-1 convolutions run the direct AVX2 kernels (`CPUDirectConvolution.swift`) rather than im2col.
+    let directConvolution: Bool
+
     /// A CPU device running its primitives on `threads` threads (all cores by default).
-    public init(threads: Int = System.coreCount) {
+    public convenience init(threads: Int = System.coreCount) {
+        self.init(threads: threads, directConvolution: CPUDevice.hasDirectKernels)
+    }
+
+    /// `directConvolution: false` keeps every convolution on im2col + sgemm, as on a CPU without AVX2:
+    /// the tests check both paths on one machine.
+    init(threads: Int, directConvolution: Bool) {
         openblas_set_num_threads(1)
         parallel = Parallel(threads: threads)
+        self.directConvolution = directConvolution && CPUDevice.hasDirectKernels
     }
 
     /// The CPU fuses what `Stage.standard` fuses by composing its primitives (`composedForward`), so that
