@@ -256,7 +256,7 @@ extension CPUDevice {
     /// dst[i] = src[i·stride] for i < count. Stride 1 (most layers) moves SIMD8 blocks, the last one
     /// overlapping the one before instead of a scalar tail.
     @inline(__always)
-    private static func copyRow(from src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int, stride: Int) {
+    static func copyRow(from src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int, stride: Int) {
         if stride == 1 && count >= 8 {
             var i = 0
             while i &+ 8 < count {

@@ -117,11 +117,23 @@ extension CPUDevice {
                         into grids: UnsafeMutablePointer<Float>) {
         let (n, h, w) = (t.batch, t.height, t.width)
         let source = floats(t)
-        grids.update(repeating: 0, count: rows * images.count * plane)
-        for c in 0..<t.channels {
+        for c in 0..<rows {
             for (k, image) in images.enumerated() {
-                let (src, dst) = (source + (c * n + image) * h * w, grids + (c * images.count + k) * plane + margin * width + margin)
-                for y in 0..<h { (dst + y * width).update(from: src + y * w, count: w) }
+                let dst = grids + (c * images.count + k) * plane
+                guard c < t.channels else {
+                    dst.update(repeating: 0, count: plane)
+                    continue
+                }
+                // Each float written once: the zeros before a row's pixels, then the pixels.
+                let src = source + (c * n + image) * h * w
+                var written = 0
+                for y in 0..<h {
+                    let start = (margin + y) * width + margin
+                    for i in written..<start { dst[i] = 0 }
+                    Self.copyRow(from: src + y * w, to: dst + start, count: w, stride: 1)
+                    written = start + w
+                }
+                (dst + written).update(repeating: 0, count: plane - written)
             }
         }
     }
@@ -133,7 +145,7 @@ extension CPUDevice {
         for c in 0..<t.channels {
             for y in 0..<h {
                 let (src, dst) = (out + c * plane + y * rowLength, destination + ((c * n + image) * h + y) * w)
-                if accumulate { Self.addRow(from: src, to: dst, count: w, stride: 1) } else { dst.update(from: src, count: w) }
+                if accumulate { Self.addRow(from: src, to: dst, count: w, stride: 1) } else { Self.copyRow(from: src, to: dst, count: w, stride: 1) }
             }
         }
     }
