@@ -25,9 +25,10 @@ import Testing
 
     /// Time to accuracy's stop: the run ends after the first epoch at the target, its later epochs untrained.
     @Test func runStopsAfterTheFirstEpochAtTheTarget() throws {
+        // The first epoch (the one-cycle warm-up) reaches 89–92% depending on rounding; 85% stops it there.
         let trainer = try trainer(epochs: 3)
-        let reports = try trainer.run(until: 90)
-        #expect(reports.count == 1 && trainer.completedEpochs == 1 && reports[0].testAccuracy >= 90, "\(reports.map(\.testAccuracy))")
+        let reports = try trainer.run(until: 85)
+        #expect(reports.count == 1 && trainer.completedEpochs == 1 && reports[0].testAccuracy >= 85, "\(reports.map(\.testAccuracy))")
     }
 
     @Test func sameSeedSameRunAndResumeMatches() throws {
