@@ -16,7 +16,7 @@
 ///   backward primitives in reverse (conv2dBackward: weights and input together, through a fused batch
 ///   norm where there is one) → finishGradients → sgdStep / adamStep over the flat parameter buffer.
 public protocol Device: DeviceMemory, NeuralPrimitives, OptimizerPrimitives, BatchAssembly {
-    /// One line naming the device, e.g. "cpu (OpenBLAS sgemm, 2 threads)".
+    /// One line naming the device, e.g. "cpu (AVX2 direct convolution, OpenBLAS sgemm, 2 threads)".
     var summary: String { get }
     /// The CPU threads the primitives run on (the run report's `threads`); nil on a device with cores of
     /// its own (OpenCL).

@@ -29,7 +29,8 @@ final class CPUStorage: DeviceStorage {
 ///
 /// The primitives live in the files beside this one, one op family each (`CPUConvolution.swift`, …).
 public final class CPUDevice: Device {
-    /// Scratch areas (im2col columns, per-thread partial sums); each grows to the largest layer, then stays.
+    /// Scratch areas (im2col columns or direct grids, per-thread partial sums, packed weights); each grows
+    /// to the largest layer, then stays.
     private var workspaces = [CPUStorage(bytes: 0), CPUStorage(bytes: 0)]
     static let columnScratch = 0, partialScratch = 1
     /// A fused batch norm's input gradient, which its convolution's backward then reads.
@@ -59,7 +60,9 @@ public final class CPUDevice: Device {
     /// parity meets the same stages on both devices.
     public func plan(_ nodes: [PlanNode]) -> [Stage] { Stage.standard(nodes) }
 
-    public var summary: String { "cpu (OpenBLAS sgemm, \(parallel.threads) thread\(parallel.threads == 1 ? "" : "s"))" }
+    public var summary: String {
+        "cpu (\(directConvolution ? "AVX2 direct convolution, " : "")OpenBLAS sgemm, \(parallel.threads) thread\(parallel.threads == 1 ? "" : "s"))"
+    }
 
     // The storage is raw memory, never bound to a type: typed access is defined only once it is bound
     // (`bindMemory`, free at run time), so each accessor binds it to the element type it hands out.
