@@ -10,12 +10,14 @@ extension CPUDevice {
         let norm = NormalizeStage(self, input, gamma, beta, runningMean, runningVar, savedMean, savedInvStd, output, momentum,
                                  epsilon, activation)
         // Both stages per channel while its row is in cache. Mean and m2 (squared deviations) in two
-        // passes: stable where E[x²]−E[x]² is not.
+        // passes, stable where E[x²]−E[x]² is not, and in doubles as the synchronized path's moments:
+        // float sums over a row of N·H·W drift by some 1e-5, and the backward's cancellation turns that
+        // into 1e-3 of the convolution's weight step below (benchmarks/pytorch/same_steps.py --float64).
         parallel.chunks(input.channels) {
             for c in $0 {
-                let mean = Reduce.sum(x + c * row, row, activation: activation) / Float(row)
-                norm.apply(c, count: Float(row), mean: mean,
-                           m2: Reduce.squaredDeviations(x + c * row, row, mean: mean, activation: activation))
+                let mean = Reduce.preciseSum(x + c * row, row, activation: activation) / Double(row)
+                let m2 = Reduce.preciseSquaredDeviations(x + c * row, row, mean: mean, activation: activation)
+                norm.apply(c, count: Float(row), mean: Float(mean), m2: Float(m2))
             }
         }
     }
@@ -105,12 +107,15 @@ extension CPUDevice {
         let row = input.rowLength, (x, dy) = (floats(input), floats(gradOutput))
         let (sm, si, dg, db) = (floats(savedMean), floats(savedInvStd), floats(gradGamma), floats(gradBeta))
         let data = InputGradient(self, input, gradOutput, gamma, savedMean, savedInvStd, gradInput, activation)
+        let n = Double(row)
         parallel.chunks(input.channels) {
             for c in $0 {
-                // β's and γ's gradients, Σ dy and Σ dy·x̂, then the input gradient from them.
-                db[c] = Reduce.sum(dy + c * row, row)
-                dg[c] = Reduce.dotCentered(dy + c * row, x + c * row, row, mean: sm[c], activation: activation) * si[c]
-                data.apply(c, meanDy: db[c] / Float(row), meanDyXhat: dg[c] / Float(row))
+                // β's and γ's gradients, Σ dy and Σ dy·x̂ (in doubles, as the forward's moments), then the
+                // input gradient from them.
+                let sum = Reduce.preciseSum(dy + c * row, row)
+                let dot = Reduce.preciseDotCentered(dy + c * row, x + c * row, row, mean: sm[c], activation: activation) * Double(si[c])
+                (db[c], dg[c]) = (Float(sum), Float(dot))
+                data.apply(c, meanDy: Float(sum / n), meanDyXhat: Float(dot / n))
             }
         }
     }

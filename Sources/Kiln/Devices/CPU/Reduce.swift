@@ -14,39 +14,6 @@ enum Reduce {
         return total
     }
 
-    /// Σ (p[i] − mean)²
-    @inline(__always)
-    static func squaredDeviations(_ p: UnsafePointer<Float>, _ count: Int, mean: Float, activation: Activation = .identity) -> Float {
-        var acc = SIMD16<Float>()
-        let m = SIMD16<Float>(repeating: mean)
-        var i = 0
-        while i + 16 <= count {
-            let d = load16(p + i, activation) - m
-            acc += d * d
-            i += 16
-        }
-        var total = acc.sum()
-        while i < count { let d = activation.apply(p[i]) - mean; total += d * d; i += 1 }
-        return total
-    }
-
-    /// Σ a[i]·(b[i] − mean)
-    @inline(__always)
-    static func dotCentered(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int, mean: Float,
-                            activation: Activation = .identity) -> Float {
-        var acc = SIMD16<Float>()
-        let m = SIMD16<Float>(repeating: mean)
-        var i = 0
-        while i + 16 <= count {
-            let x = UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self)
-            acc += x * (load16(b + i, activation) - m)
-            i += 16
-        }
-        var total = acc.sum()
-        while i < count { total += a[i] * (activation.apply(b[i]) - mean); i += 1 }
-        return total
-    }
-
     @inline(__always)
     static func load16(_ p: UnsafePointer<Float>, _ activation: Activation) -> SIMD16<Float> {
         activation.apply(UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self))
