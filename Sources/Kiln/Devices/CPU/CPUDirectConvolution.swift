@@ -145,7 +145,11 @@ extension CPUDevice {
         for c in 0..<t.channels {
             for y in 0..<h {
                 let (src, dst) = (out + c * plane + y * rowLength, destination + ((c * n + image) * h + y) * w)
-                if accumulate { Self.addRow(from: src, to: dst, count: w, stride: 1) } else { Self.copyRow(from: src, to: dst, count: w, stride: 1) }
+                if accumulate {
+                    Self.addRow(from: src, to: dst, count: w, stride: 1)
+                } else {
+                    Self.copyRow(from: src, to: dst, count: w, stride: 1)
+                }
             }
         }
     }
