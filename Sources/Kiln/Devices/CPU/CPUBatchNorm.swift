@@ -10,9 +10,10 @@ extension CPUDevice {
         let norm = NormalizeStage(self, input, gamma, beta, runningMean, runningVar, savedMean, savedInvStd, output, momentum,
                                  epsilon, activation)
         // Both stages per channel while its row is in cache. Mean and m2 (squared deviations) in two
-        // passes, stable where E[x²]−E[x]² is not, and in doubles as the synchronized path's moments:
-        // float sums over a row of N·H·W drift by some 1e-5, and the backward's cancellation turns that
-        // into 1e-3 of the convolution's weight step below (benchmarks/pytorch/same_steps.py --float64).
+        // passes, stable where E[x²]−E[x]² is not, and as precise as doubles (`Reduce.precise*`, as the
+        // synchronized path's moments): float sums over a row of N·H·W drift by some 1e-5, and the
+        // backward's cancellation turns that into 1e-3 of the convolution's weight step below
+        // (benchmarks/pytorch/same_steps.py --float64).
         parallel.chunks(input.channels) {
             for c in $0 {
                 let mean = Reduce.preciseSum(x + c * row, row, activation: activation) / Double(row)
@@ -110,7 +111,7 @@ extension CPUDevice {
         let n = Double(row)
         parallel.chunks(input.channels) {
             for c in $0 {
-                // β's and γ's gradients, Σ dy and Σ dy·x̂ (in doubles, as the forward's moments), then the
+                // β's and γ's gradients, Σ dy and Σ dy·x̂ (precise sums, as the forward's moments), then the
                 // input gradient from them.
                 let sum = Reduce.preciseSum(dy + c * row, row)
                 let dot = Reduce.preciseDotCentered(dy + c * row, x + c * row, row, mean: sm[c], activation: activation) * Double(si[c])

@@ -44,7 +44,7 @@ extension CPUDevice {
             return
         }
         forEachChunk(input, floatsPerImage: depth * plane) { chunk in
-            let (images, col) = (chunk.images, chunk.columns)
+            let (images, col) = (chunk.images, chunk.scratch)
             im2col(input, images: images, outputHeight: output.height, outputWidth: output.width, geometry: geometry, into: col)
             let n = images.count * plane
             for g in 0..<groups {
@@ -73,7 +73,7 @@ extension CPUDevice {
         // col2im leaves dcol zeroed, so the GEMM accumulates (β = 1) into zeros and OpenBLAS skips its
         // separate zeroing pass over C: only the thread's first chunk needs a clear scratch.
         forEachChunk(gradInput, floatsPerImage: depth * plane) { chunk in
-            let (images, dcol) = (chunk.images, chunk.columns)
+            let (images, dcol) = (chunk.images, chunk.scratch)
             if chunk.isFirst { dcol.update(repeating: 0, count: chunk.capacity) }
             let n = images.count * plane
             for g in 0..<groups {
@@ -105,7 +105,7 @@ extension CPUDevice {
                 }
             } else {
                 parts = forEachChunk(input, floatsPerImage: depth * plane) { chunk in
-                    let (images, col) = (chunk.images, chunk.columns)
+                    let (images, col) = (chunk.images, chunk.scratch)
                     im2col(input, images: images, outputHeight: gradOutput.height, outputWidth: gradOutput.width,
                            geometry: geometry, into: col)
                     let n = images.count * plane
@@ -155,7 +155,7 @@ extension CPUDevice {
         let part: Int, isFirst: Bool
         let images: Range<Int>
         /// The thread's own scratch (im2col columns, or the direct kernels' grids), `capacity` floats.
-        let columns: UnsafeMutablePointer<Float>, capacity: Int
+        let scratch: UnsafeMutablePointer<Float>, capacity: Int
     }
 
     /// Splits `image`'s batch into L2-sized chunks of `floatsPerImage` scratch floats per image and hands
@@ -171,7 +171,7 @@ extension CPUDevice {
                 for chunk in chunks {
                     body(ScratchChunk(part: part, isFirst: chunk == chunks.lowerBound,
                                       images: chunk * perChunk ..< min(n, (chunk + 1) * perChunk),
-                                      columns: scratchBase + part * stride, capacity: stride))
+                                      scratch: scratchBase + part * stride, capacity: stride))
                 }
             }
         }

@@ -51,7 +51,7 @@ extension CPUDevice {
         withScratch(Self.partialScratch, size * parallel.threads) { partial in
             let parts = forEachChunk(input, floatsPerImage: inputs * grid.plane + blocks * Self.blockOutputs * grid.positions) { chunk in
                 let count = chunk.images.count
-                let (x, dy) = (chunk.columns, chunk.columns + inputs * count * grid.plane)
+                let (x, dy) = (chunk.scratch, chunk.scratch + inputs * count * grid.plane)
                 let sums = partial + chunk.part * size
                 if chunk.isFirst { sums.update(repeating: 0, count: size) }
                 layOut(input, images: chunk.images, rows: inputs, width: grid.width, plane: grid.plane, margin: g.padding, into: x)
@@ -84,7 +84,7 @@ extension CPUDevice {
             packWeights(packed, blocks)
             forEachChunk(source, floatsPerImage: inputs * grid.plane + blocks * Self.blockOutputs * grid.positions) { chunk in
                 let count = chunk.images.count
-                let (x, out) = (chunk.columns, chunk.columns + inputs * count * grid.plane)
+                let (x, out) = (chunk.scratch, chunk.scratch + inputs * count * grid.plane)
                 layOut(source, images: chunk.images, rows: inputs, width: grid.width, plane: grid.plane, margin: grid.padding,
                        into: x)
                 for (k, image) in chunk.images.enumerated() {
